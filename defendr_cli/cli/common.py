@@ -1,0 +1,53 @@
+"""Shared CLI state and options: the workspace, device/precision, seed, --json, --force.
+
+Commands receive `ctx: typer.Context` and read `state(ctx)`; option types are Annotated aliases
+so every command spells them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from defendr_cli.core.runtime import Runtime
+from defendr_cli.core.workspace import Workspace
+
+
+@dataclass
+class AppState:
+    workspace: Workspace
+    debug: bool = False
+    console: Console = field(default_factory=lambda: Console(stderr=False))
+    err_console: Console = field(default_factory=lambda: Console(stderr=True))
+
+
+def state(ctx: typer.Context) -> AppState:
+    """The AppState set by the root callback (a default one when a command runs standalone)."""
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = AppState(workspace=Workspace.from_option(None))
+    return root.obj
+
+
+def make_runtime(device: str, precision: str) -> Runtime:
+    return Runtime.create(device, precision)
+
+
+def print_json(payload: Any) -> None:
+    """Machine-readable output on stdout (no rich markup)."""
+    typer.echo(json.dumps(payload, indent=2, sort_keys=False, default=str))
+
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N]")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 | bf16 | fp16 (autocast for forward/backward)")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random choice; recorded in artefacts.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing artefact.")]
+DataOpt = Annotated[
+    str | None,
+    typer.Option("--data", help="Clean cache name or path (default: the workspace's only cache)."),
+]

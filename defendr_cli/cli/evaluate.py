@@ -1,0 +1,14 @@
+"""`defendr evaluate` (not built yet: says so in one line and exits 1)."""
+
+from __future__ import annotations
+
+import typer
+
+from defendr_cli.core.errors import StageNotReadyError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("evaluate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def evaluate() -> None:
+        """Not built yet."""
+        raise StageNotReadyError("`defendr evaluate` is not built yet in this version")

@@ -1,0 +1,14 @@
+"""`defendr gradcam` (not built yet: says so in one line and exits 1)."""
+
+from __future__ import annotations
+
+import typer
+
+from defendr_cli.core.errors import StageNotReadyError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("gradcam", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def gradcam() -> None:
+        """Not built yet."""
+        raise StageNotReadyError("`defendr gradcam` is not built yet in this version")

@@ -1,0 +1,14 @@
+"""`defendr reproduce` (not built yet: says so in one line and exits 1)."""
+
+from __future__ import annotations
+
+import typer
+
+from defendr_cli.core.errors import StageNotReadyError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("reproduce", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def reproduce() -> None:
+        """Not built yet."""
+        raise StageNotReadyError("`defendr reproduce` is not built yet in this version")

@@ -1,0 +1,55 @@
+"""Progress reporting without a UI dependency.
+
+Core loops take a `Reporter` and call `with reporter.task("attack fgsm", total=n) as task:
+task.advance(k, loss=0.3)`. The CLI passes a rich-backed reporter; tests and library users get
+`NullReporter` (the default), which does nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Task(Protocol):
+    def advance(self, n: int = 1, **fields: Any) -> None: ...
+
+    def update(self, **fields: Any) -> None: ...
+
+
+class Reporter(Protocol):
+    def task(self, description: str, total: int | None = None) -> "TaskContext": ...
+
+    def note(self, message: str) -> None: ...
+
+
+class TaskContext(Protocol):
+    def __enter__(self) -> Task: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class _NullTask:
+    def advance(self, n: int = 1, **fields: Any) -> None:
+        pass
+
+    def update(self, **fields: Any) -> None:
+        pass
+
+    def __enter__(self) -> "_NullTask":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class NullReporter:
+    """Reports nothing. Notes are kept in `notes` so tests can inspect them."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def task(self, description: str, total: int | None = None) -> _NullTask:
+        return _NullTask()
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)

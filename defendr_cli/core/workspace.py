@@ -1,0 +1,143 @@
+"""The workspace folder that stages exchange artefacts in, and artefact naming.
+
+Layout (DESIGN.md §2):
+    <root>/data/<name>.h5      clean caches            (defendr prepare)
+    <root>/adv/<name>.h5       adversarial sets        (defendr attack)
+    <root>/models/<name>.pt    checkpoints/manifests   (defendr train / ensemble)
+    <root>/reports/<name>/     tables, JSON, PNGs      (defendr evaluate / gradcam / reproduce)
+
+Every command accepts an artefact either by name (looked up in its folder) or by path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from defendr_cli.core.errors import InputError, MissingArtefactError
+
+DEFAULT_WORKDIR = "defendr-work"
+WORKDIR_ENV = "DEFENDR_WORKDIR"
+
+# kind -> (folder, suffix, command that makes it)
+ARTEFACT_KINDS: dict[str, tuple[str, str, str]] = {
+    "data": ("data", ".h5", "defendr prepare"),
+    "adv": ("adv", ".h5", "defendr attack"),
+    "model": ("models", ".pt", "defendr train"),
+    "report": ("reports", "", "defendr evaluate"),
+}
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace rooted at `root`. Folders are created on demand by `dir_for(..., create=True)`."""
+
+    root: Path
+
+    @classmethod
+    def from_option(cls, workdir: str | os.PathLike | None = None) -> "Workspace":
+        """--workdir, else $DEFENDR_WORKDIR, else ./defendr-work."""
+        raw = workdir or os.environ.get(WORKDIR_ENV) or DEFAULT_WORKDIR
+        return cls(Path(raw).expanduser())
+
+    def dir_for(self, kind: str, *, create: bool = False) -> Path:
+        folder = self.root / ARTEFACT_KINDS[kind][0]
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir_for("data")
+
+    @property
+    def adv_dir(self) -> Path:
+        return self.dir_for("adv")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.dir_for("model")
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.dir_for("report")
+
+    def path_for(self, kind: str, name: str, *, create_dir: bool = True) -> Path:
+        """Where an artefact called `name` of `kind` lives (it need not exist)."""
+        _, suffix, _ = ARTEFACT_KINDS[kind]
+        return self.dir_for(kind, create=create_dir) / f"{name}{suffix}"
+
+    def names(self, kind: str) -> list[str]:
+        """Names of existing artefacts of `kind`, sorted; temporary partial files are skipped."""
+        folder = self.dir_for(kind)
+        if not folder.is_dir():
+            return []
+        _, suffix, _ = ARTEFACT_KINDS[kind]
+        if kind == "report":
+            return sorted(p.name for p in folder.iterdir() if p.is_dir())
+        return sorted(
+            p.name[: -len(suffix)]
+            for p in folder.iterdir()
+            if p.is_file() and p.name.endswith(suffix) and not p.name.startswith(".")
+        )
+
+    def resolve(self, kind: str, ref: str | os.PathLike, *, hint: str | None = None) -> Path:
+        """An existing artefact from a name or a path; MissingArtefactError naming the maker.
+
+        `hint` overrides the default 'make it with ...' command (e.g. 'defendr train alp').
+        """
+        folder, suffix, maker = ARTEFACT_KINDS[kind]
+        ref_str = os.fspath(ref)
+        as_path = Path(ref_str).expanduser()
+        looks_like_path = os.sep in ref_str or (suffix and ref_str.endswith(suffix))
+        if as_path.exists() and (looks_like_path or not (self.root / folder / f"{ref_str}{suffix}").exists()):
+            return as_path
+        candidate = self.root / folder / f"{ref_str}{suffix}"
+        if candidate.exists():
+            return candidate
+        where = as_path if looks_like_path else candidate
+        raise MissingArtefactError(
+            f"no {_KIND_WORDS[kind]} '{ref_str}' at {where}", hint=f"make it with: {hint or maker}"
+        )
+
+    def default_data(self) -> Path:
+        """The workspace's clean cache when there is exactly one; a clear error otherwise."""
+        names = self.names("data")
+        if not names:
+            raise MissingArtefactError(
+                f"no clean cache in {self.data_dir}", hint="make one with: defendr prepare"
+            )
+        if len(names) > 1:
+            raise InputError(
+                f"several clean caches in {self.data_dir} ({', '.join(names)}): choose one with --data NAME"
+            )
+        return self.path_for("data", names[0], create_dir=False)
+
+
+_KIND_WORDS = {"data": "clean cache", "adv": "adversarial set", "model": "model", "report": "report"}
+
+
+def format_number(value: float | Fraction | str) -> str:
+    """A filename-safe label of a number: 0.12 -> '0.12', '8/255' -> '8_255', 1e-05 -> '1e-05'."""
+    text = str(value).strip()
+    if "/" in text:
+        num, den = (part.strip() for part in text.split("/", 1))
+        return f"{num}_{den}"
+    return text
+
+
+def adv_set_name(attack: str, eps_label: str, source_model: str, split: str, *,
+                 steps: int | None = None, eps_space: str = "pixel", extra: str = "") -> str:
+    """Name of an adversarial set: `<attack>-eps<eps>[n][-s<steps>]<extra>-<model>-<split>`.
+
+    eps_label is the eps as the user gave it ('0.12', '8/255'); a trailing 'n' marks eps given
+    in normalized space (--eps-space normalized). Example: 'pgd-eps8_255-s10-baseline-test'.
+    """
+    label = format_number(eps_label) + ("n" if eps_space == "normalized" else "")
+    parts = [attack, f"eps{label}"]
+    if steps is not None:
+        parts.append(f"s{steps}")
+    name = "-".join(parts) + extra
+    return f"{name}-{source_model}-{split}"
