@@ -1,0 +1,145 @@
+"""The reproduce report's extra sections: our numbers beside the paper's, and the phenomena checks.
+
+The phenomena (issue: the quick profile must show them honestly, thresholds in the profile's
+`checks` block) are computed from the evaluate results, stored in `phenomena.json` and appended to
+`report.md` with a pass/fail mark. A failing check is reported, never hidden or re-thresholded.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+PAPER_TABLES = "paper_tables.json"
+PHENOMENA_FILE = "phenomena.json"
+RAND_SUFFIX = "+random-resize-pad"
+
+# paper Table 1 row -> our model row name
+TABLE1_ROWS = {
+    "Baseline, no adv. train": "baseline",
+    "Baseline, adv. train": "adv",
+    "CLP, no adv. train": "clp",
+    "ALP, adv. train": "alp",
+    "DUNET, adv. train": "dunet",
+    "Randomization, no adv. train": "baseline" + RAND_SUFFIX,
+    "Randomization, adv. train": "adv" + RAND_SUFFIX,
+}
+TABLE3_ROWS = {"ALP + CLP": "alp-clp", "DUNET + CLP": "dunet-clp", "DUNET + ALP": "dunet-alp",
+               "DUNET + ALP + CLP": "dunet-alp-clp"}
+
+
+def paper_tables() -> dict[str, Any]:
+    text = resources.files("defendr_cli.core.pipeline").joinpath(PAPER_TABLES).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _rows_by_name(transfer: dict) -> dict[str, dict]:
+    return {row["name"]: row for row in transfer.get("models", [])}
+
+
+def _set_name(prefix: str) -> str:
+    return f"{prefix}-baseline-test"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _paper(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def phenomena(transfer: dict, adaptive: dict | None, checks: dict[str, Any]) -> list[dict[str, Any]]:
+    """The four checks of the quick profile, each {'name', 'value', 'threshold', 'passed', 'detail'}."""
+    rows = _rows_by_name(transfer)
+    ref = _set_name(checks["reference_set"])
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, threshold: float, detail: str) -> None:
+        passed = value is not None and value >= threshold
+        out.append({"name": name, "value": value, "threshold": threshold, "passed": bool(passed), "detail": detail})
+
+    base = rows.get("baseline")
+    base_cell = (base or {}).get("sets", {}).get(ref)
+    add("baseline clean accuracy", base["clean"] if base else None, checks["min_clean"],
+        "clean test accuracy of the undefended baseline")
+    add(f"accuracy drop under {checks['reference_set']}",
+        (base_cell["clean"] - base_cell["adv100"]) if base_cell else None, checks["min_drop"],
+        "baseline clean minus 100%-adversarial accuracy on the same images")
+    adv_cell = rows.get("adv", {}).get("sets", {}).get(ref)
+    add("adversarial training gain",
+        (adv_cell["adv100"] - base_cell["adv100"]) if adv_cell and base_cell else None, checks["min_adv_gain"],
+        f"'adv' minus 'baseline' accuracy on {ref}")
+    ref_eps = next((s["eps_label"] for s in transfer.get("adv_sets", []) if s["name"] == ref), None)
+    for model in checks.get("adaptive_below_transfer", []):
+        entry = next((m for m in (adaptive or {}).get("models", []) if m["name"] == model), None)
+        gap = None
+        if entry and ref in entry.get("transfer", {}):
+            robust = entry.get("robust", {}).get(ref_eps)
+            if robust is not None:
+                gap = entry["transfer"][ref] - robust
+        add(f"adaptive attack beats transfer on {model}", gap, 1e-9,
+            f"transfer accuracy on {ref} minus worst adaptive accuracy at eps {ref_eps} (same images)")
+    return out
+
+
+def _comparison_markdown(transfer: dict, settings: dict[str, Any]) -> list[str]:
+    paper = paper_tables()
+    rows = _rows_by_name(transfer)
+    ref = _set_name(settings["checks"]["reference_set"])
+    lines = ["## Our numbers beside the paper's", "",
+             f"Paper: {paper['source']}", "",
+             f"Ours: profile `{settings.get('profile')}`, reference adversarial set `{ref}`. "
+             "The paper's numbers are on ImageNet with a pretrained ResNet-101; ours come from the profile's "
+             "data and model, so compare the direction and size of effects, not the values.", "",
+             f"### {paper['table1']['title']}", "",
+             "| Paper row | Our model | Paper clean / 50% / 100% | Ours clean / 50% / 100% |", "|---|---|---|---|"]
+    for label, ours in TABLE1_ROWS.items():
+        theirs = " / ".join(_paper(v) for v in paper["table1"]["rows"][label])
+        row = rows.get(ours)
+        cell = (row or {}).get("sets", {}).get(ref)
+        mine = " / ".join(_pct(v) for v in ((row["clean"], cell["adv50"], cell["adv100"]) if cell else (None,) * 3))
+        lines.append(f"| {label} | {ours if row else '(not run)'} | {theirs} | {mine} |")
+    lines += ["", f"### {paper['table3']['title']}", "", "| Paper ensemble | Ours | Paper | Ours (100% adv.) |",
+              "|---|---|---|---|"]
+    for label, ours in TABLE3_ROWS.items():
+        row = rows.get(ours)
+        cell = (row or {}).get("sets", {}).get(ref)
+        lines.append(f"| {label} | {ours if row else '(not run)'} | {_paper(paper['table3']['rows'][label][0])} | "
+                     f"{_pct(cell['adv100']) if cell else '-'} |")
+    lines += ["", "Paper Tables 2 and 4 (attack strength and cross-attack robustness) correspond to our Table 2 and "
+              "Table 4 above, with the profile's attacks as columns.", ""]
+    return lines
+
+
+def _phenomena_markdown(results: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Phenomena checks", "", "| Check | Value | Threshold | Result |", "|---|---|---|---|"]
+    for item in results:
+        value = "-" if item["value"] is None else f"{100 * item['value']:.1f} pts"
+        mark = "PASS" if item["passed"] else "FAIL"
+        lines.append(f"| {item['name']} | {value} | {100 * item['threshold']:.1f} pts | {mark} |")
+    lines += ["", "Adaptive numbers are worst cases over the step/restart sweep, on the adaptive subset; a defense "
+              "whose adaptive accuracy is far below its transfer accuracy was only robust to attacks that could "
+              "not see it (Athalye, Carlini & Wagner 2018).", ""]
+    return lines
+
+
+def write_paper_comparison(folder: Path, transfer: dict, adaptive: dict | None,
+                           settings: dict[str, Any]) -> list[Path]:
+    """Append the comparison and phenomena sections to report.md; write phenomena.json."""
+    folder = Path(folder)
+    results = phenomena(transfer, adaptive, settings["checks"])
+    path = folder / PHENOMENA_FILE
+    path.write_text(json.dumps(results, indent=2))
+    report = folder / "report.md"
+    text = report.read_text(encoding="utf-8") if report.exists() else ""
+    extra = _comparison_markdown(transfer, settings) + _phenomena_markdown(results)
+    report.write_text(text.rstrip() + "\n\n" + "\n".join(extra), encoding="utf-8")
+    return [path]
+
+
+def read_phenomena(folder: Path) -> list[dict[str, Any]]:
+    path = Path(folder) / PHENOMENA_FILE
+    return json.loads(path.read_text()) if path.exists() else []

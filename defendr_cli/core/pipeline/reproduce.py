@@ -1,0 +1,125 @@
+"""`defendr reproduce`: every stage of the paper's pipeline, in order, skipping what is current.
+
+Stages (ids as recorded in the workspace ledger, see state.py):
+
+    prepare                      clean cache from the profile's source
+    train:baseline               the undefended classifier
+    attack:<prefix>              adversarial sets from the baseline (train/val/test, or test only)
+    train:<method model>         adv, advpgd, alp, clp, lsq, dunet (profile's `methods`)
+    ensemble:<name>              manifests (profile's `ensembles`)
+    evaluate                     transfer + adaptive protocols -> reports/reproduce/
+    gradcam                      paired heat maps -> reports/reproduce/gradcam/
+
+A stage runs when its ledger key (parameters + input file signatures) changed or its outputs are
+gone; a changed parameter therefore reruns that stage and, through the changed outputs, only what
+depends on it. With `resume=True` interrupted training runs and attack sets continue where they
+stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from defendr_cli.core.pipeline import evaluation_stage as ev
+from defendr_cli.core.pipeline import stages as st
+from defendr_cli.core.pipeline.paper_report import read_phenomena
+from defendr_cli.core.pipeline.state import PipelineLedger, stage_key
+from defendr_cli.core.progress import NullReporter, Reporter
+from defendr_cli.core.runtime import Runtime, seed_everything
+from defendr_cli.core.workspace import Workspace
+
+REPORT_NAME = "reproduce"
+
+
+@dataclass
+class Stage:
+    """One step: `params` and `inputs()` make its ledger key; `run()` returns its output files."""
+
+    id: str
+    params: dict[str, Any]
+    inputs: Callable[[], list[Path]]
+    run: Callable[[], list[Path]]
+
+
+@dataclass
+class StageRecord:
+    id: str
+    status: str  # 'ran' or 'current'
+    seconds: float
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReproduceResult:
+    settings: dict[str, Any]
+    stages: list[StageRecord]
+    report_dir: Path
+    phenomena: list[dict[str, Any]]
+    seconds: float
+
+
+def plan_stages(env: st.StageEnv) -> list[Stage]:
+    """The ordered stages for `env.settings` (nothing runs here)."""
+    settings, ws = env.settings, env.workspace
+    data_path = lambda: [ws.path_for("data", st.data_name(settings), create_dir=False)]  # noqa: E731
+    baseline = lambda: [ws.path_for("model", "baseline", create_dir=False)]  # noqa: E731
+    common = {"seed": env.seed, "precision": env.runtime.precision}
+    plan = [Stage("prepare", {**common, "data": settings["data"]}, lambda: [], lambda: st.run_prepare(env))]
+    plan.append(Stage("train:baseline", {**common, "model": settings["model"], "train": settings["train"]},
+                      data_path, lambda: st.run_train(env, "baseline", {"method": "baseline"})))
+    for spec, splits in st.attack_specs(settings):
+        prefix = st.attack_set_prefix(spec)
+        plan.append(Stage(f"attack:{prefix}:{','.join(splits)}", {**common, "spec": spec, "splits": splits},
+                          lambda: data_path() + baseline(),
+                          lambda spec=spec, splits=splits: st.run_attack(env, spec, splits)))
+    for name, spec in st.method_specs(settings).items():
+        plan.append(Stage(f"train:{name}", {**common, "model": settings["model"], "train": settings["train"],
+                                              "spec": spec},
+                          lambda name=name, spec=spec: st.training_inputs(env, name, spec),
+                          lambda name=name, spec=spec: st.run_train(env, name, spec)))
+    for name, members in settings.get("ensembles", {}).items():
+        plan.append(Stage(f"ensemble:{name}", {"members": members},
+                          lambda members=members: [ws.path_for("model", m, create_dir=False) for m in members],
+                          lambda name=name, members=members: st.run_ensemble(env, name, members)))
+    plan.append(Stage("evaluate", {**common, "evaluate": settings["evaluate"], "checks": settings["checks"],
+                                   "randomization": settings["randomization"]},
+                      lambda: ev.evaluation_inputs(env), lambda: ev.run_evaluate(env, REPORT_NAME)))
+    plan.append(Stage("gradcam", {**common, "gradcam": settings["gradcam"]},
+                      lambda: ev.gradcam_inputs(env), lambda: ev.run_gradcam_stage(env, REPORT_NAME)))
+    return plan
+
+
+def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, *, resume: bool = False,
+              reporter: Reporter | None = None,
+              on_stage: Callable[[StageRecord], None] | None = None) -> ReproduceResult:
+    """Run every stage that is not current; return what ran, the report folder and the checks.
+
+    `on_stage` is called after each stage (the CLI prints a line per stage).
+    """
+    started = time.perf_counter()
+    reporter = reporter or NullReporter()
+    seed_everything(int(settings.get("seed", 0)))
+    env = st.StageEnv(workspace, runtime, settings, reporter, resume)
+    ledger = PipelineLedger.open(workspace.root)
+    records: list[StageRecord] = []
+    for stage in plan_stages(env):
+        t0 = time.perf_counter()
+        key = stage_key(stage.params, [p for p in stage.inputs() if p.exists()])
+        if ledger.is_current(stage.id, key):
+            record = StageRecord(stage.id, "current", 0.0, list(ledger.stages[stage.id]["outputs"]))
+        else:
+            ledger.forget(stage.id)
+            outputs = stage.run()
+            # inputs are re-read: a stage may have created files its own key depends on
+            ledger.record(stage.id, stage_key(stage.params, [p for p in stage.inputs() if p.exists()]), outputs)
+            record = StageRecord(stage.id, "ran", time.perf_counter() - t0, [str(p) for p in outputs])
+        records.append(record)
+        if on_stage:
+            on_stage(record)
+    report_dir = workspace.dir_for("report") / REPORT_NAME
+    phenomena = read_phenomena(report_dir)
+    return ReproduceResult(settings, records, report_dir, phenomena, time.perf_counter() - started)

@@ -1,0 +1,166 @@
+"""The stages of `defendr reproduce`, each a plain function over resolved settings.
+
+Every stage function takes a `StageEnv` (workspace, runtime, settings, reporter, resume flag) and
+returns the list of files it produced. `reproduce.py` decides which stages are current (ledger)
+and runs the others in order; these functions only call the library's public entry points, the
+same ones the individual commands use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from defendr_cli.core.progress import Reporter
+from defendr_cli.core.runtime import Runtime
+from defendr_cli.core.workspace import Workspace, adv_set_name, format_number
+
+
+@dataclass
+class StageEnv:
+    workspace: Workspace
+    runtime: Runtime
+    settings: dict[str, Any]
+    reporter: Reporter
+    resume: bool = False
+
+    @property
+    def seed(self) -> int:
+        return int(self.settings.get("seed", 0))
+
+
+# ---------------------------------------------------------------- names shared by several stages
+
+def data_name(settings: dict[str, Any]) -> str:
+    """The clean cache the profile makes: 'synthetic-c10-n300-s32' or 'imagenet-c201-n70-s299'."""
+    data = settings["data"]
+    kind = "synthetic" if data["source"] == "synthetic" else "imagenet"
+    return f"{kind}-c{data['classes']}-n{data['per_class']}-s{data['image_size']}"
+
+
+def attack_set_prefix(spec: dict[str, Any]) -> str:
+    """'fgsm-eps8_255', 'pgd-eps0.12n-s10': an adv set name without '-<model>-<split>'."""
+    name = adv_set_name(spec["attack"], spec["eps"], "x", "y", steps=spec.get("steps"),
+                        eps_space=spec.get("eps_space", "pixel"))
+    return name[: -len("-x-y")]
+
+
+def adv_path_name(prefix: str, split: str, model: str = "baseline") -> str:
+    return f"{prefix}-{model}-{split}"
+
+
+def adv_path(env: StageEnv, prefix: str, split: str, model: str = "baseline") -> Path:
+    return env.workspace.path_for("adv", adv_path_name(prefix, split, model), create_dir=False)
+
+
+def method_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """model name -> its training spec (the method defaults to the model name)."""
+    return {name: {"method": name, **spec} for name, spec in settings["methods"].items()}
+
+
+# ---------------------------------------------------------------------------------- the stages
+
+def run_prepare(env: StageEnv) -> list[Path]:
+    from defendr_cli.core.data.prepare import PrepareRequest, prepare_cache
+
+    data = env.settings["data"]
+    request = PrepareRequest(
+        source=str(data["source"]), classes=int(data["classes"]), per_class=int(data["per_class"]),
+        split=str(data["split"]), image_size=int(data["image_size"]), resize=str(data.get("resize", "stretch")),
+        seed=env.seed, name=data_name(env.settings), force=True,
+    )
+    result = prepare_cache(env.workspace, request, reporter=env.reporter)
+    return [Path(result.path)]
+
+
+def train_options(env: StageEnv, model_name: str, spec: dict[str, Any]):
+    """TrainOptions for `model_name` from the profile's model/train blocks and the method spec."""
+    from defendr_cli.core.training.options import TrainOptions
+
+    settings = env.settings
+    base = TrainOptions(
+        method=spec.get("method", model_name), name=model_name, arch=settings["model"]["arch"],
+        pretrained=settings["model"].get("pretrained"), freeze_backbone=bool(settings["model"].get("freeze_backbone")),
+        epochs=int(settings["train"]["epochs"]), batch_size=int(settings["train"]["batch_size"]),
+        lr=float(settings["train"]["lr"]), optimizer=settings["train"]["optimizer"],
+        weight_decay=float(settings["train"].get("weight_decay", 0.0)), schedule=settings["train"]["schedule"],
+        seed=env.seed, data=data_name(settings), resume=env.resume, force=True,
+    )
+    overrides = {k: v for k, v in spec.items() if k not in ("method",)}
+    if "adv" in overrides:
+        overrides["adv"] = [f"{prefix}-baseline-train" for prefix in overrides["adv"]]
+    return replace(base, **overrides)
+
+
+def training_inputs(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path]:
+    """Files a training run reads: the clean cache, its cached adversarial sets, its target."""
+    inputs = [env.workspace.path_for("data", data_name(env.settings), create_dir=False)]
+    for prefix in spec.get("adv", []):
+        inputs.append(adv_path(env, prefix, "train"))
+        val = adv_path(env, prefix, "val")
+        if val.exists():
+            inputs.append(val)
+    if spec.get("method") == "dunet" or model_name == "dunet":
+        inputs.append(env.workspace.path_for("model", spec.get("target", "baseline"), create_dir=False))
+    return inputs
+
+
+def run_train(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path]:
+    from defendr_cli.core.training.loop import make_context, train
+
+    from defendr_cli.core.training.resume import resume_path
+
+    options = train_options(env, model_name, spec)
+    if options.resume and not resume_path(env.workspace, model_name).exists():
+        options = replace(options, resume=False)  # nothing interrupted: start this run afresh
+    context = make_context(env.workspace, env.runtime, options.data, env.reporter)
+    result = train(options, context)
+    best = result.best or {}
+    env.reporter.note(f"trained {model_name}: {_fmt_metrics(best)} in {result.seconds:.0f}s")
+    return [Path(result.path)]
+
+
+def attack_specs(settings: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
+    """(attack spec, splits): the training attacks on every split, the extra ones on test only."""
+    specs = [(spec, list(settings["attack_splits"])) for spec in settings["attacks"]]
+    specs += [(spec, ["test"]) for spec in settings.get("extra_test_attacks", [])]
+    return specs
+
+
+def run_attack(env: StageEnv, spec: dict[str, Any], splits: list[str]) -> list[Path]:
+    from defendr_cli.core.attacks.eps import parse_eps_list
+    from defendr_cli.core.attacks.stage import AttackStageConfig, run_attack_stage
+
+    config = AttackStageConfig(
+        attack=spec["attack"], eps=parse_eps_list(str(spec["eps"])), eps_space=spec.get("eps_space", "pixel"),
+        steps=spec.get("steps"), model="baseline", data=data_name(env.settings), splits=splits,
+        batch_size=int(env.settings["evaluate"].get("batch_size", 128)), seed=env.seed,
+        # resuming keeps a complete set and continues a partial one; otherwise rewrite
+        resume=env.resume, force=not env.resume,
+    )
+    results = run_attack_stage(env.workspace, config, env.runtime, reporter=env.reporter)
+    for item in results:
+        env.reporter.note(f"{item.name}: accuracy {item.clean_accuracy:.1%} -> {item.adv_accuracy:.1%}")
+    return [Path(item.path) for item in results]
+
+
+def run_ensemble(env: StageEnv, name: str, members: list[str]) -> list[Path]:
+    from defendr_cli.core.models.ensemble import create_ensemble
+
+    path, _ = create_ensemble(env.workspace, name, members, force=True)
+    return [Path(path)]
+
+
+def _fmt_metrics(metrics: dict[str, Any]) -> str:
+    parts = [f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return " ".join(parts[:6])
+
+
+def eps_label_to_text(label: str) -> str:
+    """Inverse of format_number for display: '8_255' -> '8/255'."""
+    return label.replace("_", "/") if "_" in label else label
+
+
+__all__ = ["StageEnv", "data_name", "attack_set_prefix", "adv_path", "method_specs", "format_number"]
