@@ -70,7 +70,7 @@ def test_runtime_choices():
     assert resolve_device("cpu").type == "cpu"
     runtime = Runtime.create("cpu", "bf16")
     assert runtime.autocast_dtype == torch.bfloat16
-    assert not runtime.channels_last
+    assert runtime.channels_last and not Runtime.create("cpu", "fp32").channels_last
     with runtime.autocast():
         out = torch.nn.Linear(4, 4)(torch.ones(2, 4))
     assert out.dtype == torch.bfloat16

@@ -1,14 +1,49 @@
-"""`defendr ensemble` (not built yet: says so in one line and exits 1)."""
+"""`defendr ensemble NAME --members a,b,c`: write a manifest checkpoint models/NAME.pt.
+
+The manifest references its members by name and fingerprint (no weights of its own); loading it
+reloads the members and refuses a changed or missing one. See core.models.ensemble.
+"""
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated
 
-from defendr_cli.core.errors import StageNotReadyError
+import typer
+from rich.table import Table
+
+from defendr_cli.cli.common import ForceOpt, JsonOpt, print_json, state
+from defendr_cli.core.models.ensemble import COMBINE_RULES, create_ensemble, parse_weights
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("ensemble", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def ensemble() -> None:
-        """Not built yet."""
-        raise StageNotReadyError("`defendr ensemble` is not built yet in this version")
+    @app.command("ensemble")
+    def ensemble_command(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="Name of the ensemble (models/NAME.pt).")],
+        members: Annotated[str, typer.Option("--members", "-m", help="Comma-separated member model names or paths.")],
+        weights: Annotated[str | None, typer.Option("--weights", help="Comma-separated weights, one per member (default equal).")] = None,
+        combine: Annotated[str, typer.Option("--combine", help=f"{' | '.join(COMBINE_RULES)}: average softmax probabilities (paper §4.4) or logits.")] = "probs",
+        force: ForceOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Combine trained models into one: argmax of the sum of row-normalized softmax scores."""
+        app_state = state(ctx)
+        member_list = [m.strip() for m in members.split(",") if m.strip()]
+        path, payload = create_ensemble(app_state.workspace, name, member_list, weights=parse_weights(weights),
+                                        combine=combine, force=force)
+        config = payload["config"]
+        parents = payload["provenance"]["parents"]
+        if as_json:
+            print_json({"name": name, "path": str(path), "combine": config["combine"], "data": {
+                k: payload["data"].get(k) for k in ("image_size", "class_ids")},
+                "members": [{"name": p["name"], "fingerprint": p["fingerprint"], "weight": w}
+                            for p, w in zip(parents, config["weights"])]})
+            return
+        table = Table(title=f"ensemble '{name}' ({config['combine']})")
+        table.add_column("member")
+        table.add_column("fingerprint")
+        table.add_column("weight", justify="right")
+        for parent, weight in zip(parents, config["weights"]):
+            table.add_row(parent["name"], parent["fingerprint"], f"{weight:.3f}")
+        app_state.console.print(table)
+        app_state.console.print(f"wrote {path}")

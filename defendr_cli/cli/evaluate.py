@@ -1,14 +1,199 @@
-"""`defendr evaluate` (not built yet: says so in one line and exits 1)."""
+"""`defendr evaluate`: the paper's transfer tables, adaptive white-box sweeps, sanity checks, a report.
+
+Thin layer: resolves names, builds the runtime and the models, calls core.evaluation
+(run_transfer, run_adaptive, write_report) and prints the tables with rich.
+"""
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated
 
-from defendr_cli.core.errors import StageNotReadyError
+import typer
+from rich.table import Table as RichTable
+
+from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, make_runtime, state
+from defendr_cli.cli.progress import RichReporter
+from defendr_cli.core.errors import InputError, MissingArtefactError
+from defendr_cli.core.evaluation.adaptive import AdaptiveEps, run_adaptive
+from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
+from defendr_cli.core.evaluation.report import all_tables, write_report
+from defendr_cli.core.evaluation.subjects import EvalModel, ensemble_of, load_eval_model
+from defendr_cli.core.evaluation.tables import Table
+from defendr_cli.core.evaluation.transfer import run_transfer
+from defendr_cli.core.workspace import Workspace
+
+
+def split_names(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in split_names(text)]
+    except ValueError as exc:
+        raise InputError(f"{option} expects whole numbers separated by commas, got '{text}'") from exc
+    if not values or min(values) < 1:
+        raise InputError(f"{option} expects positive whole numbers, got '{text}'")
+    return values
+
+
+def select_adv_sets(ws: Workspace, spec: str, clean_fingerprint: str, notes: list[str]) -> list:
+    """Paths of the adversarial TEST sets to evaluate: 'all' (those of this cache) or names/prefixes."""
+    from defendr_cli.core.data.adversarial import find_adv_sets
+
+    if spec.strip().lower() in ("", "none"):
+        return []
+    if spec.strip().lower() == "all":
+        sets = find_adv_sets(ws, split="test")
+        other = [s.name for s in sets if s.clean_fingerprint != clean_fingerprint]
+        if other:
+            notes.append(f"skipped {len(other)} adversarial set(s) made from another clean cache: {', '.join(other)}")
+        return [s.path for s in sets if s.clean_fingerprint == clean_fingerprint]
+    paths = []
+    for ref in split_names(spec):
+        if ws.path_for("adv", ref, create_dir=False).exists() or "/" in ref or ref.endswith(".h5"):
+            paths.append(ws.resolve("adv", ref))
+            continue
+        matches = find_adv_sets(ws, split="test", prefix=ref)
+        if not matches:
+            raise MissingArtefactError(f"no adversarial test set named or starting with '{ref}' in {ws.adv_dir}",
+                                       hint="make it with: defendr attack")
+        paths += [m.path for m in matches]
+    return list(dict.fromkeys(paths))
+
+
+def rich_table(table: Table) -> RichTable:
+    out = RichTable(title=table.title, title_justify="left")
+    for i, column in enumerate(table.columns):
+        out.add_column(column, justify="left" if i == 0 or column in ("Check", "Detail", "Class") else "right")
+    for row in table.formatted_rows():
+        out.add_row(*[("[green]PASS[/green]" if c == "PASS" else "[red]FAIL[/red]" if c == "FAIL"
+                       else "[yellow]WARN[/yellow]" if c == "WARN" else c) for c in row])
+    return out
+
+
+def split_defense_suffix(ws: Workspace, ref: str, defense: dict | None, variant: str) -> tuple[str, dict | None]:
+    """'baseline+random-resize-pad' -> ('baseline', its spec) unless a model file has that very name."""
+    from defendr_cli.core.models.defenses import DEFENSE_NAMES, defense_spec
+
+    for name in DEFENSE_NAMES:
+        suffix = f"+{name}"
+        if ref.endswith(suffix) and not ws.path_for("model", ref, create_dir=False).exists():
+            if defense:
+                raise InputError(f"'{ref}' names a defense and --defense wraps it again: use one of the two")
+            return ref[: -len(suffix)], defense_spec(name, variant)
+    return ref, defense
+
+
+def load_models(ws: Workspace, refs: list[str], ensembles: list[list[str]], *, device, defense: dict | None,
+                variant: str, image_size: int) -> list[EvalModel]:
+    """Single models first (ensemble members included), then the ensembles built from them.
+
+    A ref 'M+random-resize-pad' wraps model M with that defense (variant `variant`) for this
+    evaluation only; `defense` wraps every model.
+    """
+    loaded: dict[str, EvalModel] = {}
+    for ref in refs + [m for members in ensembles for m in members]:
+        if ref not in loaded:
+            base, spec = split_defense_suffix(ws, ref, defense, variant)
+            loaded[ref] = load_eval_model(ws, base, device=device, defense=spec, image_size=image_size)
+    models = list(loaded.values())
+    for members in ensembles:
+        if len(members) < 2:
+            raise InputError(f"--ensemble needs at least two members, got '{','.join(members)}'")
+        models.append(ensemble_of([loaded[m] for m in members]))
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise InputError(f"two evaluated models have the same name: {', '.join(names)}")
+    return models
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("evaluate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def evaluate() -> None:
-        """Not built yet."""
-        raise StageNotReadyError("`defendr evaluate` is not built yet in this version")
+    @app.command("evaluate")
+    def evaluate_command(
+        ctx: typer.Context,
+        model: Annotated[str | None, typer.Option("--model", help="One model (name or path).")] = None,
+        models: Annotated[str | None, typer.Option(
+            "--models", help="Comma-separated models; 'M+random-resize-pad' wraps M at evaluation time.")] = None,
+        ensemble: Annotated[list[str] | None, typer.Option(
+            "--ensemble", help="Comma-separated members of an ensemble row (paper Table 3); repeatable.")] = None,
+        adv: Annotated[str, typer.Option("--adv", help="Adversarial test sets: names, prefixes, 'all' or 'none'.")] = "all",
+        adaptive: Annotated[bool, typer.Option("--adaptive", help="Also run white-box PGD through the whole defense.")] = False,
+        eot: Annotated[int, typer.Option("--eot", help="EOT samples per gradient for randomized models.")] = 30,
+        steps: Annotated[str, typer.Option("--steps", help="PGD step counts of the adaptive sweep.")] = "10,100",
+        restarts: Annotated[str, typer.Option("--restarts", help="PGD restart counts of the adaptive sweep.")] = "1,5",
+        subset: Annotated[int, typer.Option("--subset", help="Seeded test images for the adaptive attacks.")] = 200,
+        eps: Annotated[str | None, typer.Option(
+            "--eps", help="Extra adaptive eps list in pixel units, e.g. 4/255,8/255 (the cached sets' eps are always used).")] = None,
+        defense: Annotated[str | None, typer.Option(
+            "--defense", help="Wrap every model at evaluation time: random-resize-pad.")] = None,
+        defense_variant: Annotated[str, typer.Option("--defense-variant", help="paper | competition")] = "paper",
+        name: Annotated[str | None, typer.Option("--name", help="Report folder name under reports/.")] = None,
+        data: DataOpt = None,
+        seed: SeedOpt = 0,
+        device: DeviceOpt = "auto",
+        precision: PrecisionOpt = "fp32",
+        batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 128,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Transfer tables (paper Tables 1-6), optional adaptive white-box sweeps, report in reports/NAME/."""
+        from defendr_cli.core.data.reader import read_cache_info
+
+        app_state = state(ctx)
+        ws = app_state.workspace
+        refs = ([model] if model else []) + split_names(models)
+        ensembles = [split_names(e) for e in ensemble or []]
+        if not refs and not ensembles:
+            raise InputError("nothing to evaluate: give --model M, --models a,b,c or --ensemble a,b,c")
+        if batch_size < 1:
+            raise InputError("--batch-size must be at least 1")
+        steps_list = parse_int_list(steps, "--steps")
+        restarts_list = parse_int_list(restarts, "--restarts")
+        runtime = make_runtime(device, precision)
+        data_path = ws.resolve("data", data) if data else ws.default_data()
+        cache_info = read_cache_info(data_path)
+        spec = None
+        if defense:
+            from defendr_cli.core.models.defenses import defense_spec
+
+            spec = defense_spec(defense, defense_variant)
+        notes: list[str] = []
+        adv_paths = select_adv_sets(ws, adv, cache_info.fingerprint, notes)
+        eval_models = load_models(ws, refs, ensembles, device=runtime.device, defense=spec,
+                                  variant=defense_variant, image_size=cache_info.image_size)
+        report_name = name or safe_key("eval", *[m.name for m in eval_models])[:80]
+        settings = {"models": [m.name for m in eval_models], "data": str(data_path), "adv": adv,
+                    "seed": seed, "device": str(runtime.device), "precision": precision, "batch_size": batch_size,
+                    "defense": spec}
+        with RichReporter(app_state.err_console) as reporter:
+            for note in notes:
+                reporter.note(note)
+            transfer = run_transfer(eval_models, data_path, adv_paths, runtime=runtime, seed=seed,
+                                    batch_size=batch_size, cache_dir=ws.reports_dir / PREDICTIONS_DIRNAME,
+                                    reporter=reporter)
+            adaptive_result = None
+            if adaptive:
+                from defendr_cli.core.attacks import parse_eps_list
+
+                eps_values = [AdaptiveEps(s["eps_label"], s["eps"]) for s in transfer["adv_sets"]]
+                eps_values += [AdaptiveEps(e.label, e.value) for e in (parse_eps_list(eps) if eps else [])]
+                eps_values = list({str(e.value): e for e in eps_values}.values())
+                if not eps_values:
+                    eps_values = [AdaptiveEps("8/255", 8 / 255)]
+                    reporter.note("no cached adversarial set and no --eps: the adaptive sweep uses eps 8/255")
+                adaptive_result = run_adaptive(eval_models, data_path, runtime=runtime, eps_values=eps_values,
+                                               steps=steps_list, restarts=restarts_list, eot=eot, subset=subset,
+                                               seed=seed, batch_size=batch_size, transfer_sets=adv_paths,
+                                               reporter=reporter)
+                settings.update({"eot": eot, "steps": steps_list, "restarts": restarts_list, "subset": subset})
+            files = write_report(ws.reports_dir / report_name, name=report_name, transfer=transfer,
+                                 adaptive=adaptive_result, settings=settings)
+        if as_json:
+            typer.echo(files.results.read_text(encoding="utf-8"))
+            return
+        for table in all_tables(transfer, adaptive_result):
+            app_state.console.print(rich_table(table))
+        cache = transfer["cache"]
+        app_state.console.print(f"predictions: {cache['misses']} computed, {cache['hits']} from cache")
+        app_state.console.print(f"report: {files.markdown}  (results.json, {len(files.csvs)} CSV tables, "
+                                f"{len(files.figures)} figures)")

@@ -1,14 +1,94 @@
-"""`defendr info` (not built yet: says so in one line and exits 1)."""
+"""`defendr info [CACHE]`: a clean cache's splits, counts, classes and attributes; --verify re-checks it."""
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated
 
-from defendr_cli.core.errors import StageNotReadyError
+import typer
+from rich.table import Table
+
+from defendr_cli.cli.common import JsonOpt, print_json, state
+from defendr_cli.cli.progress import RichReporter
+from defendr_cli.core.data.reader import CacheInfo, read_cache_info
+from defendr_cli.core.data.verify import verify_cache
+from defendr_cli.core.errors import CorruptArtefactError
+
+SHOW_CLASSES = 12
+
+
+def _size_text(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _info_table(info: CacheInfo) -> Table:
+    table = Table(title=f"clean cache {info.name}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("path", str(info.path))
+    table.add_row("size", _size_text(info.size_bytes))
+    table.add_row("format", f"defendr-clean-cache v{info.format_version}")
+    table.add_row("source", info.source)
+    table.add_row("image size", f"{info.image_size}x{info.image_size} ({info.resize})")
+    for split, count in info.split_counts.items():
+        table.add_row(split, f"{count} images")
+    table.add_row("seed", str(info.seed))
+    table.add_row("fingerprint", info.fingerprint)
+    table.add_row("classes", str(info.num_classes))
+    return table
+
+
+def _class_table(info: CacheInfo) -> Table:
+    table = Table(title="classes", title_justify="left")
+    table.add_column("index", justify="right")
+    table.add_column("id")
+    table.add_column("name")
+    shown = list(range(info.num_classes))
+    if info.num_classes > SHOW_CLASSES:
+        shown = shown[: SHOW_CLASSES - 2] + shown[-2:]
+    for position, index in enumerate(shown):
+        if position and index != shown[position - 1] + 1:
+            table.add_row("...", "...", f"({info.num_classes - len(shown)} more; --json lists all)")
+        table.add_row(str(index), info.class_ids[index], info.class_names[index])
+    return table
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("info", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def info_command() -> None:
-        """Not built yet."""
-        raise StageNotReadyError("`defendr info` is not built yet in this version")
+    @app.command("info")
+    def info_command(
+        ctx: typer.Context,
+        cache: Annotated[str | None, typer.Argument(
+            help="Clean cache name (in data/) or path; default the workspace's only cache.")] = None,
+        verify: Annotated[bool, typer.Option(
+            "--verify", help="Re-read every image and label and check the content fingerprint.")] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Show a clean cache's splits, counts, classes and attributes."""
+        app_state = state(ctx)
+        workspace = app_state.workspace
+        path = workspace.resolve("data", cache) if cache else workspace.default_data()
+        info = read_cache_info(path)
+        report = None
+        if verify:
+            with RichReporter(app_state.err_console, enabled=not as_json) as reporter:
+                report = verify_cache(path, reporter=reporter)
+        if as_json:
+            payload = info.to_dict()
+            if report is not None:
+                payload["verify"] = {"ok": report.ok, "recorded": report.recorded, "computed": report.computed,
+                                     "rows": report.rows, "seconds": round(report.seconds, 3)}
+            print_json(payload)
+        else:
+            console = app_state.console
+            console.print(_info_table(info))
+            console.print(_class_table(info))
+            if report is not None and report.ok:
+                console.print(f"verified: {report.rows} images and labels match fingerprint {report.recorded} "
+                              f"({report.seconds:.1f} s)", markup=False, highlight=False)
+        if report is not None and not report.ok:
+            raise CorruptArtefactError(
+                f"the content of {path} does not match its fingerprint (recorded {report.recorded}, "
+                f"computed {report.computed})", hint="make it again with: defendr prepare --force")

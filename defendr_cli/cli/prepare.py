@@ -1,14 +1,99 @@
-"""`defendr prepare` (not built yet: says so in one line and exits 1)."""
+"""`defendr prepare`: build a clean cache (data/<name>.h5) from the synthetic source or an ImageNet folder."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Annotated
 
-from defendr_cli.core.errors import StageNotReadyError
+import typer
+from rich.table import Table
+
+from defendr_cli.cli.common import ForceOpt, JsonOpt, print_json, state
+from defendr_cli.cli.progress import RichReporter
+from defendr_cli.core.data.prepare import PrepareResult, prepare_synthetic
+from defendr_cli.core.errors import InputError
+
+SHOW_SKIPPED = 20
+
+
+def _summary_table(result: PrepareResult) -> Table:
+    info = result.info
+    table = Table(title=f"clean cache {info.name}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("path", str(result.path))
+    table.add_row("source", info.source)
+    table.add_row("classes", f"{info.num_classes} ({info.class_ids[0]} .. {info.class_ids[-1]})")
+    table.add_row("images", " / ".join(f"{s} {n}" for s, n in info.split_counts.items()))
+    table.add_row("image size", f"{info.image_size}x{info.image_size} ({info.resize})")
+    table.add_row("seed", str(info.seed))
+    table.add_row("time", f"{result.seconds:.1f} s ({result.images_per_second:,.0f} images/s)")
+    table.add_row("fingerprint", info.fingerprint)
+    if result.skipped or result.replaced:
+        table.add_row("skipped", f"{len(result.skipped)} unreadable file(s), {result.replaced} replaced "
+                                 f"by another image of the class")
+    if result.short_classes:
+        table.add_row("short classes", ", ".join(f"{c} ({n})" for c, n in result.short_classes.items()))
+    return table
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("prepare", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def prepare_command() -> None:
-        """Not built yet."""
-        raise StageNotReadyError("`defendr prepare` is not built yet in this version")
+    @app.command("prepare")
+    def prepare_command(
+        ctx: typer.Context,
+        source: Annotated[str, typer.Option(
+            "--source", help="'synthetic' (built-in dataset) or an ImageNet-layout folder train/<wnid>/*.JPEG.")
+        ] = "synthetic",
+        classes: Annotated[int | None, typer.Option(
+            "--classes", help="Number of classes: the first N in sorted wnid order (default 201 for a folder, "
+                              "10 for synthetic).")] = None,
+        class_list: Annotated[Path | None, typer.Option(
+            "--class-list", help="File with one wnid per line (instead of --classes).")] = None,
+        per_class: Annotated[int, typer.Option("--per-class", help="Images per class.")] = 70,
+        split: Annotated[str | None, typer.Option(
+            "--split", help="train,val,test images per class, e.g. 54,6,10 (default: those proportions).")] = None,
+        image_size: Annotated[int | None, typer.Option(
+            "--image-size", help="Side of the square images in pixels (default 299 for a folder, 32 for synthetic).")
+        ] = None,
+        resize: Annotated[str, typer.Option(
+            "--resize", help="stretch (the paper) or center-crop (keep aspect, crop the middle).")] = "stretch",
+        seed: Annotated[int, typer.Option("--seed", help="Seed for image choice / synthetic drawing.")] = 0,
+        workers: Annotated[int | None, typer.Option(
+            "--workers", help="Decoding processes (default: the CPU count).")] = None,
+        allow_short: Annotated[bool, typer.Option(
+            "--allow-short", help="Keep classes with fewer images than --per-class (fewer rows).")] = False,
+        name: Annotated[str | None, typer.Option("--name", help="Cache name (default derived from the parameters).")]
+        = None,
+        force: ForceOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Build a clean cache in the workspace's data/ folder (HDF5, uint8, train/val/test splits)."""
+        app_state = state(ctx)
+        workspace = app_state.workspace
+        with RichReporter(app_state.err_console, enabled=not as_json) as reporter:
+            if source == "synthetic":
+                if class_list is not None:
+                    raise InputError("--class-list applies to an ImageNet folder, not to --source synthetic")
+                if resize != "stretch":
+                    raise InputError("--resize applies to an ImageNet folder; synthetic images are drawn at size")
+                result = prepare_synthetic(workspace, classes=classes or 10, per_class=per_class,
+                                           image_size=image_size or 32, split=split, seed=seed, force=force,
+                                           reporter=reporter, name=name)
+            else:
+                from defendr_cli.core.data.imagenet_prepare import prepare_imagenet
+
+                result = prepare_imagenet(workspace, Path(source), classes=classes, class_list=class_list,
+                                          per_class=per_class, split=split, image_size=image_size or 299,
+                                          resize=resize, seed=seed, workers=workers, allow_short=allow_short,
+                                          force=force, reporter=reporter, name=name)
+        if as_json:
+            print_json(result.to_dict())
+            return
+        console = app_state.console
+        console.print(_summary_table(result))
+        for skipped in result.skipped[:SHOW_SKIPPED]:
+            console.print(f"  skipped {skipped.path}: {skipped.reason}", markup=False, highlight=False)
+        if len(result.skipped) > SHOW_SKIPPED:
+            console.print(f"  ... and {len(result.skipped) - SHOW_SKIPPED} more (see --json)")
+        for note in result.notes:
+            console.print(note, markup=False, highlight=False)

@@ -8,12 +8,24 @@ so Grad-CAM and the feature-guided loss hook the classifier behind the denoiser.
 `freeze(module)` puts a module in eval mode and turns off its parameters' gradients: the guided
 denoiser's target classifier is frozen this way (its weights never change while the denoiser
 trains). A DenoisedClassifier keeps its classifier in eval mode even when `.train()` is called.
+
+Checkpoint kind "denoised" (written by the `dunet` training recipe): config {"denoiser":
+DUNetConfig dict, "target": {name, fingerprint}}, state_dict = the denoiser's weights only, and
+provenance.parents holds the same target reference with role "target". `build_denoised`
+(registered with core.models.checkpoint) reloads the target classifier and fails with
+MismatchError when the target checkpoint changed since the denoiser was trained.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.models.checkpoint import load_model, register_kind
+from defendr_cli.core.models.dunet import DUNet, DUNetConfig
+from defendr_cli.core.models.references import check_reference, parents_with_role
+from defendr_cli.core.workspace import Workspace
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -44,3 +56,35 @@ class DenoisedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.denoiser(x))
+
+
+def denoised_config(denoiser: DUNet, target_reference: dict) -> dict:
+    """The `config` of a denoised checkpoint: denoiser architecture + target reference."""
+    return {"denoiser": {"arch": "dunet", **denoiser.config.to_dict()},
+            "target": {"name": target_reference["name"], "fingerprint": target_reference["fingerprint"]}}
+
+
+def build_denoised(payload: dict, *, workspace: Workspace | None = None,
+                   device: torch.device = torch.device("cpu")) -> DenoisedClassifier:
+    """Builder of kind 'denoised': DUNET from config + state_dict, target reloaded and checked."""
+    workspace = workspace or Workspace.from_option(None)
+    owner = f"denoiser '{payload['name']}'"
+    config = payload["config"]
+    references = parents_with_role(payload, "target") or [dict(config.get("target") or {}, role="target")]
+    if not references[0].get("name"):
+        raise CorruptArtefactError(f"{owner} does not name its target classifier")
+    target_path = check_reference(workspace, references[0], owner=owner)
+    target = load_model(workspace, target_path, device=device).module
+    denoiser_config = dict(config.get("denoiser") or {})
+    if denoiser_config.pop("arch", "dunet") != "dunet":
+        raise CorruptArtefactError(f"{owner} has an unknown denoiser architecture")
+    denoiser = DUNet(DUNetConfig.from_dict(denoiser_config))
+    try:
+        denoiser.load_state_dict(payload["state_dict"])
+    except (KeyError, RuntimeError) as exc:
+        raise CorruptArtefactError(f"{owner}: weights do not fit its DUNET config: "
+                                   f"{str(exc).splitlines()[0]}") from exc
+    return DenoisedClassifier(denoiser, target).to(device)
+
+
+register_kind("denoised", build_denoised)

@@ -102,17 +102,20 @@ class RandomResizePad(nn.Module):
         resized = F.interpolate(x, size=(size, size), mode=self.mode, **kwargs)
         n = x.shape[0]
         room = self.high - size
-        lefts = self._randint(0, room + 1, n).tolist()
-        tops = self._randint(0, room + 1, n).tolist()
-        flips = self._randint(0, 2, n).tolist() if self.flip else [0] * n
-        padded = []
-        for i in range(n):
-            image = resized[i : i + 1]
-            if flips[i]:
-                image = image.flip(-1)
-            pad = (lefts[i], room - lefts[i], tops[i], room - tops[i])
-            padded.append(F.pad(image, pad, mode="constant", value=PAD_VALUE))
-        return torch.cat(padded, dim=0)
+        tops = self._randint(0, room + 1, n).to(x.device)
+        lefts = self._randint(0, room + 1, n).to(x.device)
+        if self.flip:
+            flips = self._randint(0, 2, n).to(x.device).bool()
+            resized = torch.where(flips.view(n, 1, 1, 1), resized.flip(-1), resized)
+        # Pad by `room` on every side, then cut each sample's hi x hi window: a window starting at
+        # (room - top, room - left) puts the image at offset (top, left) of the canvas.
+        padded = F.pad(resized, (room, room, room, room), mode="constant", value=PAD_VALUE)
+        steps = torch.arange(self.high, device=x.device)
+        rows = (room - tops).view(n, 1) + steps.view(1, -1)  # (n, hi)
+        cols = (room - lefts).view(n, 1) + steps.view(1, -1)
+        batch = torch.arange(n, device=x.device).view(n, 1, 1)
+        windows = padded.permute(0, 2, 3, 1)[batch, rows.view(n, -1, 1), cols.view(n, 1, -1)]  # (n, hi, hi, C)
+        return windows.permute(0, 3, 1, 2).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.passes == 1:

@@ -33,10 +33,13 @@ class StageEnv:
 # ---------------------------------------------------------------- names shared by several stages
 
 def data_name(settings: dict[str, Any]) -> str:
-    """The clean cache the profile makes: 'synthetic-c10-n300-s32' or 'imagenet-c201-n70-s299'."""
+    """The clean cache the profile makes, named by `prepare`'s own rule ('synthetic-c10-n300-32px')."""
+    from defendr_cli.core.data.prepare import cache_name
+
     data = settings["data"]
     kind = "synthetic" if data["source"] == "synthetic" else "imagenet"
-    return f"{kind}-c{data['classes']}-n{data['per_class']}-s{data['image_size']}"
+    return cache_name(kind, int(data["classes"]), int(data["per_class"]), int(data["image_size"]),
+                      resize=str(data.get("resize", "stretch")), seed=int(settings.get("seed", 0)))
 
 
 def attack_set_prefix(spec: dict[str, Any]) -> str:
@@ -62,15 +65,19 @@ def method_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------------------------- the stages
 
 def run_prepare(env: StageEnv) -> list[Path]:
-    from defendr_cli.core.data.prepare import PrepareRequest, prepare_cache
+    from defendr_cli.core.data.imagenet_prepare import prepare_imagenet
+    from defendr_cli.core.data.prepare import prepare_synthetic
 
     data = env.settings["data"]
-    request = PrepareRequest(
-        source=str(data["source"]), classes=int(data["classes"]), per_class=int(data["per_class"]),
-        split=str(data["split"]), image_size=int(data["image_size"]), resize=str(data.get("resize", "stretch")),
-        seed=env.seed, name=data_name(env.settings), force=True,
-    )
-    result = prepare_cache(env.workspace, request, reporter=env.reporter)
+    common = dict(per_class=int(data["per_class"]), split=str(data["split"]), image_size=int(data["image_size"]),
+                  seed=env.seed, force=True, reporter=env.reporter, name=data_name(env.settings))
+    if data["source"] == "synthetic":
+        result = prepare_synthetic(env.workspace, classes=int(data["classes"]), **common)
+    else:
+        result = prepare_imagenet(env.workspace, Path(data["source"]).expanduser(), classes=int(data["classes"]),
+                                  resize=str(data.get("resize", "stretch")), **common)
+    for note in result.notes:
+        env.reporter.note(note)
     return [Path(result.path)]
 
 

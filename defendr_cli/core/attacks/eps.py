@@ -1,0 +1,68 @@
+"""Parsing eps values ('8/255', '0.03', lists) and converting the paper's normalized-space eps.
+
+eps is always used in pixel units (images in [0, 1]). The paper's values (0.06, 0.12, 0.3) were
+most likely given on normalized tensors ((x - mean) / std); a normalized-space eps e equals a
+per-channel pixel eps e * std (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import torch
+
+from defendr_cli.core.errors import InputError
+from defendr_cli.core.models.normalize import IMAGENET_STD
+EPS_SPACES = ("pixel", "normalized")
+
+
+@dataclass(frozen=True)
+class EpsValue:
+    """One eps as the user gave it: `label` is the text ('8/255'), `value` the number (0.0313...)."""
+
+    label: str
+    value: float
+
+
+def parse_eps(text: str | float) -> float:
+    """'0.03' -> 0.03, '8/255' -> 0.03137..., 0.1 -> 0.1. Negative or unparsable: InputError."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        raw = str(text).strip()
+        try:
+            value = float(Fraction(raw.replace(" ", ""))) if "/" in raw else float(raw)
+        except (ValueError, ZeroDivisionError) as exc:
+            raise InputError(f"cannot read eps '{text}': give a number like 0.03 or a fraction like 8/255") from exc
+    if not value >= 0.0 or value == float("inf"):
+        raise InputError(f"eps must be a finite number >= 0, got '{text}'")
+    return value
+
+
+def parse_eps_list(text: str) -> list[EpsValue]:
+    """'0.06,0.12,8/255' -> [EpsValue('0.06', 0.06), ...]; duplicates (by value) are an InputError."""
+    items = [part.strip() for part in str(text).split(",")]
+    if not items or any(not part for part in items):
+        raise InputError(f"cannot read eps list '{text}': give values separated by commas, e.g. 0.06,0.12,8/255")
+    values = [EpsValue(part.replace(" ", ""), parse_eps(part)) for part in items]
+    seen: set[float] = set()
+    for eps in values:
+        if eps.value in seen:
+            raise InputError(f"eps {eps.label} is given twice in '{text}'")
+        seen.add(eps.value)
+    return values
+
+
+def normalized_eps_to_pixel(eps: float, std: tuple[float, ...] | torch.Tensor = IMAGENET_STD) -> torch.Tensor:
+    """A normalized-space eps -> per-channel pixel eps, shape (3,) float32: eps * std."""
+    return float(eps) * torch.as_tensor(std, dtype=torch.float32)
+
+
+def eps_in_pixels(eps: float, space: str) -> float | torch.Tensor:
+    """eps given in `space` ('pixel' or 'normalized') -> pixel units (float, or (3,) tensor)."""
+    if space == "pixel":
+        return float(eps)
+    if space == "normalized":
+        return normalized_eps_to_pixel(eps)
+    raise InputError(f"unknown eps space '{space}': use pixel or normalized")

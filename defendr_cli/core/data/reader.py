@@ -1,0 +1,293 @@
+"""Reading clean caches written by `core.data.cache`: info, random batches, a torch Dataset.
+
+Rows are fetched in sorted order (duplicates read once) and returned in the order asked for.
+A split is served from one of three backings, chosen on first use in each process:
+
+* memory  - the whole split's uint8 images loaded once (default when it is < IN_MEMORY_BYTES);
+* memmap  - a numpy memmap of the contiguous HDF5 dataset (the OS page cache does the caching);
+* hdf5    - hyperslab reads of sorted index runs (never h5py fancy indexing), for chunked files.
+
+The file handle is opened lazily and reopened when the process id changes, so a reader created
+in the parent works inside forked DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from defendr_cli.core.data.cache import FORMAT_NAME, FORMAT_VERSION, SPLITS
+from defendr_cli.core.errors import CorruptArtefactError, InputError, MissingArtefactError
+
+IN_MEMORY_BYTES = 1 << 30  # auto in-memory load for splits smaller than 1 GiB
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """The attributes of a clean cache. image_size in pixels (square); split_counts per split."""
+
+    path: Path
+    format_version: int
+    image_size: int
+    resize: str
+    class_ids: list[str]
+    class_names: list[str]
+    num_classes: int
+    split_counts: dict[str, int]
+    seed: int
+    source: str
+    fingerprint: str
+    source_kind: str = ""
+    summary: str = ""
+    size_bytes: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "path": str(self.path), "format": FORMAT_NAME,
+            "format_version": self.format_version, "image_size": self.image_size, "resize": self.resize,
+            "num_classes": self.num_classes, "class_ids": self.class_ids, "class_names": self.class_names,
+            "split_counts": self.split_counts, "seed": self.seed, "source": self.source,
+            "source_kind": self.source_kind, "fingerprint": self.fingerprint, "summary": self.summary,
+            "size_bytes": self.size_bytes,
+        }
+
+
+def _open_h5(path: Path) -> h5py.File:
+    path = Path(path)
+    if not path.exists():
+        raise MissingArtefactError(f"no clean cache at {path}", hint="make one with: defendr prepare")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise CorruptArtefactError(f"{path} is not a readable HDF5 clean cache ({exc.__class__.__name__})") from exc
+
+
+def _as_str_list(value) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(value).tolist()]
+
+
+def _info_from_file(path: Path, handle: h5py.File) -> CacheInfo:
+    attrs = handle.attrs
+    fmt = attrs.get("format")
+    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+    if fmt != FORMAT_NAME:
+        raise CorruptArtefactError(f"{path} is not a Defendr clean cache (format {fmt!r})")
+    version = int(attrs.get("format_version", -1))
+    if version != FORMAT_VERSION:
+        raise CorruptArtefactError(f"{path} has clean-cache format version {version}; this build reads {FORMAT_VERSION}")
+    if not bool(attrs.get("complete", False)):
+        raise CorruptArtefactError(f"{path} is an incomplete clean cache (its writing was interrupted)",
+                                   hint="make it again with: defendr prepare --force")
+    try:
+        class_ids = _as_str_list(attrs["class_ids"])
+        class_names = _as_str_list(attrs["class_names"])
+        counts = {k: int(v) for k, v in json.loads(attrs["split_counts"]).items()}
+        info = CacheInfo(
+            path=Path(path), format_version=version, image_size=int(attrs["image_size"]),
+            resize=str(attrs["resize"]), class_ids=class_ids, class_names=class_names,
+            num_classes=len(class_ids), split_counts=counts, seed=int(attrs["seed"]),
+            source=str(attrs["source"]), fingerprint=str(attrs["fingerprint"]),
+            source_kind=str(attrs.get("source_kind", "")), summary=str(attrs.get("summary", "")),
+            size_bytes=Path(path).stat().st_size,
+        )
+        for split in SPLITS:
+            if handle[split]["images"].shape[0] != counts.get(split, 0):
+                raise CorruptArtefactError(f"{path}: split '{split}' row count disagrees with its attributes")
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CorruptArtefactError(f"{path} is a damaged clean cache (missing or bad '{exc}')") from exc
+    return info
+
+
+def read_cache_info(path: Path | str) -> CacheInfo:
+    """Attributes of the clean cache at `path`; CorruptArtefactError for foreign/partial files."""
+    with _open_h5(Path(path)) as handle:
+        return _info_from_file(Path(path), handle)
+
+
+@dataclass
+class Batch:
+    """images float32 (n,3,H,W) in [0,1]; labels int64 (n,); indices int64 (n,) rows of the split."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+
+
+def sorted_runs(sorted_unique: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) runs of consecutive values in a sorted array of unique row indices."""
+    if sorted_unique.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(sorted_unique) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    stops = np.concatenate((breaks, [sorted_unique.size]))
+    return [(int(sorted_unique[a]), int(sorted_unique[b - 1]) + 1) for a, b in zip(starts, stops)]
+
+
+@dataclass
+class _Backing:
+    pid: int
+    handle: h5py.File | None
+    array: np.ndarray | None  # in-memory or memmap (N,3,H,W) uint8; None -> hdf5 runs
+    dataset: h5py.Dataset | None
+    mode: str = field(default="hdf5")
+
+
+class SplitReader:
+    """Reads one split of a clean cache. Use as a context manager (or call close()).
+
+    in_memory: True loads the whole split into RAM; False never does; None (default) loads it
+    when its images take less than IN_MEMORY_BYTES, else memory-maps it.
+    """
+
+    def __init__(self, path: Path | str, split: str, in_memory: bool | None = None) -> None:
+        if split not in SPLITS:
+            raise InputError(f"unknown split '{split}': use one of {', '.join(SPLITS)}")
+        self.path = Path(path)
+        self.split = split
+        self.in_memory = in_memory
+        with _open_h5(self.path) as handle:
+            self.info = _info_from_file(self.path, handle)
+            group = handle[split]
+            self.labels: np.ndarray = np.asarray(group["labels"][...], dtype=np.int64)
+            self.source_ids: list[str] = _as_str_list(group["source_ids"][...])
+            self._shape = tuple(group["images"].shape)
+        self._backing: _Backing | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> "SplitReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        backing, self._backing = self._backing, None
+        if backing is not None and backing.handle is not None and backing.pid == os.getpid():
+            backing.handle.close()
+
+    def __getstate__(self) -> dict:  # picklable for spawn-started DataLoader workers
+        state = self.__dict__.copy()
+        state["_backing"] = None
+        return state
+
+    def __len__(self) -> int:
+        return self._shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self._shape[1:]  # (3, H, W)
+
+    @property
+    def backing_mode(self) -> str:
+        """'memory', 'memmap' or 'hdf5' (opens the split if needed)."""
+        return self._open().mode
+
+    def _open(self) -> _Backing:
+        backing = self._backing
+        if backing is not None and backing.pid == os.getpid():
+            return backing
+        if backing is not None and backing.array is not None:
+            # Forked child: the in-memory array / memmap is inherited and valid; only an h5py
+            # handle is not fork-safe, and an array backing does not read through one.
+            self._backing = _Backing(os.getpid(), None, backing.array, None, backing.mode)
+            return self._backing
+        handle = _open_h5(self.path)
+        dataset = handle[self.split]["images"]
+        nbytes = int(np.prod(self._shape))
+        load = self.in_memory if self.in_memory is not None else nbytes < IN_MEMORY_BYTES
+        if load:
+            array = np.empty(self._shape, dtype=np.uint8)
+            if self._shape[0]:
+                dataset.read_direct(array)
+            handle.close()
+            backing = _Backing(os.getpid(), None, array, None, "memory")
+        else:
+            offset = dataset.id.get_offset() if dataset.chunks is None and dataset.compression is None else None
+            if offset is not None and self._shape[0]:
+                array = np.memmap(self.path, dtype=np.uint8, mode="r", offset=offset, shape=self._shape)
+                backing = _Backing(os.getpid(), handle, array, dataset, "memmap")
+            else:
+                backing = _Backing(os.getpid(), handle, None, dataset, "hdf5")
+        self._backing = backing
+        return backing
+
+    # -- reading -----------------------------------------------------------------------------
+    def _check(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
+        idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise InputError(f"row index out of range for split '{self.split}' of {len(self)} images")
+        return idx
+
+    def read_uint8(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
+        """uint8 (n,3,H,W) rows in the order given (duplicates allowed)."""
+        idx = self._check(indices)
+        backing = self._open()
+        if backing.mode == "memory":
+            return np.take(backing.array, idx, axis=0)  # one gather in the order asked for
+        unique, inverse = np.unique(idx, return_inverse=True)
+        if backing.array is not None:  # memmap: ascending offsets
+            rows = np.take(backing.array, unique, axis=0)
+        else:
+            rows = np.empty((unique.size, *self._shape[1:]), dtype=np.uint8)
+            at = 0
+            for start, stop in sorted_runs(unique):
+                backing.dataset.read_direct(rows, np.s_[start:stop], np.s_[at:at + stop - start])
+                at += stop - start
+        if unique.size == idx.size and np.array_equal(unique, idx):
+            return rows
+        return np.take(rows, inverse.reshape(-1), axis=0)
+
+    def read(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """float32 (n,3,H,W) in [0,1] (= uint8 / 255), rows in the order given."""
+        return torch.from_numpy(self.read_uint8(indices)).to(torch.float32).div_(255.0)
+
+    def read_labels(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.labels[self._check(indices)])
+
+    def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                     indices: Sequence[int] | np.ndarray | None = None) -> Iterator[Batch]:
+        """Batches over `indices` (default all rows), shuffled with `seed` when asked."""
+        if batch_size < 1:
+            raise InputError("batch size must be at least 1")
+        order = np.arange(len(self), dtype=np.int64) if indices is None else self._check(indices)
+        if shuffle:
+            order = order[np.random.default_rng(seed).permutation(order.size)]
+        for start in range(0, order.size, batch_size):
+            rows = order[start:start + batch_size]
+            if drop_last and rows.size < batch_size:
+                break
+            yield Batch(self.read(rows), torch.from_numpy(self.labels[rows]), torch.from_numpy(rows.copy()))
+
+
+class CacheDataset(torch.utils.data.Dataset):
+    """A torch Dataset over one split: item -> (image float32 (3,H,W) in [0,1], label int64).
+
+    Implements `__getitems__`, so a DataLoader with a batch sampler reads each batch in one
+    sorted pass; each worker process reopens the file by itself.
+    """
+
+    def __init__(self, path: Path | str, split: str, in_memory: bool | None = None) -> None:
+        self.reader = SplitReader(path, split, in_memory=in_memory)
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.reader.read([index])[0]
+        return image, torch.tensor(int(self.reader.labels[index]))
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        images = self.reader.read(indices)
+        labels = torch.from_numpy(self.reader.labels[np.asarray(indices, dtype=np.int64)])
+        return list(zip(images, labels))

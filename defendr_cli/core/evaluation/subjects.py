@@ -1,0 +1,136 @@
+"""The models an evaluation looks at: loaded checkpoints, optionally wrapped by an evaluation-time
+defense, or ensembles built on the spot from several checkpoints.
+
+`EvalModel.key` identifies what is evaluated (checkpoint fingerprint + defense) for the
+prediction cache; `train_attack` is the attack a model was trained on (for Table 4), read from
+its checkpoint payload.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from defendr_cli.core.evaluation.predictions import safe_key
+from defendr_cli.core.workspace import Workspace
+
+
+@dataclass
+class EvalModel:
+    """A model under evaluation: pixels (N,3,H,W) in [0,1] -> logits or log-probabilities (N,K).
+
+    name: shown in tables; kind: 'classifier' | 'denoised' | 'randomized' | 'ensemble';
+    fingerprint: of the checkpoint (or of the members for an on-the-spot ensemble);
+    defense: evaluation-time defense spec or None; method: training method when known;
+    train_attack: label of the training attack ('fgsm-eps8_255') or None.
+    """
+
+    name: str
+    module: nn.Module
+    fingerprint: str
+    kind: str = "classifier"
+    defense: dict | None = None
+    method: str | None = None
+    train_attack: str | None = None
+    members: list[str] = field(default_factory=list)
+    payload: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def key(self) -> str:
+        """Cache key: name, fingerprint and defense (e.g. 'baseline-ab12cd-none')."""
+        defense = "none"
+        if self.defense:
+            defense = f"{self.defense.get('name')}.{self.defense.get('variant')}.{self.defense.get('passes')}"
+        return safe_key(self.name, self.fingerprint, defense)
+
+    @property
+    def is_randomized(self) -> bool:
+        """True when the module contains a random resize-pad (its predictions depend on the seed)."""
+        from defendr_cli.core.models.randomization import RandomResizePad
+
+        return any(isinstance(m, RandomResizePad) for m in self.module.modules())
+
+    def cache_key(self, seed: int, batch_size: int) -> str:
+        """`key`, plus seed and batch size for randomized models (one random size per batch)."""
+        return f"{self.key}-s{seed}-b{batch_size}" if self.is_randomized else self.key
+
+    @property
+    def is_ensemble(self) -> bool:
+        return self.kind == "ensemble" or bool(self.members)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "fingerprint": self.fingerprint,
+                "method": self.method, "train_attack": self.train_attack,
+                "defense": self.defense, "members": self.members}
+
+
+_ATTACK_NAME = re.compile(r"^(?P<attack>[a-z]+)-(?P<eps>eps[^-]+)(?:-(?P<steps>s\d+))?")
+
+
+def attack_label_from_set_name(name: str) -> str | None:
+    """'pgd-eps8_255-s10-baseline-train' -> 'pgd-eps8_255-s10'; None when the name does not parse."""
+    match = _ATTACK_NAME.match(name)
+    if not match:
+        return None
+    return "-".join(part for part in (match["attack"], match["eps"], match["steps"]) if part)
+
+
+def training_attack(payload: dict) -> str | None:
+    """The adversarial sets a model was trained on, as attack labels joined by '+', or None.
+
+    Looks at hparams 'adv' (list of set names or attack prefixes, as in the quick profile) and
+    at provenance parents whose role mentions 'adv'.
+    """
+    labels: list[str] = []
+    hparams = payload.get("hparams") or {}
+    adv = hparams.get("adv") or hparams.get("adv_sets") or []
+    if isinstance(adv, str):
+        adv = [a for a in adv.split(",") if a]
+    for name in adv:
+        label = attack_label_from_set_name(str(name))
+        if label and label not in labels:
+            labels.append(label)
+    for parent in (payload.get("provenance") or {}).get("parents") or []:
+        if "adv" in str(parent.get("role", "")):
+            label = attack_label_from_set_name(str(parent.get("name", "")))
+            if label and label not in labels:
+                labels.append(label)
+    return "+".join(labels) if labels else None
+
+
+def load_eval_model(workspace: Workspace, ref: str, *, device: torch.device,
+                    defense: dict | None = None, image_size: int | None = None) -> EvalModel:
+    """Load checkpoint `ref` (name or path) and wrap it with `defense` when given."""
+    from defendr_cli.core.models.checkpoint import load_model
+
+    loaded = load_model(workspace, ref, device=device)
+    module = loaded.module
+    payload = loaded.payload or {}
+    name = loaded.name
+    if defense:
+        from defendr_cli.core.models.defenses import wrap_defense
+
+        size = image_size or int((payload.get("data") or {}).get("image_size"))
+        module = wrap_defense(module, defense, size).to(device)
+        name = f"{name}+{defense['name']}"
+    members = [p.get("name") for p in (payload.get("provenance") or {}).get("parents") or []
+               if p.get("role") == "member"] if loaded.kind == "ensemble" else []
+    module.eval()
+    return EvalModel(name=name, module=module, fingerprint=loaded.fingerprint, kind=loaded.kind,
+                     defense=defense, method=payload.get("method"), train_attack=training_attack(payload),
+                     members=members, payload=payload)
+
+
+def ensemble_of(models: list[EvalModel], *, name: str | None = None) -> EvalModel:
+    """An ensemble (the paper's probability-averaging rule) of already loaded models."""
+    from defendr_cli.core.models.ensemble import Ensemble
+
+    names = [m.name for m in models]
+    module = Ensemble([m.module for m in models], names=names).eval()
+    fingerprint = safe_key(*(m.fingerprint[:8] for m in models))
+    return EvalModel(name=name or "+".join(names), module=module, fingerprint=fingerprint,
+                     kind="ensemble", members=names)

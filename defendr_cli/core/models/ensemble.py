@@ -1,0 +1,181 @@
+"""Ensemble of classifiers as one nn.Module (Defendr paper §4.4), attackable end to end.
+
+combine="probs" (the paper's rule): every member's scores are turned into a row-normalized
+probability matrix (softmax, each row sums to 1, so every member contributes equally), the
+matrices are summed with optional weights, and the prediction is the argmax of the sum. forward
+returns the log of the weighted mean of the members' probabilities, shape (N, K): its argmax is
+the paper's prediction and its softmax is the combined distribution.
+
+combine="logits": the weighted mean of the members' logits (N, K) is returned as-is.
+
+Weights are non-negative, not all zero, and normalized to sum to 1 (default: equal weights).
+Members take pixels (N, 3, H, W) in [0, 1]; a member that itself returns log-probabilities (a
+multi-pass randomization, a nested ensemble) is handled exactly, since softmax(log p) = p.
+
+Checkpoint kind "ensemble" (`defendr ensemble NAME --members a,b,c`): `create_ensemble` writes a
+small manifest (no weights of its own): config {members, weights, combine}, data (the members'
+common class list and image size), provenance.parents [{role "member", name, fingerprint}].
+`build_ensemble` (registered with core.models.checkpoint) reloads every member and fails with
+MismatchError when a member file changed since, or MissingArtefactError when one is gone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from defendr_cli import __version__
+from defendr_cli.core.atomic import check_writable
+from defendr_cli.core.errors import InputError, MismatchError
+from defendr_cli.core.models.checkpoint import (
+    CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_model, register_kind, save_checkpoint,
+)
+from defendr_cli.core.models.references import check_reference, make_reference, parents_with_role
+from defendr_cli.core.workspace import Workspace
+
+COMBINE_RULES = ("probs", "logits")
+
+
+def normalized_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """Weights summing to 1 (equal when None); InputError on a wrong count or bad values."""
+    if count < 1:
+        raise InputError("an ensemble needs at least one member")
+    if weights is None:
+        return [1.0 / count] * count
+    values = [float(w) for w in weights]
+    if len(values) != count:
+        raise InputError(f"got {len(values)} weights for {count} ensemble members")
+    if any(w < 0 or w != w for w in values) or sum(values) <= 0:
+        raise InputError(f"ensemble weights must be non-negative and not all zero, got {values}")
+    total = sum(values)
+    return [w / total for w in values]
+
+
+def parse_weights(text: str | None) -> list[float] | None:
+    """'2,1,1' or '1/2,1/4,1/4' -> floats (None for None/empty); InputError on anything else."""
+    if text is None or not text.strip():
+        return None
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(float(Fraction(part.strip())))
+        except (ValueError, ZeroDivisionError):
+            raise InputError(f"--weights must be comma-separated numbers such as 2,1,1; got '{part.strip()}'") from None
+    return values
+
+
+class Ensemble(nn.Module):
+    """Weighted combination of member classifiers (see module docstring for the two rules)."""
+
+    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None,
+                 combine: str = "probs", names: Sequence[str] | None = None) -> None:
+        super().__init__()
+        if combine not in COMBINE_RULES:
+            raise InputError(f"unknown ensemble combine rule '{combine}': use one of {', '.join(COMBINE_RULES)}")
+        self.members = nn.ModuleList(members)
+        self.combine = combine
+        self.names = list(names) if names is not None else [f"member{i}" for i in range(len(self.members))]
+        self.register_buffer("weights", torch.tensor(normalized_weights(weights, len(self.members))),
+                             persistent=False)
+
+    def extra_repr(self) -> str:
+        weights = ", ".join(f"{n}={w:.3g}" for n, w in zip(self.names, self.weights.tolist()))
+        return f"combine={self.combine}, weights=({weights})"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [member(x).float() for member in self.members]
+        if self.combine == "logits":
+            return sum(w * out for w, out in zip(self.weights, outputs))
+        probs = sum(w * F.softmax(out, dim=1) for w, out in zip(self.weights, outputs))
+        return torch.log(probs.clamp_min(1e-12))
+
+
+def _data_key(payload: dict) -> tuple[list, int | None]:
+    data = payload.get("data") or {}
+    size = data.get("image_size")
+    return list(data.get("class_ids") or []), (int(size) if size is not None else None)
+
+
+def check_compatible(names: Sequence[str], payloads: Sequence[dict]) -> dict:
+    """The members' common `data` entry; MismatchError when class lists or image sizes differ."""
+    first_ids, first_size = _data_key(payloads[0])
+    for name, payload in zip(names[1:], payloads[1:]):
+        ids, size = _data_key(payload)
+        if ids != first_ids:
+            raise MismatchError(f"ensemble members '{names[0]}' and '{name}' were trained on different class "
+                                f"lists ({len(first_ids)} vs {len(ids)} classes, or another order)")
+        if size != first_size:
+            raise MismatchError(f"ensemble members '{names[0]}' and '{name}' were trained on different image "
+                                f"sizes ({first_size}px vs {size}px)")
+    data = dict(payloads[0].get("data") or {})
+    return {key: data[key] for key in ("name", "fingerprint", "class_ids", "class_names", "image_size") if key in data}
+
+
+def create_ensemble(workspace: Workspace, name: str, members: Sequence[str], *,
+                    weights: Sequence[float] | None = None, combine: str = "probs",
+                    force: bool = False) -> tuple[Path, dict]:
+    """Write models/<name>.pt, a manifest referencing `members` (names or paths) by fingerprint.
+
+    Every member is loaded once to check it builds; members must share class list and image
+    size. Returns (path, payload). ArtefactExistsError when the file exists and not `force`.
+    """
+    if not name or "/" in name or name.startswith("."):
+        raise InputError(f"invalid ensemble name '{name}': use a plain name such as 'best'")
+    members = [m.strip() for m in members if m and m.strip()]
+    if len(members) < 2:
+        raise InputError(f"an ensemble needs at least two members, got {len(members)}: {', '.join(members) or 'none'}")
+    if len(set(members)) != len(members):
+        raise InputError(f"ensemble members are repeated: {', '.join(members)} (use --weights to weigh one more)")
+    if combine not in COMBINE_RULES:
+        raise InputError(f"unknown ensemble combine rule '{combine}': use one of {', '.join(COMBINE_RULES)}")
+    weights_list = normalized_weights(weights, len(members))
+    out = workspace.path_for("model", name)
+    check_writable(out, force=force)
+    loaded = [load_model(workspace, member) for member in members]
+    if any(m.path.resolve() == out.resolve() for m in loaded):
+        raise InputError(f"ensemble '{name}' would overwrite its own member {out}: choose another name")
+    data = check_compatible(members, [m.payload for m in loaded])
+    parents = [make_reference(workspace, "member", m.path, m.fingerprint) for m in loaded]
+    member_names = [p["name"] for p in parents]
+    weight_text = "equal weights" if weights is None else "weights " + ",".join(f"{w:.3g}" for w in weights_list)
+    payload = {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "ensemble", "name": name,
+        "summary": (f"ensemble of {', '.join(member_names)} ({combine}, {weight_text}); "
+                    f"{len(data.get('class_ids') or [])} classes, {data.get('image_size')}px"),
+        "method": "ensemble",
+        "config": {"members": member_names, "weights": weights_list, "combine": combine},
+        "state_dict": {}, "data": data, "hparams": {"combine": combine, "weights": weights_list},
+        "history": [], "best": None,
+        "provenance": {"seed": None, "software_version": __version__,
+                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "parents": parents},
+    }
+    save_checkpoint(out, payload, force=force)
+    return out, payload
+
+
+def build_ensemble(payload: dict, *, workspace: Workspace | None = None,
+                   device: torch.device = torch.device("cpu")) -> Ensemble:
+    """Builder of kind 'ensemble': reload every member after checking its fingerprint."""
+    workspace = workspace or Workspace.from_option(None)
+    owner = f"ensemble '{payload['name']}'"
+    references = parents_with_role(payload, "member")
+    if not references:
+        raise MismatchError(f"{owner} lists no members")
+    paths = [check_reference(workspace, ref, owner=owner) for ref in references]
+    loaded = [load_model(workspace, path, device=device) for path in paths]
+    names = [ref["name"] for ref in references]
+    check_compatible(names, [m.payload for m in loaded])
+    if _data_key(loaded[0].payload) != _data_key(payload):
+        raise MismatchError(f"{owner}'s members no longer match its recorded class list or image size")
+    config = payload["config"]
+    return Ensemble([m.module for m in loaded], weights=config.get("weights"),
+                    combine=config.get("combine", "probs"), names=names).to(device)
+
+
+register_kind("ensemble", build_ensemble)

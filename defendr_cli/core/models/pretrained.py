@@ -1,0 +1,93 @@
+"""Pretrained backbone weights: a local torchvision state-dict file, or the torchvision weights API.
+
+`--pretrained PATH` loads a torchvision ResNet state dict (e.g. `resnet18-f37072fd.pth`) into the
+backbone; the 1000-class ImageNet head is dropped when its shape differs from ours, so the head
+stays freshly initialised and sized to the cache's classes. `--pretrained imagenet` asks torchvision
+for its default ImageNet weights (from the local torch hub cache, or downloaded when online); when
+neither works the error names the exact file to download and where to put it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError, SourceError
+
+HEAD_PREFIX = "fc."
+
+
+def _state_dict_from_file(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise MissingArtefactError(f"no pretrained weights file at {path}",
+                                   hint="pass a torchvision state-dict .pth file or 'imagenet'")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for unreadable files
+        raise CorruptArtefactError(f"cannot read pretrained weights {path}: {exc}") from exc
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise CorruptArtefactError(f"{path} is not a state dict of tensors")
+    return {key.removeprefix("module."): value for key, value in loaded.items()}
+
+
+def load_backbone_weights(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load `state` into `net` (a torchvision-style model with an `fc` head).
+
+    Head tensors whose shape differs from ours are skipped (our head keeps its own size); any other
+    missing or unexpected key is a MismatchError naming a few of them.
+    """
+    own = net.state_dict()
+    usable = {k: v for k, v in state.items()
+              if not (k.startswith(HEAD_PREFIX) and k in own and own[k].shape != v.shape)}
+    for key, value in usable.items():
+        if key in own and own[key].shape != value.shape:
+            raise MismatchError(f"pretrained weights {source}: '{key}' has shape {tuple(value.shape)}, "
+                                f"the model expects {tuple(own[key].shape)} (wrong architecture?)")
+    missing, unexpected = net.load_state_dict(usable, strict=False)
+    missing = [k for k in missing if not k.startswith(HEAD_PREFIX)]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
+        raise MismatchError(f"pretrained weights {source} do not fit this architecture: {'; '.join(parts)}")
+
+
+def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    """torchvision's default ImageNet weights for `arch`, from the hub cache or downloaded.
+
+    Offline without the cached file: SourceError naming the URL and the two ways to use it.
+    """
+    from torchvision.models import get_model_weights
+
+    try:
+        weights = get_model_weights(arch).DEFAULT
+    except ValueError as exc:
+        raise InputError(f"torchvision has no ImageNet weights for '{arch}'") from exc
+    url = weights.url
+    filename = os.path.basename(url)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if cached.is_file():
+        return _state_dict_from_file(cached)
+    try:
+        return weights.get_state_dict(progress=False)
+    except Exception as exc:  # URLError, socket errors, HTTP errors: all mean "could not fetch"
+        raise SourceError(
+            f"cannot download ImageNet weights for {arch} ({type(exc).__name__}); download {url} "
+            f"and pass --pretrained PATH/{filename}, or put the file at {cached}"
+        ) from exc
+
+
+def load_pretrained(net: nn.Module, arch: str, pretrained: str | os.PathLike) -> None:
+    """Fill `net` (torchvision-style, `fc` head) from 'imagenet' or a local state-dict file."""
+    if str(pretrained) == "imagenet":
+        load_backbone_weights(net, imagenet_state_dict(arch), f"imagenet ({arch})")
+        return
+    path = Path(pretrained).expanduser()
+    load_backbone_weights(net, _state_dict_from_file(path), str(path))

@@ -1,0 +1,54 @@
+"""References from a composite checkpoint (denoised, ensemble) to the checkpoints it builds on.
+
+A reference is a dict `{"role": "target"|"member", "name": str, "fingerprint": str}` kept in the
+payload's `provenance.parents`. `name` is a workspace model name (or a path for a checkpoint that
+lives outside the workspace); `fingerprint` is `file_fingerprint` of the file when the composite
+was made. Loading re-checks it: a changed file is a MismatchError, a missing one a
+MissingArtefactError naming the command that makes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from defendr_cli.core.errors import MismatchError
+from defendr_cli.core.fingerprint import file_fingerprint
+from defendr_cli.core.workspace import Workspace
+
+
+def reference_name(workspace: Workspace, path: Path) -> str:
+    """The name to store for a checkpoint at `path`: its stem inside the workspace, else its path."""
+    path = Path(path)
+    try:
+        inside = path.resolve().parent == workspace.models_dir.resolve()
+    except OSError:
+        inside = False
+    return path.stem if inside and path.suffix == ".pt" else str(path.resolve())
+
+
+def make_reference(workspace: Workspace, role: str, path: Path, fingerprint: str | None = None) -> dict:
+    """A reference to the checkpoint at `path` (fingerprint computed unless given)."""
+    return {"role": role, "name": reference_name(workspace, path),
+            "fingerprint": fingerprint or file_fingerprint(path)}
+
+
+def check_reference(workspace: Workspace, reference: dict, *, owner: str) -> Path:
+    """The referenced checkpoint's path after checking it exists and is unchanged.
+
+    owner: the composite's name, used in messages ('ensemble 'best'').
+    """
+    name = reference["name"]
+    path = workspace.resolve("model", name)
+    actual = file_fingerprint(path)
+    if actual != reference["fingerprint"]:
+        raise MismatchError(
+            f"{owner} was built on {reference.get('role', 'model')} '{name}' with fingerprint "
+            f"{reference['fingerprint']}, but {path} now has fingerprint {actual}",
+            hint=f"rebuild {owner} against the current '{name}'",
+        )
+    return path
+
+
+def parents_with_role(payload: dict, role: str) -> list[dict]:
+    """The provenance parents of `payload` that have `role`, in stored order."""
+    return [p for p in (payload.get("provenance") or {}).get("parents") or [] if p.get("role") == role]

@@ -1,0 +1,249 @@
+"""The one training loop. It never looks at the method: a Recipe (core/training/recipes) supplies the
+trainable module, the batches and the batch loss; the loop owns the rest.
+
+    result = train(options, context)     # TrainOptions, TrainContext -> TrainResult
+
+Per epoch: RNG reseeded from (seed, epoch); module.train(); for each batch, forward + loss under
+runtime.autocast() (bf16/fp16), backward (GradScaler for fp16), optimizer step; a NaN/inf loss
+raises TrainingDivergedError and leaves the files of the last good epoch untouched. Then
+validation (accuracy + cross-entropy of recipe.validation_logits under no_grad), LR schedule step
+(per epoch), history record; the best-validation epoch is written to models/<name>.pt and the
+last epoch's full state (weights, optimizer, scheduler, scaler) to the resume file, so
+`--resume` continues exactly where an interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from defendr_cli import __version__
+from defendr_cli.core.atomic import check_writable
+from defendr_cli.core.errors import InputError, MismatchError, TrainingDivergedError
+from defendr_cli.core.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
+from defendr_cli.core.progress import NullReporter, Reporter
+from defendr_cli.core.runtime import Runtime, seed_everything
+from defendr_cli.core.training.data import TrainBatch, epoch_seed
+from defendr_cli.core.training.options import TrainOptions
+from defendr_cli.core.training.recipes import Recipe, TrainContext, build_recipe
+from defendr_cli.core.training.resume import cpu_state_dict, load_resume_state, resume_path, save_resume_state
+from defendr_cli.core.workspace import Workspace
+
+
+@dataclass
+class TrainResult:
+    """name/path of the written checkpoint, its payload, per-epoch history, the best epoch's record,
+    the epoch the run started from (0 unless resumed) and the wall-clock seconds of this call."""
+
+    name: str
+    path: Path
+    payload: dict[str, Any]
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+    start_epoch: int
+    seconds: float
+
+
+def make_context(workspace: Workspace, runtime: Runtime, data: str | None = None,
+                 reporter: Reporter | None = None) -> TrainContext:
+    """Resolve the clean cache (name, path, or the workspace's only one) and read its info."""
+    from defendr_cli.core.data.reader import read_cache_info
+
+    path = workspace.resolve("data", data) if data else workspace.default_data()
+    return TrainContext(workspace, runtime, path, read_cache_info(path), reporter or NullReporter())
+
+
+def make_optimizer(options: TrainOptions, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if options.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=options.lr, momentum=0.9, weight_decay=options.weight_decay)
+    return torch.optim.Adam(params, lr=options.lr, weight_decay=options.weight_decay)
+
+
+def make_scheduler(options: TrainOptions, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch: cosine to 0 over the run, x0.1 every third of the run, or constant."""
+    if options.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=options.epochs)
+    if options.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, options.epochs // 3), gamma=0.1)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _epoch: 1.0)
+
+
+def _to_device(batch: TrainBatch, runtime: Runtime) -> TrainBatch:
+    adv = runtime.to_device(batch.adv_images) if batch.adv_images is not None else None
+    return TrainBatch(runtime.to_device(batch.images), batch.labels.to(runtime.device), adv)
+
+
+def _prepare_options(options: TrainOptions, context: TrainContext) -> tuple[TrainOptions, dict[str, Any] | None]:
+    """Options of the run (stored ones when resuming) and the resume state, if any."""
+    options.validate()
+    name = options.model_name
+    final = context.workspace.path_for("model", name)
+    if not options.resume:
+        check_writable(final, force=options.force)
+        resume_path(context.workspace, name).unlink(missing_ok=True)  # a stale interrupted run
+        return options.resolved(int(context.data_info.image_size)), None
+    state = load_resume_state(resume_path(context.workspace, name), name)
+    if state.get("data_fingerprint") != str(context.data_info.fingerprint):
+        raise MismatchError(f"the interrupted run of '{name}' used another clean cache; pass the same --data")
+    stored = TrainOptions.from_dict(state["options"])
+    context.reporter.note(f"resuming '{name}' after epoch {state['epoch'] + 1}/{stored.epochs} with its saved options")
+    return replace(stored, resume=True, force=True, workers=options.workers), state
+
+
+def train(options: TrainOptions, context: TrainContext) -> TrainResult:
+    """Run (or resume) one training run and write models/<name>.pt; see the module docstring."""
+    started = time.perf_counter()
+    options, state = _prepare_options(options, context)
+    runtime, reporter, name = context.runtime, context.reporter, options.model_name
+    final_path = context.workspace.path_for("model", name)
+    resume_file = resume_path(context.workspace, name)
+    seed_everything(options.seed)
+    recipe = build_recipe(options, context)
+    try:
+        module = recipe.module
+        params = [p for p in module.parameters() if p.requires_grad]
+        if not params:
+            raise InputError(f"method '{options.method}' left no trainable parameters")
+        if len(recipe.train_batches) == 0:
+            raise InputError(f"the train split of {context.data_path.name} is empty")
+        optimizer = make_optimizer(options, params)
+        scheduler = make_scheduler(options, optimizer)
+        scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.needs_grad_scaler)
+        history: list[dict[str, Any]] = []
+        best: dict[str, Any] | None = None
+        start_epoch = 0
+        payload: dict[str, Any] | None = None
+        if state is not None:
+            module.load_state_dict(state["state_dict"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            history, best, start_epoch = list(state["history"]), state["best"], int(state["epoch"]) + 1
+        for epoch in range(start_epoch, options.epochs):
+            epoch_started = time.perf_counter()
+            torch.manual_seed(epoch_seed(options.seed, epoch))
+            lr = optimizer.param_groups[0]["lr"]
+            train_metrics = _train_epoch(recipe, options, runtime, optimizer, scaler, reporter, epoch,
+                                         has_checkpoint=resume_file.exists(), resume_file=resume_file)
+            val_metrics = _validate(recipe, runtime)
+            scheduler.step()
+            record = {"epoch": epoch + 1, "lr": lr, **train_metrics, **val_metrics,
+                      "seconds": round(time.perf_counter() - epoch_started, 3)}
+            history.append(record)
+            reporter.note(_epoch_line(record, options.epochs))
+            if best is None or "val_acc" not in record or record["val_acc"] > best.get("val_acc", -1.0):
+                best = dict(record)
+                payload = _payload(recipe, options, context, cpu_state_dict(module), history, best)
+                save_checkpoint(final_path, payload, force=True)
+            save_resume_state(resume_file, {
+                "options": options.to_dict(), "epoch": epoch, "state_dict": cpu_state_dict(module),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "history": history, "best": best,
+                "data_fingerprint": str(context.data_info.fingerprint),
+            })
+        if payload is None or payload["history"] != history:
+            # The best epoch was earlier (or in an earlier session): its weights are on disk (the
+            # payload's tensors may alias the module's, which kept training); add the full history.
+            from defendr_cli.core.models.checkpoint import read_checkpoint
+
+            payload = read_checkpoint(final_path)
+            payload["history"] = history
+            save_checkpoint(final_path, payload, force=True)
+        resume_file.unlink(missing_ok=True)
+        return TrainResult(name, final_path, payload, history, best or {}, start_epoch,
+                           time.perf_counter() - started)
+    finally:
+        recipe.close()
+
+
+def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, reporter: Reporter, epoch: int, *, has_checkpoint: bool,
+                 resume_file: Path) -> dict[str, float]:
+    module = recipe.module
+    module.train()
+    loss_sum, correct, seen, scored = 0.0, 0, 0, 0
+    with reporter.task(f"train {options.model_name} {epoch + 1}/{options.epochs}",
+                       total=len(recipe.train_batches)) as task:
+        for step, batch in enumerate(recipe.train_batches.epoch(options.seed, epoch)):
+            batch = _to_device(batch, runtime)
+            with runtime.autocast():
+                out = recipe.batch_loss(batch)
+            loss_value = float(out.loss.detach())
+            if not math.isfinite(loss_value):
+                kept = f"the last good state is kept in {resume_file}" if has_checkpoint \
+                    else "no checkpoint had been written yet"
+                raise TrainingDivergedError(
+                    f"training '{options.model_name}' diverged: loss became {loss_value} at epoch {epoch + 1}, "
+                    f"step {step + 1}; {kept}", hint="lower --lr, or use --precision fp32")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(out.loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            n = len(batch)
+            loss_sum, seen = loss_sum + loss_value * n, seen + n
+            if out.logits is None:
+                task.advance(1, loss=loss_sum / seen)
+                continue
+            correct += int((out.logits.detach().argmax(1) == out.labels).sum())
+            scored += int(out.labels.shape[0])
+            task.advance(1, loss=loss_sum / seen, acc=correct / scored)
+    metrics = {"train_loss": loss_sum / max(seen, 1)}
+    if scored:
+        metrics["train_acc"] = correct / scored
+    return metrics
+
+
+@torch.no_grad()
+def _validate(recipe: Recipe, runtime: Runtime) -> dict[str, float]:
+    recipe.module.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for batch in recipe.validation_batches():
+        batch = _to_device(batch, runtime)
+        with runtime.autocast():
+            logits, labels = recipe.validation_logits(batch)
+        loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += int(labels.shape[0])
+    if seen == 0:
+        return {}
+    return {"val_loss": loss_sum / seen, "val_acc": correct / seen}
+
+
+def _epoch_line(record: dict[str, Any], epochs: int) -> str:
+    line = f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}"
+    if "train_acc" in record:
+        line += f" acc {record['train_acc']:.1%}"
+    if "val_acc" in record:
+        line += f", val loss {record['val_loss']:.4f} acc {record['val_acc']:.1%}"
+    return line + f", lr {record['lr']:.3g}, {record['seconds']:.1f}s"
+
+
+def _payload(recipe: Recipe, options: TrainOptions, context: TrainContext, state_dict: dict[str, torch.Tensor],
+             history: list[dict[str, Any]], best: dict[str, Any]) -> dict[str, Any]:
+    info = context.data_info
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "kind": recipe.kind,
+        "name": options.model_name,
+        "summary": recipe.summary(best),
+        "method": options.method,
+        "config": recipe.checkpoint_config(),
+        "state_dict": state_dict,
+        "data": {"name": Path(context.data_path).stem, "fingerprint": str(info.fingerprint),
+                 "class_ids": list(info.class_ids), "class_names": list(info.class_names),
+                 "image_size": int(info.image_size)},
+        "hparams": options.to_dict(),
+        "history": [dict(r) for r in history],
+        "best": dict(best),
+        "provenance": {"seed": options.seed, "software_version": __version__,
+                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "parents": recipe.parents()},
+    }

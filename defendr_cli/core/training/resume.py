@@ -1,0 +1,56 @@
+"""Resume state of an interrupted training run, kept beside the model as `models/.<name>.resume.pt`.
+
+The file is hidden (a leading dot) so `defendr ls` does not list it. It holds the state at the end
+of the last completed epoch, all plain tensors/values (weights_only loadable):
+    format "defendr-resume", version, options (TrainOptions.to_dict()), epoch (last completed,
+    0-based), state_dict (module weights of that epoch), optimizer, scheduler, scaler (state dicts),
+    history, best, data_fingerprint.
+RNG streams are derived from (seed, epoch) at the start of every epoch (core.training.data.epoch_seed),
+so restarting from an epoch boundary reproduces the uninterrupted run exactly.
+It is deleted when the run completes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from defendr_cli.core.atomic import atomic_path
+from defendr_cli.core.errors import CorruptArtefactError, MissingArtefactError
+from defendr_cli.core.workspace import Workspace
+
+RESUME_FORMAT = "defendr-resume"
+RESUME_VERSION = 1
+
+
+def resume_path(workspace: Workspace, name: str) -> Path:
+    return workspace.dir_for("model", create=True) / f".{name}.resume.pt"
+
+
+def save_resume_state(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path, force=True) as tmp:
+        torch.save({"format": RESUME_FORMAT, "version": RESUME_VERSION, **state}, tmp)
+
+
+def load_resume_state(path: Path, name: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise MissingArtefactError(f"no interrupted run of '{name}' to resume (no {path.name} in {path.parent})",
+                                   hint="start it without --resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unreadable file of any kind
+        raise CorruptArtefactError(f"cannot read resume state {path}: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT or state.get("version") != RESUME_VERSION:
+        raise CorruptArtefactError(f"{path} is not a defendr resume state of version {RESUME_VERSION}")
+    return state
+
+
+def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """module.state_dict() with every tensor on the CPU, for saving right away.
+
+    On a CPU device the tensors are the module's own (no copy): they change when training goes on,
+    so save them before the next optimizer step, or clone them to keep them.
+    """
+    return {key: value.detach().to("cpu") for key, value in module.state_dict().items()}
