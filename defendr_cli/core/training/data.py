@@ -5,6 +5,13 @@ them through core.data's readers (in-process, or in `workers` DataLoader process
 opens its own file handles). The plan depends only on (seed, epoch), so a resumed run sees the same
 batches as an uninterrupted one.
 
+Data-parallel runs (core.distributed): every rank computes the same plan, then takes its
+contiguous share of each batch, so `batch_size` is the global batch and every rank runs the same
+number of steps as a single process would. Training sources pad a batch whose size is not a
+multiple of the world size by repeating its first items (equal, non-empty shares); validation
+sources (`pad_shards=False`) split each batch exactly and skip empty shares, so metrics summed
+over ranks equal the single-process ones.
+
     TrainBatch.images      float32 (n, 3, H, W) in [0, 1]
     TrainBatch.labels      int64 (n,)
     TrainBatch.adv_images  float32 (n, 3, H, W) in [0, 1], the adversarial copy of each image
@@ -21,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from defendr_cli.core.distributed import SINGLE, DistContext, split_range
 from defendr_cli.core.errors import InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.workspace import Workspace
 
@@ -113,7 +121,7 @@ class BatchSource:
 
     def __init__(self, clean_path: Path, split: str, batch_size: int, *, kind: str = "clean",
                  adv_paths: Sequence[Path] = (), shuffle: bool = True, drop_last: bool = False,
-                 workers: int = 0) -> None:
+                 workers: int = 0, dist: DistContext = SINGLE, pad_shards: bool = True) -> None:
         if kind not in ("clean", "doubled", "paired"):
             raise ValueError(f"unknown batch source kind {kind}")
         if kind != "clean" and not adv_paths:
@@ -121,6 +129,7 @@ class BatchSource:
         self.readers = _Readers(clean_path, split, adv_paths if kind != "clean" else ())
         self.kind, self.batch_size, self.shuffle = kind, batch_size, shuffle
         self.drop_last, self.workers = drop_last, workers
+        self.dist, self.pad_shards = dist, pad_shards
         opened = self.readers.get()
         items = []
         if kind in ("clean", "doubled"):
@@ -145,8 +154,16 @@ class BatchSource:
             order = torch.randperm(self.num_items, generator=generator).numpy()
         return [self.items[order[i * self.batch_size:(i + 1) * self.batch_size]] for i in range(len(self))]
 
+    def rank_plan(self, seed: int, epoch: int) -> list[np.ndarray]:
+        """This rank's share of every batch of `plan` (the whole plan in a single process)."""
+        plan = self.plan(seed, epoch)
+        if not self.dist.is_distributed:
+            return plan
+        return [share for share in (shard_items(items, self.dist, pad=self.pad_shards) for items in plan)
+                if len(share) or self.pad_shards]
+
     def epoch(self, seed: int, epoch: int) -> Iterator[TrainBatch]:
-        dataset = _PlannedBatches(self.readers, self.plan(seed, epoch), paired=self.kind == "paired")
+        dataset = _PlannedBatches(self.readers, self.rank_plan(seed, epoch), paired=self.kind == "paired")
         if self.workers == 0:
             for i in range(len(dataset)):
                 yield dataset[i]
@@ -157,6 +174,20 @@ class BatchSource:
 
     def close(self) -> None:
         self.readers.close()
+
+
+def shard_items(items: np.ndarray, dist: DistContext, *, pad: bool) -> np.ndarray:
+    """Rank `dist.rank`'s contiguous share of one batch's items (n, 2).
+
+    pad=True: a batch of n items, n not a multiple of the world size W, is first extended to the
+    next multiple by repeating its items from the start, so every rank gets the same number (>= 1).
+    pad=False: exact contiguous split; shares differ by at most one item and may be empty.
+    """
+    world = dist.world_size
+    if pad and len(items) % world:
+        items = np.resize(items, (len(items) + (-len(items)) % world, items.shape[1]))
+    start, stop = split_range(len(items), world, dist.rank)
+    return items[start:stop]
 
 
 def resolve_adv_sets(workspace: Workspace, refs: Sequence[str], *, split: str, clean_fingerprint: str | None,

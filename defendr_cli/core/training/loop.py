@@ -10,6 +10,14 @@ validation (accuracy + cross-entropy of recipe.validation_logits under no_grad),
 (per epoch), history record; the best-validation epoch is written to models/<name>.pt and the
 last epoch's full state (weights, optimizer, scheduler, scaler) to the resume file, so
 `--resume` continues exactly where an interrupted run stopped.
+
+Data-parallel (context.dist from core.distributed, under torchrun): every rank builds the recipe
+with the same seed, the module is wrapped in DistributedDataParallel for the loss forward
+(`recipe.forward_module`; rank 0's weights are broadcast at wrapping; frozen helpers such as the
+dunet target are never wrapped), each rank reads its share of every global batch (BatchSource),
+losses and metrics are summed over ranks, BatchNorm buffers are taken from rank 0 before
+validation, and only rank 0 writes the checkpoint and the resume state. The resume state holds
+no per-rank data, so a run can be resumed with any number of processes.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import torch.nn.functional as F
 
 from defendr_cli import __version__
 from defendr_cli.core.atomic import check_writable
+from defendr_cli.core.distributed import DistContext, all_reduce_sum, barrier, broadcast_module
 from defendr_cli.core.errors import InputError, MismatchError, TrainingDivergedError
 from defendr_cli.core.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
 from defendr_cli.core.progress import NullReporter, Reporter
@@ -52,12 +61,15 @@ class TrainResult:
 
 
 def make_context(workspace: Workspace, runtime: Runtime, data: str | None = None,
-                 reporter: Reporter | None = None) -> TrainContext:
+                 reporter: Reporter | None = None, dist: DistContext | None = None) -> TrainContext:
     """Resolve the clean cache (name, path, or the workspace's only one) and read its info."""
     from defendr_cli.core.data.reader import read_cache_info
 
     path = workspace.resolve("data", data) if data else workspace.default_data()
-    return TrainContext(workspace, runtime, path, read_cache_info(path), reporter or NullReporter())
+    context = TrainContext(workspace, runtime, path, read_cache_info(path), reporter or NullReporter())
+    if dist is not None:
+        context.dist = dist
+    return context
 
 
 def make_optimizer(options: TrainOptions, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -87,7 +99,9 @@ def _prepare_options(options: TrainOptions, context: TrainContext) -> tuple[Trai
     final = context.workspace.path_for("model", name)
     if not options.resume:
         check_writable(final, force=options.force)
-        resume_path(context.workspace, name).unlink(missing_ok=True)  # a stale interrupted run
+        if context.dist.is_main:
+            resume_path(context.workspace, name).unlink(missing_ok=True)  # a stale interrupted run
+        barrier(context.dist)
         return options.resolved(int(context.data_info.image_size)), None
     state = load_resume_state(resume_path(context.workspace, name), name)
     if state.get("data_fingerprint") != str(context.data_info.fingerprint):
@@ -101,7 +115,7 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
     """Run (or resume) one training run and write models/<name>.pt; see the module docstring."""
     started = time.perf_counter()
     options, state = _prepare_options(options, context)
-    runtime, reporter, name = context.runtime, context.reporter, options.model_name
+    runtime, reporter, name, dist = context.runtime, context.reporter, options.model_name, context.dist
     final_path = context.workspace.path_for("model", name)
     resume_file = resume_path(context.workspace, name)
     seed_everything(options.seed)
@@ -126,13 +140,16 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
             history, best, start_epoch = list(state["history"]), state["best"], int(state["epoch"]) + 1
+        sync_gradients = _data_parallel(recipe, dist)
         for epoch in range(start_epoch, options.epochs):
             epoch_started = time.perf_counter()
-            torch.manual_seed(epoch_seed(options.seed, epoch))
+            torch.manual_seed(epoch_seed(options.seed, epoch) + dist.rank)  # rank 0: the single-process stream
             lr = optimizer.param_groups[0]["lr"]
             train_metrics = _train_epoch(recipe, options, runtime, optimizer, scaler, reporter, epoch,
-                                         has_checkpoint=resume_file.exists(), resume_file=resume_file)
-            val_metrics = _validate(recipe, runtime)
+                                         has_checkpoint=resume_file.exists(), resume_file=resume_file,
+                                         dist=dist, sync_gradients=sync_gradients)
+            _sync_buffers(module, dist)
+            val_metrics = _validate(recipe, runtime, dist)
             scheduler.step()
             record = {"epoch": epoch + 1, "lr": lr, **train_metrics, **val_metrics,
                       "seconds": round(time.perf_counter() - epoch_started, 3)}
@@ -140,14 +157,21 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             reporter.note(_epoch_line(record, options.epochs))
             if best is None or "val_acc" not in record or record["val_acc"] > best.get("val_acc", -1.0):
                 best = dict(record)
-                payload = _payload(recipe, options, context, cpu_state_dict(module), history, best)
-                save_checkpoint(final_path, payload, force=True)
+                if dist.is_main:
+                    payload = _payload(recipe, options, context, cpu_state_dict(module), history, best)
+                    save_checkpoint(final_path, payload, force=True)
+            if not dist.is_main:
+                continue
             save_resume_state(resume_file, {
                 "options": options.to_dict(), "epoch": epoch, "state_dict": cpu_state_dict(module),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "history": history, "best": best,
                 "data_fingerprint": str(context.data_info.fingerprint),
             })
+        if not dist.is_main:
+            barrier(dist)  # rank 0 writes the final files
+            return TrainResult(name, final_path, {}, history, best or {}, start_epoch,
+                               time.perf_counter() - started)
         if payload is None or payload["history"] != history:
             # The best epoch was earlier (or in an earlier session): its weights are on disk (the
             # payload's tensors may alias the module's, which kept training); add the full history.
@@ -157,15 +181,56 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             payload["history"] = history
             save_checkpoint(final_path, payload, force=True)
         resume_file.unlink(missing_ok=True)
+        barrier(dist)
         return TrainResult(name, final_path, payload, history, best or {}, start_epoch,
                            time.perf_counter() - started)
     finally:
+        if hasattr(recipe, "forward_module"):
+            recipe.forward_module = recipe.module
         recipe.close()
+
+
+def _data_parallel(recipe: Recipe, dist: DistContext) -> bool:
+    """Make the recipe's loss forward data-parallel; True when the loop must average gradients itself.
+
+    Recipes with a `forward_module` get DistributedDataParallel(recipe.module) there (rank 0's
+    weights and buffers broadcast to all ranks). Others keep their module: rank 0's weights are
+    broadcast here and `_average_gradients` runs after every backward.
+    """
+    if not dist.is_distributed:
+        return False
+    module = recipe.module
+    if hasattr(recipe, "forward_module"):
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [dist.device.index] if dist.device.type == "cuda" else None
+        recipe.forward_module = DistributedDataParallel(module, device_ids=device_ids)
+        return False
+    broadcast_module(module, dist)
+    return True
+
+
+def _average_gradients(module: torch.nn.Module, dist: DistContext) -> None:
+    """Replace every gradient by its mean over ranks (the fallback of recipes without forward_module)."""
+    for param in module.parameters():
+        if param.requires_grad:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            torch.distributed.all_reduce(param.grad, op=torch.distributed.ReduceOp.SUM)
+            param.grad.div_(dist.world_size)
+
+
+def _sync_buffers(module: torch.nn.Module, dist: DistContext) -> None:
+    """Take rank 0's buffers (BatchNorm running statistics), which its checkpoint will hold."""
+    if dist.is_distributed:
+        with torch.no_grad():
+            for buffer in module.buffers():
+                torch.distributed.broadcast(buffer.data, src=0)
 
 
 def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, reporter: Reporter, epoch: int, *, has_checkpoint: bool,
-                 resume_file: Path) -> dict[str, float]:
+                 resume_file: Path, dist: DistContext, sync_gradients: bool = False) -> dict[str, float]:
     module = recipe.module
     module.train()
     loss_sum, correct, seen, scored = 0.0, 0, 0, 0
@@ -176,6 +241,9 @@ def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimi
             with runtime.autocast():
                 out = recipe.batch_loss(batch)
             loss_value = float(out.loss.detach())
+            if dist.is_distributed:  # every rank must see a divergence, or the others would hang
+                loss_total, count_total = all_reduce_sum([loss_value * len(batch), len(batch)], dist)
+                loss_value = loss_total / count_total
             if not math.isfinite(loss_value):
                 kept = f"the last good state is kept in {resume_file}" if has_checkpoint \
                     else "no checkpoint had been written yet"
@@ -184,6 +252,8 @@ def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimi
                     f"step {step + 1}; {kept}", hint="lower --lr, or use --precision fp32")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(out.loss).backward()
+            if sync_gradients:
+                _average_gradients(module, dist)
             scaler.step(optimizer)
             scaler.update()
             n = len(batch)
@@ -194,6 +264,7 @@ def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimi
             correct += int((out.logits.detach().argmax(1) == out.labels).sum())
             scored += int(out.labels.shape[0])
             task.advance(1, loss=loss_sum / seen, acc=correct / scored)
+    loss_sum, seen, correct, scored = all_reduce_sum([loss_sum, seen, correct, scored], dist)
     metrics = {"train_loss": loss_sum / max(seen, 1)}
     if scored:
         metrics["train_acc"] = correct / scored
@@ -201,7 +272,7 @@ def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimi
 
 
 @torch.no_grad()
-def _validate(recipe: Recipe, runtime: Runtime) -> dict[str, float]:
+def _validate(recipe: Recipe, runtime: Runtime, dist: DistContext) -> dict[str, float]:
     recipe.module.eval()
     loss_sum, correct, seen = 0.0, 0, 0
     for batch in recipe.validation_batches():
@@ -211,6 +282,7 @@ def _validate(recipe: Recipe, runtime: Runtime) -> dict[str, float]:
         loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
         correct += int((logits.argmax(1) == labels).sum())
         seen += int(labels.shape[0])
+    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], dist)
     if seen == 0:
         return {}
     return {"val_loss": loss_sum / seen, "val_acc": correct / seen}

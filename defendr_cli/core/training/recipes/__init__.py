@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
@@ -38,6 +39,8 @@ class TrainContext:
     data_path: the clean cache (HDF5); data_info: its core.data.reader.CacheInfo (class_ids,
         class_names, num_classes, image_size, fingerprint, split_counts, ...).
     reporter: progress/notes (core.progress.Reporter).
+    dist: this process's place in a data-parallel run (core.distributed.DistContext; world size 1
+        by default). Recipes pass it to their BatchSources so each rank reads its share of the data.
     """
 
     workspace: Workspace
@@ -45,6 +48,7 @@ class TrainContext:
     data_path: Path
     data_info: Any
     reporter: Reporter = field(default_factory=NullReporter)
+    dist: DistContext = SINGLE
 
 
 @dataclass
@@ -81,6 +85,12 @@ class Recipe(Protocol):
             checkpoint's `state_dict` (and in the resume state). Frozen helpers (e.g. the dunet
             recipe's target classifier) are kept by the recipe outside `module`, or inside it with
             requires_grad=False and their own eval mode.
+        forward_module (optional): the callable `batch_loss` uses for the forward pass whose loss is
+            back-propagated; `module` itself by default. In a data-parallel run the loop sets it to a
+            DistributedDataParallel wrapper of `module` (gradients are averaged over ranks during
+            backward); attacks and frozen helpers keep using `module` / their own modules. A recipe
+            without this attribute still trains correctly in parallel: the loop then averages the
+            gradients itself after backward.
         kind: checkpoint kind written to the payload ("classifier", "denoised", ...); a builder
             for it must be registered with core.models.checkpoint.register_kind.
         train_batches: a BatchPlan; each TrainBatch has images/labels in [0, 1] on the CPU, plus

@@ -65,7 +65,7 @@ class AdversarialTrainingRecipe(ClassifierRecipe):
                                  clean_fingerprint=str(self.context.data_info.fingerprint), method="adv")
         self.extra_parents = adv_set_parents(paths)
         return BatchSource(self.context.data_path, "train", self.options.batch_size, kind="doubled",
-                           adv_paths=paths, workers=self.options.workers)
+                           adv_paths=paths, workers=self.options.workers, dist=self.context.dist)
 
     def batch_loss(self, batch: TrainBatch) -> StepResult:
         images = batch.images
@@ -73,7 +73,7 @@ class AdversarialTrainingRecipe(ClassifierRecipe):
             count = max(1, round(self.options.adv_ratio * len(batch)))
             adv = self.attack(self.module, images[:count], batch.labels[:count])
             images = torch.cat([adv, images[count:]])
-        logits = self.module(images)
+        logits = self.forward_module(images)
         return StepResult(classification_loss(logits, batch.labels), logits, batch.labels)
 
     def describe_method(self) -> str:

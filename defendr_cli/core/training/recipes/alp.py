@@ -43,7 +43,7 @@ class AdversarialLogitPairingRecipe(ClassifierRecipe):
                                  clean_fingerprint=str(self.context.data_info.fingerprint), method="alp")
         self.extra_parents = adv_set_parents(paths)
         return BatchSource(self.context.data_path, "train", self.options.batch_size, kind="paired",
-                           adv_paths=paths, workers=self.options.workers)
+                           adv_paths=paths, workers=self.options.workers, dist=self.context.dist)
 
     def batch_loss(self, batch: TrainBatch) -> StepResult:
         if self.attack is not None:
@@ -51,7 +51,7 @@ class AdversarialLogitPairingRecipe(ClassifierRecipe):
         else:
             adv = batch.adv_images
         n = len(batch)
-        logits = self.module(torch.cat([batch.images, adv]))
+        logits = self.forward_module(torch.cat([batch.images, adv]))
         clean_logits, adv_logits = logits[:n], logits[n:]
         loss = adversarial_logit_pairing_loss(clean_logits, adv_logits, batch.labels, self.options.pair_weight)
         return StepResult(loss, clean_logits, batch.labels)

@@ -36,23 +36,24 @@ class ClassifierRecipe:
         if options.freeze_backbone:
             model.freeze_backbone()
         self.module = context.runtime.prepare_model(model)
+        self.forward_module = self.module  # the loop swaps in a DDP wrapper in data-parallel runs
         self.extra_parents: list[dict[str, str]] = []  # set by subclasses (adversarial sets)
         self._parents: list[dict[str, str]] | None = None
         self.train_batches = self.make_train_batches()
         self.val_source = BatchSource(context.data_path, "val", options.batch_size, shuffle=False,
-                                      workers=options.workers)
+                                      workers=options.workers, dist=context.dist, pad_shards=False)
 
     # -- data -------------------------------------------------------------------------------
     def make_train_batches(self) -> BatchSource:
         return BatchSource(self.context.data_path, "train", self.options.batch_size, kind="clean",
-                           workers=self.options.workers)
+                           workers=self.options.workers, dist=self.context.dist)
 
     def validation_batches(self):
         return self.val_source.epoch(0, 0)
 
     # -- losses -----------------------------------------------------------------------------
     def batch_loss(self, batch: TrainBatch) -> StepResult:
-        logits = self.module(batch.images)
+        logits = self.forward_module(batch.images)
         return StepResult(classification_loss(logits, batch.labels), logits, batch.labels)
 
     def validation_logits(self, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,7 +28,7 @@ def clean_logit_pairing_loss(logits: torch.Tensor, labels: torch.Tensor, weight:
 
 class CleanLogitPairingRecipe(ClassifierRecipe):
     def batch_loss(self, batch: TrainBatch) -> StepResult:
-        logits = self.module(batch.images)
+        logits = self.forward_module(batch.images)
         return StepResult(clean_logit_pairing_loss(logits, batch.labels, self.options.pair_weight), logits, batch.labels)
 
     def describe_method(self) -> str:

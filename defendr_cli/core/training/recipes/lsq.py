@@ -20,7 +20,7 @@ def logit_squeezing_loss(logits: torch.Tensor, labels: torch.Tensor, weight: flo
 
 class LogitSqueezingRecipe(ClassifierRecipe):
     def batch_loss(self, batch: TrainBatch) -> StepResult:
-        logits = self.module(batch.images)
+        logits = self.forward_module(batch.images)
         return StepResult(logit_squeezing_loss(logits, batch.labels, self.options.squeeze_weight), logits, batch.labels)
 
     def describe_method(self) -> str:

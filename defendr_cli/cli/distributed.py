@@ -1,0 +1,42 @@
+"""torchrun support for the stage commands (train, attack, evaluate).
+
+    with stage_session(device, precision) as (dist, runtime):
+        with stage_reporter(dist, console, enabled=not as_json) as reporter:
+            ...
+        if not dist.is_main:
+            return          # only rank 0 prints tables and writes final files
+
+A single process (no torchrun variables) gets world size 1 and the runtime `make_runtime` would
+build; under torchrun every rank computes on its own device (cuda:LOCAL_RANK, or the CPU with gloo).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from rich.console import Console
+
+from defendr_cli.cli.progress import RichReporter
+from defendr_cli.core.distributed import DistContext, distributed_session
+from defendr_cli.core.progress import NullReporter, Reporter
+from defendr_cli.core.runtime import Runtime
+
+
+@contextlib.contextmanager
+def stage_session(device: str, precision: str) -> Iterator[tuple[DistContext, Runtime]]:
+    """The DistContext of this process and its Runtime; the process group lives inside the block."""
+    with distributed_session(device) as dist:
+        yield dist, Runtime(dist.device, precision)
+
+
+@contextlib.contextmanager
+def stage_reporter(dist: DistContext, console: Console, *, enabled: bool = True) -> Iterator[Reporter]:
+    """Rich progress bars on rank 0; a NullReporter on the other ranks."""
+    if not dist.is_main:
+        yield NullReporter()
+        return
+    with RichReporter(console, enabled=enabled) as reporter:
+        if dist.is_distributed:
+            reporter.note(f"data-parallel run: {dist.world_size} processes ({dist.device.type})")
+        yield reporter
