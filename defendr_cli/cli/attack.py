@@ -1,6 +1,7 @@
 """`defendr attack fgsm|bim|pgd|mifgsm --eps LIST`: adversarial sets from a saved model.
 
 Thin layer over core.attacks.stage: parses options, shows progress and a summary table.
+Under torchrun the ranks attack disjoint shards and rank 0 assembles the sets (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from defendr_cli.cli.common import (
     JsonOpt,
     PrecisionOpt,
     SeedOpt,
-    make_runtime,
     print_json,
     state,
 )
-from defendr_cli.cli.progress import RichReporter
+from defendr_cli.cli.distributed import stage_reporter, stage_session
 from defendr_cli.core.attacks.eps import parse_eps, parse_eps_list
 from defendr_cli.core.attacks.stage import AttackStageConfig, run_attack_stage, validate_config
 
@@ -68,9 +68,11 @@ def register(app: typer.Typer) -> None:
             step_size=None if step_size is None else parse_eps(step_size), random_start=random_start,
             restarts=restarts, label_mode=labels, targeted=targeted, loss=loss, model=model, data=data,
             splits=_splits(split), batch_size=batch_size, dtype=dtype, resume=resume, force=force, seed=seed))
-        runtime = make_runtime(device, precision)
-        with RichReporter(app_state.err_console, enabled=not as_json) as reporter:
-            results = run_attack_stage(app_state.workspace, config, runtime, reporter=reporter)
+        with stage_session(device, precision) as (dist, runtime):
+            with stage_reporter(dist, app_state.err_console, enabled=not as_json) as reporter:
+                results = run_attack_stage(app_state.workspace, config, runtime, reporter=reporter, dist=dist)
+        if not dist.is_main:
+            return
         if as_json:
             print_json([r.to_dict() for r in results])
             return

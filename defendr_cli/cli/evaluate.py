@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, make_runtime, state
-from defendr_cli.cli.progress import RichReporter
+from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, state
+from defendr_cli.cli.distributed import stage_reporter, stage_session
 from defendr_cli.core.errors import InputError, MissingArtefactError
 from defendr_cli.core.evaluation.adaptive import AdaptiveEps, run_adaptive
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
@@ -137,8 +137,6 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Transfer tables (paper Tables 1-6), optional adaptive white-box sweeps, report in reports/NAME/."""
-        from defendr_cli.core.data.reader import read_cache_info
-
         app_state = state(ctx)
         ws = app_state.workspace
         refs = ([model] if model else []) + split_names(models)
@@ -149,51 +147,65 @@ def register(app: typer.Typer) -> None:
             raise InputError("--batch-size must be at least 1")
         steps_list = parse_int_list(steps, "--steps")
         restarts_list = parse_int_list(restarts, "--restarts")
-        runtime = make_runtime(device, precision)
-        data_path = ws.resolve("data", data) if data else ws.default_data()
-        cache_info = read_cache_info(data_path)
-        spec = None
-        if defense:
-            from defendr_cli.core.models.defenses import defense_spec
+        with stage_session(device, precision) as (dist, runtime):
+            _evaluate(app_state, dist, runtime, data=data, adv=adv, refs=refs, ensembles=ensembles, defense=defense,
+                      defense_variant=defense_variant, name=name, seed=seed, precision=precision,
+                      batch_size=batch_size, adaptive=adaptive, eps=eps, eot=eot, steps_list=steps_list,
+                      restarts_list=restarts_list, subset=subset, as_json=as_json)
 
-            spec = defense_spec(defense, defense_variant)
-        notes: list[str] = []
-        adv_paths = select_adv_sets(ws, adv, cache_info.fingerprint, notes)
-        eval_models = load_models(ws, refs, ensembles, device=runtime.device, defense=spec,
-                                  variant=defense_variant, image_size=cache_info.image_size)
-        report_name = name or safe_key("eval", *[m.name for m in eval_models])[:80]
-        settings = {"models": [m.name for m in eval_models], "data": str(data_path), "adv": adv,
-                    "seed": seed, "device": str(runtime.device), "precision": precision, "batch_size": batch_size,
-                    "defense": spec}
-        with RichReporter(app_state.err_console) as reporter:
-            for note in notes:
-                reporter.note(note)
-            transfer = run_transfer(eval_models, data_path, adv_paths, runtime=runtime, seed=seed,
-                                    batch_size=batch_size, cache_dir=ws.reports_dir / PREDICTIONS_DIRNAME,
-                                    reporter=reporter)
-            adaptive_result = None
-            if adaptive:
-                from defendr_cli.core.attacks import parse_eps_list
 
-                eps_values = [AdaptiveEps(s["eps_label"], s["eps"]) for s in transfer["adv_sets"]]
-                eps_values += [AdaptiveEps(e.label, e.value) for e in (parse_eps_list(eps) if eps else [])]
-                eps_values = list({str(e.value): e for e in eps_values}.values())
-                if not eps_values:
-                    eps_values = [AdaptiveEps("8/255", 8 / 255)]
-                    reporter.note("no cached adversarial set and no --eps: the adaptive sweep uses eps 8/255")
-                adaptive_result = run_adaptive(eval_models, data_path, runtime=runtime, eps_values=eps_values,
-                                               steps=steps_list, restarts=restarts_list, eot=eot, subset=subset,
-                                               seed=seed, batch_size=batch_size, transfer_sets=adv_paths,
-                                               reporter=reporter)
-                settings.update({"eot": eot, "steps": steps_list, "restarts": restarts_list, "subset": subset})
-            files = write_report(ws.reports_dir / report_name, name=report_name, transfer=transfer,
-                                 adaptive=adaptive_result, settings=settings)
-        if as_json:
-            typer.echo(files.results.read_text(encoding="utf-8"))
+def _evaluate(app_state, dist, runtime, *, data, adv, refs, ensembles, defense, defense_variant, name, seed,
+              precision, batch_size, adaptive, eps, eot, steps_list, restarts_list, subset, as_json) -> None:
+    """The body of `evaluate` inside its (possibly distributed) session; only rank 0 writes and prints."""
+    from defendr_cli.core.data.reader import read_cache_info
+
+    ws = app_state.workspace
+    data_path = ws.resolve("data", data) if data else ws.default_data()
+    cache_info = read_cache_info(data_path)
+    spec = None
+    if defense:
+        from defendr_cli.core.models.defenses import defense_spec
+
+        spec = defense_spec(defense, defense_variant)
+    notes: list[str] = []
+    adv_paths = select_adv_sets(ws, adv, cache_info.fingerprint, notes)
+    eval_models = load_models(ws, refs, ensembles, device=runtime.device, defense=spec,
+                              variant=defense_variant, image_size=cache_info.image_size)
+    report_name = name or safe_key("eval", *[m.name for m in eval_models])[:80]
+    settings = {"models": [m.name for m in eval_models], "data": str(data_path), "adv": adv,
+                "seed": seed, "device": str(runtime.device), "precision": precision, "batch_size": batch_size,
+                "defense": spec}
+    with stage_reporter(dist, app_state.err_console) as reporter:
+        for note in notes:
+            reporter.note(note)
+        transfer = run_transfer(eval_models, data_path, adv_paths, runtime=runtime, seed=seed,
+                                batch_size=batch_size, cache_dir=ws.reports_dir / PREDICTIONS_DIRNAME,
+                                reporter=reporter, dist=dist)
+        adaptive_result = None
+        if adaptive:
+            from defendr_cli.core.attacks import parse_eps_list
+
+            eps_values = [AdaptiveEps(s["eps_label"], s["eps"]) for s in transfer["adv_sets"]]
+            eps_values += [AdaptiveEps(e.label, e.value) for e in (parse_eps_list(eps) if eps else [])]
+            eps_values = list({str(e.value): e for e in eps_values}.values())
+            if not eps_values:
+                eps_values = [AdaptiveEps("8/255", 8 / 255)]
+                reporter.note("no cached adversarial set and no --eps: the adaptive sweep uses eps 8/255")
+            adaptive_result = run_adaptive(eval_models, data_path, runtime=runtime, eps_values=eps_values,
+                                           steps=steps_list, restarts=restarts_list, eot=eot, subset=subset,
+                                           seed=seed, batch_size=batch_size, transfer_sets=adv_paths,
+                                           reporter=reporter, dist=dist)
+            settings.update({"eot": eot, "steps": steps_list, "restarts": restarts_list, "subset": subset})
+        if not dist.is_main:
             return
-        for table in all_tables(transfer, adaptive_result):
-            app_state.console.print(rich_table(table))
-        cache = transfer["cache"]
-        app_state.console.print(f"predictions: {cache['misses']} computed, {cache['hits']} from cache")
-        app_state.console.print(f"report: {files.markdown}  (results.json, {len(files.csvs)} CSV tables, "
-                                f"{len(files.figures)} figures)")
+        files = write_report(ws.reports_dir / report_name, name=report_name, transfer=transfer,
+                             adaptive=adaptive_result, settings=settings)
+    if as_json:
+        typer.echo(files.results.read_text(encoding="utf-8"))
+        return
+    for table in all_tables(transfer, adaptive_result):
+        app_state.console.print(rich_table(table))
+    cache = transfer["cache"]
+    app_state.console.print(f"predictions: {cache['misses']} computed, {cache['hits']} from cache")
+    app_state.console.print(f"report: {files.markdown}  (results.json, {len(files.csvs)} CSV tables, "
+                            f"{len(files.figures)} figures)")

@@ -3,6 +3,7 @@
 Methods: baseline (CE), adv (--adv SET doubled dataset, or --online ATTACK), alp (logit pairing
 with cached or online adversarial pairs), clp (clean logit pairing), lsq (logit squeezing), dunet
 (guided denoiser, when available). Option groups in --help say which method reads which option.
+Under torchrun it trains data-parallel (docs/distributed.md); --batch-size is the global batch.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from defendr_cli.cli.common import DataOpt, DeviceOpt, ForceOpt, JsonOpt, PrecisionOpt, SeedOpt, make_runtime, print_json, state
-from defendr_cli.cli.progress import RichReporter
+from defendr_cli.cli.common import DataOpt, DeviceOpt, ForceOpt, JsonOpt, PrecisionOpt, SeedOpt, print_json, state
+from defendr_cli.cli.distributed import stage_reporter, stage_session
 from defendr_cli.core.training.options import TrainOptions
 
 _ADV = "adv, alp, dunet"
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str | None, typer.Option("--name", help="Model name in models/ (default: the method).")] = None,
         arch: Annotated[str | None, typer.Option("--arch", help="resnet18|34|50|101|152, tinyresnet, tinycnn (default: resnet101; tinyresnet for <= 64 px caches).")] = None,
         epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default 15; 8 for tiny archs).")] = None,
-        batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size (default 128; 64 for tiny archs).")] = None,
+        batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size, global over torchrun processes (default 128; 64 for tiny archs).")] = None,
         lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
         optimizer: Annotated[str, typer.Option("--optimizer", help="adam | sgd (momentum 0.9).")] = "adam",
         weight_decay: Annotated[float, typer.Option("--weight-decay", help="Weight decay.")] = 0.0,
@@ -74,10 +75,12 @@ def register(app: typer.Typer) -> None:
             width_mult=width_mult, defense=defense, defense_variant=defense_variant, passes=passes, seed=seed,
             data=data, workers=workers, resume=resume, force=force,
         ).validate()
-        runtime = make_runtime(device, precision)
-        with RichReporter(app_state.err_console, enabled=not as_json) as reporter:
-            context = make_context(app_state.workspace, runtime, data, reporter)
-            result = train(options, context)
+        with stage_session(device, precision) as (dist, runtime):
+            with stage_reporter(dist, app_state.err_console, enabled=not as_json) as reporter:
+                context = make_context(app_state.workspace, runtime, data, reporter, dist=dist)
+                result = train(options, context)
+        if not dist.is_main:
+            return
         if as_json:
             print_json({"name": result.name, "path": str(result.path), "summary": result.payload["summary"],
                         "best": result.best, "history": result.history, "start_epoch": result.start_epoch,

@@ -96,3 +96,13 @@ def test_dataloader_with_forked_workers_reads_the_same_rows(synthetic_cache, tmp
     assert torch.equal(labels, torch.from_numpy(ref_labels))
     image, label = dataset[3]
     assert image.shape == (3, 32, 32) and int(label) == int(ref_labels[3])
+
+
+def test_read_into_a_reused_buffer(synthetic_cache):
+    with SplitReader(synthetic_cache, "val") as reader:
+        buffer = torch.empty((10, 3, 32, 32))
+        out = reader.read([4, 2, 9], out=buffer)
+        assert out.data_ptr() == buffer.data_ptr() and out.shape == (3, 3, 32, 32)
+        torch.testing.assert_close(out, reader.read([4, 2, 9]), rtol=0, atol=0)
+        with pytest.raises(InputError):
+            reader.read(list(range(11)), out=buffer)

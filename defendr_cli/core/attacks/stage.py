@@ -7,6 +7,10 @@ for all of them). Randomness (random starts, random targets) comes from a genera
 (seed, split, batch index, row offset), so a resumed run writes exactly what an uninterrupted
 one writes. Predictions, success and accuracies describe the images as stored (float16 or
 uint8), not the unrounded ones. Nothing here prints: progress goes to the Reporter.
+
+Under torchrun (a DistContext with world size > 1) each rank attacks a contiguous shard of whole
+batches into shard files and rank 0 assembles the sets (core/attacks/shards.py); the sets are
+the same data as a single process writes.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from defendr_cli.core.data.adversarial import (
 )
 from defendr_cli.core.data.cache import SPLITS
 from defendr_cli.core.data.reader import SplitReader, read_cache_info
+from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
@@ -178,13 +183,14 @@ class _Stage:
 
 
 def run_attack_stage(workspace: Workspace, config: AttackStageConfig, runtime: Runtime, *,
-                     reporter: Reporter | None = None) -> list[AttackSetResult]:
+                     reporter: Reporter | None = None, dist: DistContext = SINGLE) -> list[AttackSetResult]:
     """Attack every requested split for every eps; return one AttackSetResult per set.
 
     Raises MissingArtefactError (with the command that makes it) for a missing cache or model,
     ArtefactExistsError for an existing set without --force (with --resume a complete set is
     kept), MismatchError when the model does not fit the cache. On an exception (Ctrl-C too)
-    the partial files stay for --resume.
+    the partial files stay for --resume. In a data-parallel run (`dist`) only rank 0 returns the
+    results (after assembling the sets); the other ranks return [].
     """
     from defendr_cli.core.models.checkpoint import check_checkpoint_against_cache, load_model
 
@@ -200,6 +206,10 @@ def run_attack_stage(workspace: Workspace, config: AttackStageConfig, runtime: R
     stage = _Stage(workspace, config, runtime, reporter or NullReporter(), cache_path, cache_info,
                    loaded.path.stem, loaded.fingerprint, SplitAttacker(config, model, runtime, eps_pixels, step_sizes),
                    [config.batch_size])
+    if dist.is_distributed:
+        from defendr_cli.core.attacks.shards import run_sharded
+
+        return run_sharded(stage, dist)
     results: list[AttackSetResult] = []
     for split in config.splits:
         results += _attack_split(stage, split)
@@ -255,27 +265,33 @@ def _open_writer(stage: _Stage, reader: SplitReader, eps: EpsValue, k: int, name
     return writer
 
 
-def _attack_rows(stage: _Stage, reader: SplitReader, split: str, writers: list[AdvSetWriter | None]) -> None:
-    """Attack batch after batch from the first row some writer still lacks; write each result."""
+def _attack_rows(stage: _Stage, reader: SplitReader, split: str, writers: list[AdvSetWriter | None], *,
+                 first_row: int = 0, stop_row: int | None = None) -> None:
+    """Attack batch after batch from the first row some writer still lacks; write each result.
+
+    The writers hold rows [first_row, stop_row) of the split (a shard; first_row is a multiple of
+    the batch size), their row 0 being split row `first_row`.
+    """
     config = stage.config
     batch_size = config.batch_size
-    start_row = min(w.done for w in writers if w is not None)
+    stop_row = len(reader) if stop_row is None else stop_row
+    start_row = first_row + min(w.done for w in writers if w is not None)
     first_batch = start_row // batch_size
-    if start_row:
+    if start_row > first_row:
         stage.reporter.note(f"{split}: resuming at row {start_row} of {len(reader)}")
-    with stage.reporter.task(f"{config.attack} {split}", total=len(reader)) as task:
-        task.advance(first_batch * batch_size)
-        for batch_index in range(first_batch, -(-len(reader) // batch_size)):
-            rows = np.arange(batch_index * batch_size, min(len(reader), (batch_index + 1) * batch_size))
+    with stage.reporter.task(f"{config.attack} {split}", total=stop_row - first_row) as task:
+        task.advance(first_batch * batch_size - first_row)
+        for batch_index in range(first_batch, -(-stop_row // batch_size)):
+            rows = np.arange(batch_index * batch_size, min(stop_row, (batch_index + 1) * batch_size))
             start = int(rows[0])
-            active = [w is not None and w.done == start for w in writers]
+            active = [w is not None and w.done == start - first_row for w in writers]
             images, labels = reader.read(rows), torch.from_numpy(reader.labels[rows])
             clean_pred, outs = attack_batch(stage.attacker, images, labels, seed=config.seed, split=split,
                                             batch_index=batch_index, active=active, chunk=stage.chunk,
                                             reporter=stage.reporter)
             for writer, out in zip(writers, outs):
                 if out is not None:
-                    writer.write(start, out["adv"], labels=labels, clean_indices=torch.from_numpy(rows),
+                    writer.write(start - first_row, out["adv"], labels=labels, clean_indices=torch.from_numpy(rows),
                                  success=out["success"], clean_pred=clean_pred, adv_pred=out["adv_pred"],
                                  targets=out["targets"])
             task.advance(len(rows))

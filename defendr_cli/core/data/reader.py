@@ -248,9 +248,20 @@ class SplitReader:
             return rows
         return np.take(rows, inverse.reshape(-1), axis=0)
 
-    def read(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
-        """float32 (n,3,H,W) in [0,1] (= uint8 / 255), rows in the order given."""
-        return torch.from_numpy(self.read_uint8(indices)).to(torch.float32).div_(255.0)
+    def read(self, indices: Sequence[int] | np.ndarray | torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """float32 (n,3,H,W) in [0,1] (= uint8 / 255), rows in the order given.
+
+        out: an optional float32 CPU tensor of at least n rows to fill and return (its first n rows);
+        reusing one buffer avoids the page faults of a fresh large allocation per batch (about 3x
+        faster at 299 px), but the caller must be done with the previous batch.
+        """
+        raw = torch.from_numpy(self.read_uint8(indices))
+        if out is None:
+            return raw.to(torch.float32).div_(255.0)
+        if out.dtype != torch.float32 or out.shape[1:] != raw.shape[1:] or out.shape[0] < raw.shape[0]:
+            raise InputError(f"read(out=...) needs a float32 tensor of shape (>={raw.shape[0]}, {', '.join(map(str, raw.shape[1:]))})")
+        target = out[: raw.shape[0]]
+        return target.copy_(raw).div_(255.0)
 
     def read_labels(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.labels[self._check(indices)])

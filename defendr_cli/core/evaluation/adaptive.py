@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation import sanity
 from defendr_cli.core.evaluation.predictions import seeded_randomness
+from defendr_cli.core.evaluation.sharded import map_over_ranks
 from defendr_cli.core.evaluation.subjects import EvalModel
 from defendr_cli.core.evaluation.tables import Table
 from defendr_cli.core.evaluation.transfer import eps_scalar
@@ -106,6 +108,7 @@ def run_adaptive(
     near_zero: float = 0.1,
     transfer_sets: list[Path] = (),
     reporter: Reporter | None = None,
+    dist: DistContext = SINGLE,
 ) -> dict:
     """White-box PGD sweeps against every model end to end, plus sanity checks.
 
@@ -114,7 +117,9 @@ def run_adaptive(
     'accuracy'}], 'robust': {eps_label: worst-case accuracy over the grid}, 'checks': [...]}.
     Accuracies are fractions in [0, 1] on the subset. With `transfer_sets` (cached adversarial
     test sets), each model also gets 'transfer': {set name: accuracy on the subset's copies}, so
-    transfer and adaptive numbers compare on the same images.
+    transfer and adaptive numbers compare on the same images. With `dist` (a torchrun run) the
+    grid's configurations are spread over the ranks (core.evaluation.sharded.map_over_ranks); the
+    result is the single-process one on every rank.
     """
     from defendr_cli.core.data.reader import SplitReader
 
@@ -142,10 +147,16 @@ def run_adaptive(
         clean = correct_mask(module, images, labels, runtime, seed=seed + 1, batch_size=batch_size)
         grid, masks = [], {}
         with reporter.task(f"{model.name}: adaptive PGD", total=len(configs) + 2) as task:
-            for index, (eps, n_steps, n_restarts) in enumerate(configs):
-                mask = attack_correct_mask(module, images, labels, runtime, eps=eps, steps=n_steps,
+            def attack_config(index: int) -> np.ndarray:
+                eps, n_steps, n_restarts = configs[index]
+                return attack_correct_mask(module, images, labels, runtime, eps=eps, steps=n_steps,
                                            restarts=n_restarts, eot=used_eot, seed=seed + 1000 * index,
                                            batch_size=batch_size)
+
+            # torchrun: the configurations (each seeded by its index) are spread over the ranks
+            shared = map_over_ranks(attack_config, len(configs), dist) if dist.is_distributed else None
+            for index, (eps, n_steps, n_restarts) in enumerate(configs):
+                mask = shared[index] if shared is not None else attack_config(index)
                 masks.setdefault(eps.label, []).append(mask)
                 grid.append({"eps_label": eps.label, "eps": eps.value, "steps": n_steps, "restarts": n_restarts,
                              "accuracy": float(mask.mean())})

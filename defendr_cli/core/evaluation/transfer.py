@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError, MismatchError
 from defendr_cli.core.evaluation import metrics
-from defendr_cli.core.evaluation.predictions import PredictionCache, Predictions, predict, safe_key
+from defendr_cli.core.evaluation.predictions import PredictionCache, Predictions, safe_key
+from defendr_cli.core.evaluation.sharded import predict_sharded
 from defendr_cli.core.evaluation.subjects import EvalModel, attack_label_from_set_name
 from defendr_cli.core.evaluation.tables import Table
 from defendr_cli.core.fingerprint import file_fingerprint
@@ -123,8 +125,12 @@ def run_transfer(
     primary: str | None = None,
     top_k: int = 10,
     reporter: Reporter | None = None,
+    dist: DistContext = SINGLE,
 ) -> dict:
     """Clean, 50% and 100% adversarial accuracy of every model on every adversarial test set.
+
+    With `dist` (a torchrun run) the ranks predict disjoint shards (core.evaluation.sharded) and
+    every rank gets the single-process result.
 
     Returns a JSON-able dict: 'data' (cache description), 'adv_sets' (list, sorted by attack and
     eps), 'models' (one dict per model: description, 'clean' accuracy on the whole test split,
@@ -161,8 +167,8 @@ def run_transfer(
         clean_key = set_key_for_clean(cache_info)
         clean_preds: dict[str, Predictions] = {}
         for model in models:
-            clean_preds[model.name] = cache.get_or_compute(model.cache_key(seed, batch_size), clean_key, lambda m=model: predict(
-                m.module, clean_reader.iter_batches(batch_size), runtime, seed=seed, total=len(clean_labels),
+            clean_preds[model.name] = cache.get_or_compute(model.cache_key(seed, batch_size), clean_key, lambda m=model: predict_sharded(
+                m.module, clean_reader, runtime, dist, batch_size=batch_size, seed=seed,
                 reporter=reporter, description=f"{m.name}: clean test"))
 
     adv_preds: dict[tuple[str, str], Predictions] = {}
@@ -170,8 +176,8 @@ def run_transfer(
         set_key = set_key_for_adv(path, info)
         with AdvSetReader(path) as adv_reader:
             for model in models:
-                adv_preds[(model.name, info.name)] = cache.get_or_compute(model.cache_key(seed, batch_size), set_key, lambda m=model: predict(
-                    m.module, adv_reader.iter_batches(batch_size), runtime, seed=seed, total=len(adv_reader),
+                adv_preds[(model.name, info.name)] = cache.get_or_compute(model.cache_key(seed, batch_size), set_key, lambda m=model: predict_sharded(
+                    m.module, adv_reader, runtime, dist, batch_size=batch_size, seed=seed,
                     reporter=reporter, description=f"{m.name}: {info.name}"))
 
     model_rows = []

@@ -1,0 +1,178 @@
+"""The attack stage in a data-parallel run: every rank attacks a shard, rank 0 assembles the sets.
+
+Rank r of W attacks the contiguous rows `shard_range(N, dist, align=batch_size)` of a split: whole
+batches, so every batch has the same index, rows and random stream (batch_generator(seed, split,
+batch index, offset)) as in a single-process run, and its results are the same. Each rank writes
+one shard file per set, `adv/.<set>.shard-<r>-of-<W>.h5.partial` (an AdvSetWriter partial file
+whose parameters include the shard's rows), so `--resume` continues every shard where it
+stopped; shards of another world size are not reused. After all shards of every split are
+written (a barrier), rank 0 copies them in order into the final set with the same writer and
+computes the success rate and accuracies over all rows: the file holds the same data and
+attributes as a single-process run's. The shard files are then deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from defendr_cli.core.attacks.stage import (
+    AttackSetResult,
+    _attack_rows,
+    _finish,
+    _kept_result,
+    _set_params,
+    _Stage,
+    set_name,
+)
+from defendr_cli.core.atomic import check_writable
+from defendr_cli.core.data.adversarial import AdvSetWriter, from_storage, partial_adv_path
+from defendr_cli.core.data.reader import SplitReader
+from defendr_cli.core.distributed import DistContext, all_gather_objects, barrier, shard_range, split_range
+from defendr_cli.core.errors import CorruptArtefactError
+
+_COLUMNS = ("labels", "clean_indices", "success", "clean_pred", "adv_pred", "targets")
+
+
+def _shard_final(final: Path, rank: int, world_size: int) -> Path:
+    final = Path(final)
+    return final.with_name(f"{final.stem}.shard-{rank:03d}-of-{world_size:03d}{final.suffix}")
+
+
+def shard_file(final: Path, rank: int, world_size: int) -> Path:
+    """The partial file (hidden, never renamed into place) holding rank `rank`'s rows of the set at `final`."""
+    return partial_adv_path(_shard_final(final, rank, world_size))
+
+
+@dataclass
+class _SplitPlan:
+    """What rank 0 needs to assemble one split: per eps the set name and final path, or None (kept)."""
+
+    split: str
+    names: list[str]
+    finals: list[Path]
+    keep: list[bool]
+    count: int
+    resumed: list[bool]  # per eps: some rank continued an interrupted shard
+
+
+def run_sharded(stage: _Stage, dist: DistContext) -> list[AttackSetResult]:
+    """Attack this rank's shard of every split, then (rank 0) assemble; see the module docstring."""
+    plans = [_attack_shard(stage, split, dist) for split in stage.config.splits]
+    barrier(dist)  # every shard of every split is written
+    if not dist.is_main:
+        return []
+    results: list[AttackSetResult] = []
+    for plan in plans:
+        results += _assemble(stage, plan, dist)
+    return results
+
+
+def _attack_shard(stage: _Stage, split: str, dist: DistContext) -> _SplitPlan:
+    config = stage.config
+    names = [set_name(config, eps, stage.model_name, split) for eps in config.eps]
+    finals = [stage.workspace.path_for("adv", name) for name in names]
+    keep = [config.resume and not config.force and path.exists() for path in finals]
+    with SplitReader(stage.cache_path, split) as reader:
+        count = len(reader)
+        resumed = [False] * len(finals)
+        if not all(keep):
+            for k, path in enumerate(finals):
+                if not keep[k]:
+                    check_writable(path, force=config.force)
+            first, stop = shard_range(count, dist, align=config.batch_size)
+            writers: list[AdvSetWriter | None] = []
+            try:
+                for k, eps in enumerate(config.eps):
+                    writers.append(None if keep[k] else _shard_writer(stage, reader, eps, k, names[k], finals[k],
+                                                                      split, first, stop, dist))
+                resumed = [w is not None and w.resumed_from > 0 for w in writers]
+                if stop > first:
+                    _attack_rows(stage, reader, split, writers, first_row=first, stop_row=stop)
+            finally:
+                for writer in writers:
+                    if writer is not None:
+                        writer.close()
+    resumed = [any(flags) for flags in zip(*all_gather_objects(resumed, dist))]
+    return _SplitPlan(split, names, finals, keep, count, resumed)
+
+
+def _params(stage: _Stage, eps, k: int, name: str, split: str) -> dict:
+    """The set's attributes exactly as a single-process run records them."""
+    return _set_params(stage.config, eps, stage.attacker.eps_pixels[k], stage.attacker.step_sizes[k], name, split,
+                       stage.model_name, stage.model_fingerprint, stage.cache_info, stage.runtime.precision)
+
+
+def _shard_writer(stage: _Stage, reader: SplitReader, eps, k: int, name: str, final: Path, split: str,
+                  first: int, stop: int, dist: DistContext) -> AdvSetWriter:
+    """The writer of this rank's shard: the set's parameters plus the shard's rows (resumable)."""
+    params = {**_params(stage, eps, k, name, split), "shard_rows": [first, stop], "world_size": dist.world_size}
+    return AdvSetWriter(_shard_final(final, dist.rank, dist.world_size), count=stop - first,
+                        image_shape=reader.image_shape, dtype=stage.config.dtype, params=params,
+                        resume=stage.config.resume, force=True)
+
+
+def _assemble(stage: _Stage, plan: _SplitPlan, dist: DistContext) -> list[AttackSetResult]:
+    """Rank 0: the final set of every eps from the shards, in row order, then the results."""
+    from defendr_cli.core.attacks.preview import write_preview
+
+    config = stage.config
+    results = [_kept_result(plan.finals[k], plan.names[k], plan.split, config.eps[k])
+               for k in range(len(plan.finals)) if plan.keep[k]]
+    if all(plan.keep):
+        return results
+    with SplitReader(stage.cache_path, plan.split) as reader:
+        for k, eps in enumerate(config.eps):
+            if plan.keep[k]:
+                continue
+            shards = [shard_file(plan.finals[k], r, dist.world_size) for r in range(dist.world_size)]
+            final_writer = _open_final_writer(stage, reader, eps, k, plan)
+            try:
+                for rank, path in enumerate(shards):
+                    _copy_shard(path, final_writer, expected=_shard_rows(plan.count, config.batch_size, rank, dist))
+                result = _finish(final_writer, config, plan.names[k], plan.split, eps, stage.model_name,
+                                 status="resumed" if plan.resumed[k] else "written")
+            finally:
+                final_writer.close()
+            for path in shards:
+                path.unlink(missing_ok=True)
+            if config.preview:
+                result.preview = write_preview(result.path, reader, stage.cache_info.class_names)
+            results.append(result)
+    return results
+
+
+def _open_final_writer(stage: _Stage, reader: SplitReader, eps, k: int, plan: _SplitPlan) -> AdvSetWriter:
+    """A fresh writer of the whole set with exactly the single-process parameters."""
+    return AdvSetWriter(plan.finals[k], count=len(reader), image_shape=reader.image_shape, dtype=stage.config.dtype,
+                        params=_params(stage, eps, k, plan.names[k], plan.split), resume=False,
+                        force=stage.config.force)
+
+
+def _shard_rows(count: int, batch_size: int, rank: int, dist: DistContext) -> tuple[int, int]:
+    blocks = -(-count // batch_size)
+    first, last = split_range(blocks, dist.world_size, rank)
+    return min(count, first * batch_size), min(count, last * batch_size)
+
+
+def _copy_shard(path: Path, writer: AdvSetWriter, *, expected: tuple[int, int], chunk_rows: int = 256) -> None:
+    """Append the rows of one complete shard file to `writer` (stored values copied exactly)."""
+    first, stop = expected
+    if not path.exists():
+        raise CorruptArtefactError(f"shard file {path} is missing: a rank did not finish",
+                                   hint="run the same command again with --resume")
+    with h5py.File(path, "r") as handle:
+        done, rows = int(handle.attrs["done"]), list(np.asarray(handle.attrs.get("shard_rows", [-1, -1])))
+        if done != stop - first or rows != [first, stop] or writer.done != first:
+            raise CorruptArtefactError(f"shard file {path} holds {done} rows {rows}, expected rows [{first}, {stop})",
+                                       hint="run the same command again with --resume")
+        for at in range(0, done, chunk_rows):
+            end = min(done, at + chunk_rows)
+            columns = {key: torch.from_numpy(np.asarray(handle[key][at:end])) for key in _COLUMNS}
+            writer.write(first + at, from_storage(handle["images"][at:end]), labels=columns["labels"],
+                         clean_indices=columns["clean_indices"], success=columns["success"],
+                         clean_pred=columns["clean_pred"], adv_pred=columns["adv_pred"], targets=columns["targets"])
