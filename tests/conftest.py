@@ -11,6 +11,15 @@ def _seeded() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The suite runs tiny models, which are faster on one thread (and the CPU may be shared)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def workspace(tmp_path):
     from defendr_cli.core.workspace import Workspace

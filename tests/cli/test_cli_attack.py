@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
@@ -14,14 +13,6 @@ from defendr_cli.core.workspace import Workspace
 from tests.attacks.attack_helpers import make_cache, make_checkpoint
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_cli_attack_writes_sets_and_reports(tmp_path):

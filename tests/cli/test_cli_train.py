@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
@@ -13,14 +12,6 @@ from defendr_cli.core.models.checkpoint import read_checkpoint
 from tests.training.train_helpers import write_noise_adv_set, write_tiny_cache
 
 QUICK = ["--arch", "tinycnn", "--epochs", "2", "--batch-size", "12", "--lr", "0.02"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
