@@ -8,7 +8,9 @@ whose parameters include the shard's rows), so `--resume` continues every shard 
 stopped; shards of another world size are not reused. After all shards of every split are
 written (a barrier), rank 0 copies them in order into the final set with the same writer and
 computes the success rate and accuracies over all rows: the file holds the same data and
-attributes as a single-process run's. The shard files are then deleted.
+attributes as a single-process run's. The shard files are then deleted, and all ranks return
+together (the other ranks wait at a barrier; see DEFENDR_DIST_TIMEOUT_MIN in core.distributed
+for very large sets).
 """
 
 from __future__ import annotations
@@ -64,11 +66,11 @@ def run_sharded(stage: _Stage, dist: DistContext) -> list[AttackSetResult]:
     """Attack this rank's shard of every split, then (rank 0) assemble; see the module docstring."""
     plans = [_attack_shard(stage, split, dist) for split in stage.config.splits]
     barrier(dist)  # every shard of every split is written
-    if not dist.is_main:
-        return []
     results: list[AttackSetResult] = []
-    for plan in plans:
-        results += _assemble(stage, plan, dist)
+    if dist.is_main:
+        for plan in plans:
+            results += _assemble(stage, plan, dist)
+    barrier(dist)  # the sets exist when the command returns on any rank
     return results
 
 
