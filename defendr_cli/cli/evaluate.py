@@ -138,7 +138,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Transfer tables (paper Tables 1-6), optional adaptive white-box sweeps, report in reports/NAME/."""
         app_state = state(ctx)
-        ws = app_state.workspace
         refs = ([model] if model else []) + split_names(models)
         ensembles = [split_names(e) for e in ensemble or []]
         if not refs and not ensembles:

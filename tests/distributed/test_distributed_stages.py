@@ -85,10 +85,23 @@ def test_evaluate_two_processes_gives_the_single_process_tables(runs):
     single_ws, parallel_ws, stdout = runs
     def results(ws):
         text = (ws.reports_dir / "report" / "results.json").read_text(encoding="utf-8")
-        return json.loads(text.replace(str(ws.root), "WS"))
+        out = json.loads(text.replace(str(ws.root), "WS"))
+        assert out.pop("created")  # the only field that may differ: the time of writing
+        return out
     single, parallel = results(single_ws), results(parallel_ws)
     assert single["transfer"]["models"] and single["adaptive"]["models"][0]["grid"]
     assert single == parallel
     for csv in sorted((single_ws.reports_dir / "report").glob("*.csv")):
         assert csv.read_text() == (parallel_ws.reports_dir / "report" / csv.name).read_text(), csv.name
     assert stdout.count("report: ") == 1
+
+
+def test_python_m_defendr_cli_under_torchrun_inits_its_own_group_and_rank0_alone_prints(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    write_tiny_cache(ws.path_for("data", "tiny"), per_class={"train": 5, "val": 2, "test": 2})  # 15 rows: padded
+    from tests.distributed.dist_helpers import torchrun_cli
+
+    done = torchrun_cli(ws.root, ["train", "clp", "--arch", "tinycnn", "--epochs", "1", "--batch-size", "4", "--json"])
+    printed = json.loads(done.stdout)  # exactly one JSON document on stdout
+    assert printed["name"] == "clp" and printed["history"][0]["val_acc"] is not None
+    assert read_checkpoint(ws.path_for("model", "clp"))["history"] == printed["history"]
