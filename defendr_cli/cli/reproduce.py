@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         Stages whose artefacts are current (same parameters and inputs) are skipped, so a second run is
         instant and a changed setting reruns only what depends on it.
         """
+        from defendr_cli.core.pipeline.paper_report import format_check_values
         from defendr_cli.core.pipeline.profile import resolve_settings
         from defendr_cli.core.pipeline.reproduce import reproduce
 
@@ -58,8 +59,7 @@ def register(app: typer.Typer) -> None:
         for column in ("check", "value", "threshold", "result"):
             table.add_column(column)
         for item in result.phenomena:
-            value = "-" if item["value"] is None else f"{100 * item['value']:.1f} pts"
-            table.add_row(item["name"], value, f"{100 * item['threshold']:.1f} pts",
-                          "[green]PASS[/green]" if item["passed"] else "[red]FAIL[/red]")
+            value, threshold = format_check_values(item)
+            table.add_row(item["name"], value, threshold, "[green]PASS[/green]" if item["passed"] else "[red]FAIL[/red]")
         app_state.console.print(table)
         app_state.console.print(f"report: {result.report_dir / 'report.md'}  ({result.seconds:.0f}s)")

@@ -97,8 +97,6 @@ def _markdown(name: str, settings: dict, tables: list[Table], figures: list[tupl
                       f"steps {s['steps'] or '-'}, from `{s['source_model']}`, {s['count']} images, "
                       f"stored {s['dtype']}" for s in transfer["adv_sets"]]
             lines.append("")
-    if settings:
-        lines += ["Settings: `" + json.dumps(settings, default=str) + "`", ""]
     if adaptive:
         failed = [(m["name"], c["name"], c["status"]) for m in adaptive["models"] for c in m["checks"] if not c["passed"]]
         lines += ["## Sanity checks: " + ("all passed" if not failed else
@@ -107,6 +105,8 @@ def _markdown(name: str, settings: dict, tables: list[Table], figures: list[tupl
         lines += [table.to_markdown(), ""]
     for caption, path in figures:
         lines += [f"![{caption}]({path.name})", "", f"*{caption}*", ""]
+    if settings:
+        lines += ["## Settings", "", "```json", json.dumps(settings, indent=2, default=str), "```", ""]
     return "\n".join(lines)
 
 

@@ -92,6 +92,11 @@ def gradcam_inputs(env: st.StageEnv) -> list[Path]:
             st.adv_path(env, spec["attack"], "test")]
 
 
+def gradcam_outputs(env: st.StageEnv, report_name: str) -> list[Path]:
+    """The Grad-CAM grids the report embeds (so a new grid re-renders the report)."""
+    return sorted((env.workspace.dir_for("report") / report_name / "gradcam").glob("*.png"))
+
+
 def run_gradcam_stage(env: st.StageEnv, report_name: str) -> list[Path]:
     from defendr_cli.core.evaluation.subjects import load_eval_model
     from defendr_cli.core.explain.paired import run_gradcam

@@ -14,6 +14,7 @@ from typing import Any
 
 PAPER_TABLES = "paper_tables.json"
 PHENOMENA_FILE = "phenomena.json"
+SETTINGS_HEADING = "## Settings"
 RAND_SUFFIX = "+random-resize-pad"
 
 # paper Table 1 row -> our model row name
@@ -57,14 +58,15 @@ def phenomena(transfer: dict, adaptive: dict | None, checks: dict[str, Any]) -> 
     ref = _set_name(checks["reference_set"])
     out: list[dict[str, Any]] = []
 
-    def add(name: str, value: float | None, threshold: float, detail: str) -> None:
+    def add(name: str, value: float | None, threshold: float, detail: str, unit: str = "pts") -> None:
         passed = value is not None and value >= threshold
-        out.append({"name": name, "value": value, "threshold": threshold, "passed": bool(passed), "detail": detail})
+        out.append({"name": name, "value": value, "threshold": threshold, "unit": unit, "passed": bool(passed),
+                    "detail": detail})
 
     base = rows.get("baseline")
     base_cell = (base or {}).get("sets", {}).get(ref)
     add("baseline clean accuracy", base["clean"] if base else None, checks["min_clean"],
-        "clean test accuracy of the undefended baseline")
+        "clean test accuracy of the undefended baseline", unit="%")
     add(f"accuracy drop under {checks['reference_set']}",
         (base_cell["clean"] - base_cell["adv100"]) if base_cell else None, checks["min_drop"],
         "baseline clean minus 100%-adversarial accuracy on the same images")
@@ -114,12 +116,31 @@ def _comparison_markdown(transfer: dict, settings: dict[str, Any]) -> list[str]:
     return lines
 
 
+def format_check_values(item: dict[str, Any]) -> tuple[str, str]:
+    """('99.5%', '90.0%') or ('72.2 pts', '40.0 pts') for one phenomena check."""
+    unit = item.get("unit", "pts")
+    suffix = "%" if unit == "%" else " pts"
+    value = "-" if item["value"] is None else f"{100 * item['value']:.1f}{suffix}"
+    return value, f"{100 * item['threshold']:.1f}{suffix}"
+
+
+def _gradcam_markdown(folder: Path) -> list[str]:
+    grids = sorted((folder / "gradcam").glob("*.png"))
+    if not grids:
+        return []
+    lines = ["## Grad-CAM (paper Figures 12-14)", "",
+             "Clean image, its class-activation map, the adversarial image, its map and the difference; "
+             "images the model got right and the attack fooled come first.", ""]
+    lines += [f"![Grad-CAM {p.stem}](gradcam/{p.name})" for p in grids]
+    return lines + [""]
+
+
 def _phenomena_markdown(results: list[dict[str, Any]]) -> list[str]:
     lines = ["## Phenomena checks", "", "| Check | Value | Threshold | Result |", "|---|---|---|---|"]
     for item in results:
-        value = "-" if item["value"] is None else f"{100 * item['value']:.1f} pts"
+        value, threshold = format_check_values(item)
         mark = "PASS" if item["passed"] else "FAIL"
-        lines.append(f"| {item['name']} | {value} | {100 * item['threshold']:.1f} pts | {mark} |")
+        lines.append(f"| {item['name']} | {value} | {threshold} | {mark} |")
     lines += ["", "Adaptive numbers are worst cases over the step/restart sweep, on the adaptive subset; a defense "
               "whose adaptive accuracy is far below its transfer accuracy was only robust to attacks that could "
               "not see it (Athalye, Carlini & Wagner 2018).", ""]
@@ -135,8 +156,11 @@ def write_paper_comparison(folder: Path, transfer: dict, adaptive: dict | None,
     path.write_text(json.dumps(results, indent=2))
     report = folder / "report.md"
     text = report.read_text(encoding="utf-8") if report.exists() else ""
-    extra = _comparison_markdown(transfer, settings) + _phenomena_markdown(results)
-    report.write_text(text.rstrip() + "\n\n" + "\n".join(extra), encoding="utf-8")
+    extra = "\n".join(_comparison_markdown(transfer, settings) + _phenomena_markdown(results)
+                      + _gradcam_markdown(folder))
+    head, marker, tail = text.partition(SETTINGS_HEADING)  # our sections go before the settings dump
+    text = f"{head.rstrip()}\n\n{extra}\n{marker}{tail}" if marker else f"{text.rstrip()}\n\n{extra}"
+    report.write_text(text, encoding="utf-8")
     return [path]
 
 

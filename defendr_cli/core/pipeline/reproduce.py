@@ -7,8 +7,8 @@ Stages (ids as recorded in the workspace ledger, see state.py):
     attack:<prefix>              adversarial sets from the baseline (train/val/test, or test only)
     train:<method model>         adv, advpgd, alp, clp, lsq, dunet (profile's `methods`)
     ensemble:<name>              manifests (profile's `ensembles`)
-    evaluate                     transfer + adaptive protocols -> reports/reproduce/
     gradcam                      paired heat maps -> reports/reproduce/gradcam/
+    evaluate                     transfer + adaptive protocols -> reports/reproduce/ (embeds the above)
 
 A stage runs when its ledger key (parameters + input file signatures) changed or its outputs are
 gone; a changed parameter therefore reruns that stage and, through the changed outputs, only what
@@ -85,11 +85,11 @@ def plan_stages(env: st.StageEnv) -> list[Stage]:
         plan.append(Stage(f"ensemble:{name}", {"members": members},
                           lambda members=members: [ws.path_for("model", m, create_dir=False) for m in members],
                           lambda name=name, members=members: st.run_ensemble(env, name, members)))
-    plan.append(Stage("evaluate", {**common, "evaluate": settings["evaluate"], "checks": settings["checks"],
-                                   "randomization": settings["randomization"]},
-                      lambda: ev.evaluation_inputs(env), lambda: ev.run_evaluate(env, REPORT_NAME)))
     plan.append(Stage("gradcam", {**common, "gradcam": settings["gradcam"]},
                       lambda: ev.gradcam_inputs(env), lambda: ev.run_gradcam_stage(env, REPORT_NAME)))
+    plan.append(Stage("evaluate", {**common, "evaluate": settings["evaluate"], "checks": settings["checks"],
+                                   "randomization": settings["randomization"]},
+                      lambda: ev.evaluation_inputs(env) + ev.gradcam_outputs(env, REPORT_NAME), lambda: ev.run_evaluate(env, REPORT_NAME)))
     return plan
 
 
