@@ -90,3 +90,11 @@ def test_cli_version_and_missing_artefact_is_one_line(tmp_path):
     result = runner.invoke(app, ["--workdir", str(tmp_path), "info", "nope"])
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_allocator_tuning_applies_on_linux_glibc():
+    import sys
+
+    from defendr_cli.core.memory import tune_allocator
+
+    assert tune_allocator() is sys.platform.startswith("linux")

@@ -14,6 +14,7 @@ from defendr_cli import __version__
 from defendr_cli.cli import attack, ensemble, evaluate, gradcam, info, ls, prepare, reproduce, train
 from defendr_cli.cli._errors import DefendrGroup
 from defendr_cli.cli.common import AppState
+from defendr_cli.core.memory import tune_allocator
 from defendr_cli.core.workspace import WORKDIR_ENV, Workspace
 
 app = typer.Typer(
@@ -53,5 +54,6 @@ for module in (prepare, attack, train, ensemble, evaluate, gradcam, reproduce, i
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (also `python -m defendr_cli`, which torchrun runs)."""
+    tune_allocator()
     app()
