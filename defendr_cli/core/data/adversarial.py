@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from defendr_cli.core.atomic import check_writable
-from defendr_cli.core.data.reader import Batch, sorted_runs
+from defendr_cli.core.data.reader import Batch, open_h5, sorted_runs
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MissingArtefactError
 from defendr_cli.core.workspace import Workspace
 
@@ -131,13 +131,7 @@ def _info_from_attrs(path: Path, attrs: dict[str, Any]) -> AdvSetInfo:
 
 
 def _open(path: Path) -> h5py.File:
-    path = Path(path)
-    if not path.exists():
-        raise MissingArtefactError(f"no adversarial set at {path}", hint="make it with: defendr attack")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise CorruptArtefactError(f"{path} is not a readable HDF5 adversarial set ({exc.__class__.__name__})") from exc
+    return open_h5(path, what="adversarial set", hint="make it with: defendr attack")
 
 
 def read_adv_info(path: Path | str) -> AdvSetInfo:

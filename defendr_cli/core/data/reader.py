@@ -63,14 +63,16 @@ class CacheInfo:
         }
 
 
-def _open_h5(path: Path) -> h5py.File:
+def open_h5(path: Path, *, what: str = "clean cache", hint: str = "make one with: defendr prepare") -> h5py.File:
+    """Open an HDF5 artefact read-only; MissingArtefactError (with `hint`) or CorruptArtefactError."""
     path = Path(path)
     if not path.exists():
-        raise MissingArtefactError(f"no clean cache at {path}", hint="make one with: defendr prepare")
+        raise MissingArtefactError(f"no {what} at {path}", hint=hint)
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        raise CorruptArtefactError(f"{path} is not a readable HDF5 clean cache ({exc.__class__.__name__})") from exc
+        raise CorruptArtefactError(f"{path} is not a readable HDF5 {what} ({exc.__class__.__name__})") from exc
+
 
 
 def _as_str_list(value) -> list[str]:
@@ -111,7 +113,7 @@ def _info_from_file(path: Path, handle: h5py.File) -> CacheInfo:
 
 def read_cache_info(path: Path | str) -> CacheInfo:
     """Attributes of the clean cache at `path`; CorruptArtefactError for foreign/partial files."""
-    with _open_h5(Path(path)) as handle:
+    with open_h5(Path(path)) as handle:
         return _info_from_file(Path(path), handle)
 
 
@@ -156,7 +158,7 @@ class SplitReader:
         self.path = Path(path)
         self.split = split
         self.in_memory = in_memory
-        with _open_h5(self.path) as handle:
+        with open_h5(self.path) as handle:
             self.info = _info_from_file(self.path, handle)
             group = handle[split]
             self.labels: np.ndarray = np.asarray(group["labels"][...], dtype=np.int64)
@@ -202,7 +204,7 @@ class SplitReader:
             # handle is not fork-safe, and an array backing does not read through one.
             self._backing = _Backing(os.getpid(), None, backing.array, None, backing.mode)
             return self._backing
-        handle = _open_h5(self.path)
+        handle = open_h5(self.path)
         dataset = handle[self.split]["images"]
         nbytes = int(np.prod(self._shape))
         load = self.in_memory if self.in_memory is not None else nbytes < IN_MEMORY_BYTES

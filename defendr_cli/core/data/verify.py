@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from defendr_cli.core.data.cache import SPLITS, ContentDigest
-from defendr_cli.core.data.reader import _info_from_file, _open_h5
+from defendr_cli.core.data.reader import _info_from_file, open_h5
 from defendr_cli.core.progress import NullReporter, Reporter
 
 
@@ -34,7 +34,7 @@ def verify_cache(path: Path | str, *, reporter: Reporter | None = None, block_by
     path = Path(path)
     started = time.perf_counter()
     digest = ContentDigest()
-    with _open_h5(path) as handle:
+    with open_h5(path) as handle:
         info = _info_from_file(path, handle)
         total = sum(info.split_counts.values())
         with reporter.task("verify", total=total) as task:

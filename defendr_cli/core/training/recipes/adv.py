@@ -50,10 +50,17 @@ def adv_set_parents(paths: list[Path]) -> list[dict[str, str]]:
     return [{"role": "adversarial-set", "name": p.stem, "fingerprint": file_fingerprint(p)} for p in paths]
 
 
-class AdversarialTrainingRecipe(ClassifierRecipe):
+class CachedOrOnlineAdversarialRecipe(ClassifierRecipe):
+    """Base of recipes that take adversarial images either from cached sets of the train split
+    (`--adv`, batches of kind `batch_kind`) or from an online attack on each batch (`--online`)."""
+
+    method = "adv"
+    batch_kind = "doubled"
+    cached_words = "cached adversarial copies"
+
     def __init__(self, options: TrainOptions, context: TrainContext) -> None:
         if bool(options.adv) == bool(options.online):
-            raise InputError("`train adv` needs either --adv SET (paper mode, cached adversarial copies) "
+            raise InputError(f"`train {self.method}` needs either --adv SET (paper mode, {self.cached_words}) "
                              "or --online ATTACK (attack each batch): give exactly one of them")
         self.attack = make_online_attack(options, context) if options.online else None
         super().__init__(options, context)
@@ -62,11 +69,13 @@ class AdversarialTrainingRecipe(ClassifierRecipe):
         if self.attack is not None:
             return super().make_train_batches()
         paths = resolve_adv_sets(self.context.workspace, self.options.adv, split="train",
-                                 clean_fingerprint=str(self.context.data_info.fingerprint), method="adv")
+                                 clean_fingerprint=str(self.context.data_info.fingerprint), method=self.method)
         self.extra_parents = adv_set_parents(paths)
-        return BatchSource(self.context.data_path, "train", self.options.batch_size, kind="doubled",
+        return BatchSource(self.context.data_path, "train", self.options.batch_size, kind=self.batch_kind,
                            adv_paths=paths, workers=self.options.workers, dist=self.context.dist)
 
+
+class AdversarialTrainingRecipe(CachedOrOnlineAdversarialRecipe):
     def batch_loss(self, batch: TrainBatch) -> StepResult:
         images = batch.images
         if self.attack is not None:

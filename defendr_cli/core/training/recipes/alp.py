@@ -12,12 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from defendr_cli.core.errors import InputError
-from defendr_cli.core.training.data import BatchSource, TrainBatch, resolve_adv_sets
-from defendr_cli.core.training.options import TrainOptions
-from defendr_cli.core.training.recipes import StepResult, TrainContext, register_recipe
-from defendr_cli.core.training.recipes.adv import adv_set_parents, make_online_attack
-from defendr_cli.core.training.recipes.baseline import ClassifierRecipe, classification_loss
+from defendr_cli.core.training.data import TrainBatch
+from defendr_cli.core.training.recipes import StepResult, register_recipe
+from defendr_cli.core.training.recipes.adv import CachedOrOnlineAdversarialRecipe
+from defendr_cli.core.training.recipes.baseline import classification_loss
 
 
 def adversarial_logit_pairing_loss(clean_logits: torch.Tensor, adv_logits: torch.Tensor, labels: torch.Tensor,
@@ -28,22 +26,10 @@ def adversarial_logit_pairing_loss(clean_logits: torch.Tensor, adv_logits: torch
             + weight * F.mse_loss(clean_logits, adv_logits))
 
 
-class AdversarialLogitPairingRecipe(ClassifierRecipe):
-    def __init__(self, options: TrainOptions, context: TrainContext) -> None:
-        if bool(options.adv) == bool(options.online):
-            raise InputError("`train alp` needs either --adv SET (cached adversarial pairs) "
-                             "or --online ATTACK (attack each batch): give exactly one of them")
-        self.attack = make_online_attack(options, context) if options.online else None
-        super().__init__(options, context)
-
-    def make_train_batches(self) -> BatchSource:
-        if self.attack is not None:
-            return super().make_train_batches()
-        paths = resolve_adv_sets(self.context.workspace, self.options.adv, split="train",
-                                 clean_fingerprint=str(self.context.data_info.fingerprint), method="alp")
-        self.extra_parents = adv_set_parents(paths)
-        return BatchSource(self.context.data_path, "train", self.options.batch_size, kind="paired",
-                           adv_paths=paths, workers=self.options.workers, dist=self.context.dist)
+class AdversarialLogitPairingRecipe(CachedOrOnlineAdversarialRecipe):
+    method = "alp"
+    batch_kind = "paired"
+    cached_words = "cached adversarial pairs"
 
     def batch_loss(self, batch: TrainBatch) -> StepResult:
         if self.attack is not None:
