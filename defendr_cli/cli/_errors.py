@@ -20,7 +20,6 @@ _ERROR_PREFIX = {
     "InputError": "invalid input",
     "SourceError": "source",
     "TrainingDivergedError": "diverged",
-    "StageNotReadyError": "not available",
 }
 
 

@@ -45,7 +45,3 @@ class SourceError(DefendrError):
 
 class TrainingDivergedError(DefendrError):
     """The loss became NaN or inf; the last good checkpoint is kept."""
-
-
-class StageNotReadyError(DefendrError):
-    """A stage of the pipeline that is not available in this build."""
