@@ -1,7 +1,7 @@
 """`defendr evaluate`: the paper's transfer tables, adaptive white-box sweeps, sanity checks, a report.
 
-Thin layer: resolves names, builds the runtime and the models, calls core.evaluation
-(run_transfer, run_adaptive, write_report) and prints the tables with rich.
+Thin layer: parses options, calls core.evaluation (selection of sets and models, run_transfer,
+run_adaptive, write_report) and prints the tables with rich.
 """
 
 from __future__ import annotations
@@ -13,18 +13,13 @@ from rich.table import Table as RichTable
 
 from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, state
 from defendr_cli.cli.distributed import stage_reporter, stage_session
-from defendr_cli.core.errors import InputError, MissingArtefactError
+from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.adaptive import AdaptiveEps, run_adaptive
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
 from defendr_cli.core.evaluation.report import all_tables, write_report
-from defendr_cli.core.evaluation.subjects import EvalModel, ensemble_of, load_eval_model
+from defendr_cli.core.evaluation.selection import load_eval_models, select_adv_sets, split_names
 from defendr_cli.core.evaluation.tables import Table
 from defendr_cli.core.evaluation.transfer import run_transfer
-from defendr_cli.core.workspace import Workspace
-
-
-def split_names(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def parse_int_list(text: str, option: str) -> list[int]:
@@ -37,31 +32,6 @@ def parse_int_list(text: str, option: str) -> list[int]:
     return values
 
 
-def select_adv_sets(ws: Workspace, spec: str, clean_fingerprint: str, notes: list[str]) -> list:
-    """Paths of the adversarial TEST sets to evaluate: 'all' (those of this cache) or names/prefixes."""
-    from defendr_cli.core.data.adversarial import find_adv_sets
-
-    if spec.strip().lower() in ("", "none"):
-        return []
-    if spec.strip().lower() == "all":
-        sets = find_adv_sets(ws, split="test")
-        other = [s.name for s in sets if s.clean_fingerprint != clean_fingerprint]
-        if other:
-            notes.append(f"skipped {len(other)} adversarial set(s) made from another clean cache: {', '.join(other)}")
-        return [s.path for s in sets if s.clean_fingerprint == clean_fingerprint]
-    paths = []
-    for ref in split_names(spec):
-        if ws.path_for("adv", ref, create_dir=False).exists() or "/" in ref or ref.endswith(".h5"):
-            paths.append(ws.resolve("adv", ref))
-            continue
-        matches = find_adv_sets(ws, split="test", prefix=ref)
-        if not matches:
-            raise MissingArtefactError(f"no adversarial test set named or starting with '{ref}' in {ws.adv_dir}",
-                                       hint="make it with: defendr attack")
-        paths += [m.path for m in matches]
-    return list(dict.fromkeys(paths))
-
-
 def rich_table(table: Table) -> RichTable:
     out = RichTable(title=table.title, title_justify="left")
     for i, column in enumerate(table.columns):
@@ -70,42 +40,6 @@ def rich_table(table: Table) -> RichTable:
         out.add_row(*[("[green]PASS[/green]" if c == "PASS" else "[red]FAIL[/red]" if c == "FAIL"
                        else "[yellow]WARN[/yellow]" if c == "WARN" else c) for c in row])
     return out
-
-
-def split_defense_suffix(ws: Workspace, ref: str, defense: dict | None, variant: str) -> tuple[str, dict | None]:
-    """'baseline+random-resize-pad' -> ('baseline', its spec) unless a model file has that very name."""
-    from defendr_cli.core.models.defenses import DEFENSE_NAMES, defense_spec
-
-    for name in DEFENSE_NAMES:
-        suffix = f"+{name}"
-        if ref.endswith(suffix) and not ws.path_for("model", ref, create_dir=False).exists():
-            if defense:
-                raise InputError(f"'{ref}' names a defense and --defense wraps it again: use one of the two")
-            return ref[: -len(suffix)], defense_spec(name, variant)
-    return ref, defense
-
-
-def load_models(ws: Workspace, refs: list[str], ensembles: list[list[str]], *, device, defense: dict | None,
-                variant: str, image_size: int) -> list[EvalModel]:
-    """Single models first (ensemble members included), then the ensembles built from them.
-
-    A ref 'M+random-resize-pad' wraps model M with that defense (variant `variant`) for this
-    evaluation only; `defense` wraps every model.
-    """
-    loaded: dict[str, EvalModel] = {}
-    for ref in refs + [m for members in ensembles for m in members]:
-        if ref not in loaded:
-            base, spec = split_defense_suffix(ws, ref, defense, variant)
-            loaded[ref] = load_eval_model(ws, base, device=device, defense=spec, image_size=image_size)
-    models = list(loaded.values())
-    for members in ensembles:
-        if len(members) < 2:
-            raise InputError(f"--ensemble needs at least two members, got '{','.join(members)}'")
-        models.append(ensemble_of([loaded[m] for m in members]))
-    names = [m.name for m in models]
-    if len(set(names)) != len(names):
-        raise InputError(f"two evaluated models have the same name: {', '.join(names)}")
-    return models
 
 
 def register(app: typer.Typer) -> None:
@@ -168,7 +102,7 @@ def _evaluate(app_state, dist, runtime, *, data, adv, refs, ensembles, defense, 
         spec = defense_spec(defense, defense_variant)
     notes: list[str] = []
     adv_paths = select_adv_sets(ws, adv, cache_info.fingerprint, notes)
-    eval_models = load_models(ws, refs, ensembles, device=runtime.device, defense=spec,
+    eval_models = load_eval_models(ws, refs, ensembles, device=runtime.device, defense=spec,
                               variant=defense_variant, image_size=cache_info.image_size)
     report_name = name or safe_key("eval", *[m.name for m in eval_models])[:80]
     settings = {"models": [m.name for m in eval_models], "data": str(data_path), "adv": adv,

@@ -33,17 +33,15 @@ def evaluation_inputs(env: st.StageEnv) -> list[Path]:
 
 def load_models(env: st.StageEnv) -> list:
     """EvalModels in table order: singles, randomized wraps, ensembles."""
-    from defendr_cli.core.evaluation.subjects import load_eval_model
-    from defendr_cli.core.models.defenses import defense_spec
+    from defendr_cli.core.evaluation.selection import load_eval_models
 
-    device = env.runtime.device
-    singles = ["baseline", *st.method_specs(env.settings)]
-    models = [load_eval_model(env.workspace, name, device=device) for name in singles]
     rand = env.settings["randomization"]
-    spec = defense_spec(DEFENSE_NAME, rand.get("variant", "paper"), rand.get("passes"))
-    models += [load_eval_model(env.workspace, name, device=device, defense=spec) for name in rand.get("wrap", [])]
-    models += [load_eval_model(env.workspace, name, device=device) for name in env.settings.get("ensembles", {})]
-    return models
+    refs = ["baseline", *st.method_specs(env.settings)]
+    refs += [f"{name}+{DEFENSE_NAME}" for name in rand.get("wrap", [])]
+    refs += list(env.settings.get("ensembles", {}))
+    return load_eval_models(env.workspace, refs, [], device=env.runtime.device, defense=None,
+                            variant=rand.get("variant", "paper"), passes=rand.get("passes"),
+                            image_size=int(env.settings["data"]["image_size"]))
 
 
 def run_evaluate(env: st.StageEnv, report_name: str) -> list[Path]:
