@@ -220,7 +220,7 @@ def _attack_split(stage: _Stage, split: str) -> list[AttackSetResult]:
     """All eps sets of one split: kept (--resume and complete), resumed or written from scratch."""
     from defendr_cli.core.attacks.preview import write_preview
 
-    config, reporter = stage.config, stage.reporter
+    config = stage.config
     names = [set_name(config, eps, stage.model_name, split) for eps in config.eps]
     finals = [stage.workspace.path_for("adv", name) for name in names]
     keep = [config.resume and not config.force and path.exists() for path in finals]

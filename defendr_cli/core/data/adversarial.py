@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from defendr_cli.core.atomic import check_writable
-from defendr_cli.core.data.reader import Batch, open_h5, sorted_runs
-from defendr_cli.core.errors import CorruptArtefactError, InputError, MissingArtefactError
+from defendr_cli.core.data.reader import Batch, batch_rows, open_h5, sorted_runs
+from defendr_cli.core.errors import CorruptArtefactError, InputError
 from defendr_cli.core.workspace import Workspace
 
 ADV_FORMAT = "defendr-adv-set"
@@ -361,14 +361,7 @@ class AdvSetReader:
     def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
                      indices: Sequence[int] | np.ndarray | None = None) -> Iterator[Batch]:
         """Batches of this set's rows; Batch.indices are the clean-split rows they attack."""
-        if batch_size < 1:
-            raise InputError("batch size must be at least 1")
         order = np.arange(len(self), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
-        if shuffle:
-            order = order[np.random.default_rng(seed).permutation(order.size)]
-        for start in range(0, order.size, batch_size):
-            rows = order[start:start + batch_size]
-            if drop_last and rows.size < batch_size:
-                break
+        for rows in batch_rows(order, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last):
             yield Batch(self.read(rows), torch.from_numpy(self.labels[rows]),
                         torch.from_numpy(self.clean_indices[rows].copy()))

@@ -271,16 +271,23 @@ class SplitReader:
     def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
                      indices: Sequence[int] | np.ndarray | None = None) -> Iterator[Batch]:
         """Batches over `indices` (default all rows), shuffled with `seed` when asked."""
-        if batch_size < 1:
-            raise InputError("batch size must be at least 1")
         order = np.arange(len(self), dtype=np.int64) if indices is None else self._check(indices)
-        if shuffle:
-            order = order[np.random.default_rng(seed).permutation(order.size)]
-        for start in range(0, order.size, batch_size):
-            rows = order[start:start + batch_size]
-            if drop_last and rows.size < batch_size:
-                break
+        for rows in batch_rows(order, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last):
             yield Batch(self.read(rows), torch.from_numpy(self.labels[rows]), torch.from_numpy(rows.copy()))
+
+
+def batch_rows(order: np.ndarray, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+               drop_last: bool = False) -> Iterator[np.ndarray]:
+    """Consecutive slices of `order` (int64 rows) of `batch_size`, after a seeded shuffle if asked."""
+    if batch_size < 1:
+        raise InputError("batch size must be at least 1")
+    if shuffle:
+        order = order[np.random.default_rng(seed).permutation(order.size)]
+    for start in range(0, order.size, batch_size):
+        rows = order[start:start + batch_size]
+        if drop_last and rows.size < batch_size:
+            return
+        yield rows
 
 
 class CacheDataset(torch.utils.data.Dataset):
