@@ -14,7 +14,7 @@ from rich.table import Table as RichTable
 from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, state
 from defendr_cli.cli.distributed import stage_reporter, stage_session
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.evaluation.adaptive import AdaptiveEps, run_adaptive
+from defendr_cli.core.evaluation.adaptive import AdaptiveEps, run_adaptive, sweep_eps
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
 from defendr_cli.core.evaluation.report import all_tables, write_report
 from defendr_cli.core.evaluation.selection import load_eval_models, select_adv_sets, split_names
@@ -118,9 +118,7 @@ def _evaluate(app_state, dist, runtime, *, data, adv, refs, ensembles, defense, 
         if adaptive:
             from defendr_cli.core.attacks import parse_eps_list
 
-            eps_values = [AdaptiveEps(s["eps_label"], s["eps"]) for s in transfer["adv_sets"]]
-            eps_values += [AdaptiveEps(e.label, e.value) for e in (parse_eps_list(eps) if eps else [])]
-            eps_values = list({str(e.value): e for e in eps_values}.values())
+            eps_values = sweep_eps(transfer["adv_sets"], parse_eps_list(eps) if eps else [])
             if not eps_values:
                 eps_values = [AdaptiveEps("8/255", 8 / 255)]
                 reporter.note("no cached adversarial set and no --eps: the adaptive sweep uses eps 8/255")

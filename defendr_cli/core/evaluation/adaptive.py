@@ -42,6 +42,17 @@ class AdaptiveEps:
         return torch.tensor(self.value, dtype=torch.float32) if isinstance(self.value, list) else float(self.value)
 
 
+def sweep_eps(adv_sets: list[dict], extra: list = ()) -> list[AdaptiveEps]:
+    """The eps of the adaptive sweep: those of `adv_sets` (transfer-result dicts with 'eps_label' and
+    'eps'), then `extra` (EpsValue(label, value) in pixel units), one entry per distinct value."""
+    values = [AdaptiveEps(s["eps_label"], s["eps"]) for s in adv_sets]
+    values += [AdaptiveEps(e.label, e.value) for e in extra]
+    unique: dict[str, AdaptiveEps] = {}
+    for value in values:
+        unique.setdefault(str(value.value), value)
+    return list(unique.values())
+
+
 def subset_rows(count: int, subset: int | None, seed: int) -> np.ndarray:
     """Sorted seeded choice of `subset` rows out of `count` (all rows when subset is None or >= count)."""
     if subset is None or subset >= count:

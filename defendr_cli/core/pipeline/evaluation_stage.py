@@ -46,7 +46,8 @@ def load_models(env: st.StageEnv) -> list:
 
 def run_evaluate(env: st.StageEnv, report_name: str) -> list[Path]:
     from defendr_cli.core.attacks.eps import parse_eps_list
-    from defendr_cli.core.evaluation.adaptive import AdaptiveEps, run_adaptive
+    from defendr_cli.core.evaluation.adaptive import run_adaptive, sweep_eps
+    from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME
     from defendr_cli.core.evaluation.report import write_report
     from defendr_cli.core.evaluation.transfer import run_transfer
 
@@ -56,13 +57,17 @@ def run_evaluate(env: st.StageEnv, report_name: str) -> list[Path]:
     models = load_models(env)
     test_sets = _test_sets(env)
     batch_size = int(settings.get("batch_size", 128))
-    transfer = run_transfer(models, data_path, test_sets, runtime=env.runtime, cache_dir=folder / "cache",
+    transfer = run_transfer(models, data_path, test_sets, runtime=env.runtime,
+                            cache_dir=env.workspace.reports_dir / PREDICTIONS_DIRNAME,
                             seed=env.seed, batch_size=batch_size, reporter=env.reporter)
     adaptive = None
     if settings.get("adaptive", True):
         wanted = settings.get("adaptive_models") or [m.name for m in models]
         chosen = [m for m in models if m.name in wanted]
-        eps_values = _adaptive_eps(transfer, env.settings, parse_eps_list(",".join(settings["eps"])), AdaptiveEps)
+        # the reference set's eps first, so adaptive and transfer compare at the same eps
+        reference = st.adv_path_name(env.settings["checks"]["reference_set"], "test")
+        eps_values = sweep_eps([s for s in transfer["adv_sets"] if s["name"] == reference],
+                               parse_eps_list(",".join(settings["eps"])))
         adaptive = run_adaptive(chosen, data_path, runtime=env.runtime, eps_values=eps_values,
                                 steps=[int(s) for s in settings["steps"]],
                                 restarts=[int(r) for r in settings["restarts"]], eot=int(settings["eot"]),
@@ -71,17 +76,6 @@ def run_evaluate(env: st.StageEnv, report_name: str) -> list[Path]:
     files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=env.settings)
     extra = write_paper_comparison(folder, transfer, adaptive, env.settings)
     return [files.results, files.markdown, *extra]
-
-
-def _adaptive_eps(transfer: dict, settings: dict, listed: list, make) -> list:
-    """The reference set's eps (so adaptive and transfer compare at the same eps) plus the listed ones."""
-    reference = st.adv_path_name(settings["checks"]["reference_set"], "test")
-    values = [make(s["eps_label"], s["eps"]) for s in transfer["adv_sets"] if s["name"] == reference]
-    values += [make(e.label, e.value) for e in listed]
-    unique: dict[str, object] = {}
-    for value in values:
-        unique.setdefault(value.label, value)
-    return list(unique.values())
 
 
 def gradcam_inputs(env: st.StageEnv) -> list[Path]:

@@ -12,6 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from defendr_cli.core.atomic import atomic_path
+
 PAPER_TABLES = "paper_tables.json"
 PHENOMENA_FILE = "phenomena.json"
 SETTINGS_HEADING = "## Settings"
@@ -153,14 +155,16 @@ def write_paper_comparison(folder: Path, transfer: dict, adaptive: dict | None,
     folder = Path(folder)
     results = phenomena(transfer, adaptive, settings["checks"])
     path = folder / PHENOMENA_FILE
-    path.write_text(json.dumps(results, indent=2))
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
     report = folder / "report.md"
     text = report.read_text(encoding="utf-8") if report.exists() else ""
     extra = "\n".join(_comparison_markdown(transfer, settings) + _phenomena_markdown(results)
                       + _gradcam_markdown(folder))
     head, marker, tail = text.partition(SETTINGS_HEADING)  # our sections go before the settings dump
     text = f"{head.rstrip()}\n\n{extra}\n{marker}{tail}" if marker else f"{text.rstrip()}\n\n{extra}"
-    report.write_text(text, encoding="utf-8")
+    with atomic_path(report) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return [path]
 
 

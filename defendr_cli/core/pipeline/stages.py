@@ -165,9 +165,4 @@ def _fmt_metrics(metrics: dict[str, Any]) -> str:
     return " ".join(parts[:6])
 
 
-def eps_label_to_text(label: str) -> str:
-    """Inverse of format_number for display: '8_255' -> '8/255'."""
-    return label.replace("_", "/") if "_" in label else label
-
-
 __all__ = ["StageEnv", "data_name", "attack_set_prefix", "adv_path", "method_specs", "format_number"]

@@ -98,10 +98,10 @@ class DunetRecipe:
         self.online = make_online_attack(options, context) if options.online else None
         self.adv_paths = [] if self.online else self._train_sets()
         self.adv_parents = adv_set_parents(self.adv_paths)  # fingerprints computed once
-        batch_size = options.batch_size or 32
+        batch_size = options.batch_size
         self.train_batches = BatchSource(context.data_path, "train", batch_size,
                                          kind="clean" if self.online else "paired",
-                                         adv_paths=self.adv_paths, workers=options.workers)
+                                         adv_paths=self.adv_paths, workers=options.workers, dist=context.dist)
         self._val = self._validation_source(batch_size)
 
     # -- data ---------------------------------------------------------------------------------
@@ -133,9 +133,11 @@ class DunetRecipe:
         if twins:
             paths = resolve_adv_sets(context.workspace, twins, split="val",
                                      clean_fingerprint=str(context.data_info.fingerprint), method="dunet")
-            return BatchSource(context.data_path, "val", batch_size, kind="paired", adv_paths=paths, shuffle=False)
+            return BatchSource(context.data_path, "val", batch_size, kind="paired", adv_paths=paths, shuffle=False,
+                               dist=context.dist, pad_shards=False)
         self._val_fgsm_eps = self._validation_eps()
-        return BatchSource(context.data_path, "val", batch_size, kind="clean", shuffle=False)
+        return BatchSource(context.data_path, "val", batch_size, kind="clean", shuffle=False,
+                           dist=context.dist, pad_shards=False)
 
     def _validation_eps(self) -> float | torch.Tensor:
         """eps (pixel units) of the online val FGSM: the first training set's, else --eps."""
