@@ -31,6 +31,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise InputError(f"unknown device '{name}': use auto, cpu or cuda[:N]") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but no CUDA GPU is available")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     if device.type not in ("cpu", "cuda"):
         raise InputError(f"unsupported device '{name}': use auto, cpu or cuda[:N]")
     return device

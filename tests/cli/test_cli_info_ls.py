@@ -55,6 +55,7 @@ def test_ls_lists_every_kind_with_summaries_and_survives_bad_files(synthetic_wor
     report.mkdir()
     (report / "report.md").write_text("# Defendr quick report\n\nbody\n")
     (ws.data_dir / ".x.h5.partial-123").write_bytes(b"half")
+    (ws.adv_dir / ".pgd-eps8_255-s10-baseline-test.h5.partial").write_bytes(b"half")  # an interrupted attack
 
     result = _run(ws, "ls")
     assert result.exit_code == 0, result.output
@@ -68,6 +69,7 @@ def test_ls_lists_every_kind_with_summaries_and_survives_bad_files(synthetic_wor
     by_name = {a["name"]: a for a in data["artefacts"]}
     assert by_name["broken"]["readable"] is False and by_name["baseline"]["readable"] is True
     assert by_name["quick"]["kind"] == "report"
+    assert ".pgd-eps8_255-s10-baseline-test.h5.partial" in by_name
     only_models = json.loads(_run(ws, "ls", "models", "--json").output)
     assert {a["kind"] for a in only_models["artefacts"]} == {"model"}
 

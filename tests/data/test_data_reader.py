@@ -106,3 +106,15 @@ def test_read_into_a_reused_buffer(synthetic_cache):
         torch.testing.assert_close(out, reader.read([4, 2, 9]), rtol=0, atol=0)
         with pytest.raises(InputError):
             reader.read(list(range(11)), out=buffer)
+
+
+def test_a_split_whose_images_are_missing_is_a_corrupt_artefact(tmp_path, synthetic_cache):
+    from defendr_cli.core.errors import CorruptArtefactError
+
+    damaged = tmp_path / "damaged.h5"
+    shutil.copy(synthetic_cache, damaged)
+    with h5py.File(damaged, "r+") as handle:
+        del handle["test"]["images"]
+    with pytest.raises(CorruptArtefactError):
+        with SplitReader(damaged, "test", in_memory=True) as reader:
+            reader.read_uint8([0])

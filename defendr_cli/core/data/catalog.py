@@ -106,6 +106,8 @@ def list_artefacts(workspace: Workspace, kinds: tuple[str, ...] = KIND_ORDER) ->
         folder = workspace.dir_for(kind)
         suffix = ARTEFACT_KINDS[kind][1]
         if kind != "report" and folder.is_dir():
-            for path in sorted(folder.glob(f".*{suffix}.partial-*")):
+            # atomic writes leave `.<name><suffix>.partial-<pid>`; resumable attack sets and their
+            # shards leave `.<name><suffix>.partial` (both hidden from Workspace.names)
+            for path in sorted(folder.glob(f".*{suffix}.partial*")):
                 entries.append(_entry(kind, path.name, path, partial=True))
     return entries

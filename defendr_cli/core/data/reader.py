@@ -205,6 +205,19 @@ class SplitReader:
             self._backing = _Backing(os.getpid(), None, backing.array, None, backing.mode)
             return self._backing
         handle = open_h5(self.path)
+        try:
+            backing = self._backing_from(handle)
+        except BaseException as exc:
+            handle.close()
+            if isinstance(exc, (OSError, KeyError)):
+                raise CorruptArtefactError(f"{self.path}: split '{self.split}' cannot be read "
+                                           f"({exc.__class__.__name__}: {exc})") from exc
+            raise
+        self._backing = backing
+        return backing
+
+    def _backing_from(self, handle: h5py.File) -> _Backing:
+        """Load the split into memory, memory-map it, or keep reading through `handle`."""
         dataset = handle[self.split]["images"]
         nbytes = int(np.prod(self._shape))
         load = self.in_memory if self.in_memory is not None else nbytes < IN_MEMORY_BYTES
@@ -213,16 +226,12 @@ class SplitReader:
             if self._shape[0]:
                 dataset.read_direct(array)
             handle.close()
-            backing = _Backing(os.getpid(), None, array, None, "memory")
-        else:
-            offset = dataset.id.get_offset() if dataset.chunks is None and dataset.compression is None else None
-            if offset is not None and self._shape[0]:
-                array = np.memmap(self.path, dtype=np.uint8, mode="r", offset=offset, shape=self._shape)
-                backing = _Backing(os.getpid(), handle, array, dataset, "memmap")
-            else:
-                backing = _Backing(os.getpid(), handle, None, dataset, "hdf5")
-        self._backing = backing
-        return backing
+            return _Backing(os.getpid(), None, array, None, "memory")
+        offset = dataset.id.get_offset() if dataset.chunks is None and dataset.compression is None else None
+        if offset is not None and self._shape[0]:
+            array = np.memmap(self.path, dtype=np.uint8, mode="r", offset=offset, shape=self._shape)
+            return _Backing(os.getpid(), handle, array, dataset, "memmap")
+        return _Backing(os.getpid(), handle, None, dataset, "hdf5")
 
     # -- reading -----------------------------------------------------------------------------
     def _check(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
