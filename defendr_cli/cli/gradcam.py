@@ -8,27 +8,10 @@ import typer
 
 from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, SeedOpt, make_runtime, print_json, state
 from defendr_cli.cli.progress import RichReporter
-from defendr_cli.core.errors import InputError, MissingArtefactError
 from defendr_cli.core.evaluation.predictions import safe_key
+from defendr_cli.core.evaluation.selection import resolve_test_sets
 from defendr_cli.core.evaluation.subjects import load_eval_model
 from defendr_cli.core.explain.paired import SELECTIONS, run_gradcam
-from defendr_cli.core.workspace import Workspace
-
-
-def resolve_test_set(ws: Workspace, ref: str):
-    """An adversarial TEST set from a full name, a path, or a unique prefix such as 'fgsm-eps8_255'."""
-    from defendr_cli.core.data.adversarial import find_adv_sets
-
-    if ws.path_for("adv", ref, create_dir=False).exists() or "/" in ref or ref.endswith(".h5"):
-        return ws.resolve("adv", ref)
-    matches = find_adv_sets(ws, split="test", prefix=ref)
-    if not matches:
-        raise MissingArtefactError(f"no adversarial test set named or starting with '{ref}' in {ws.adv_dir}",
-                                   hint="make it with: defendr attack")
-    if len(matches) > 1:
-        raise InputError(f"'{ref}' matches several adversarial test sets ({', '.join(m.name for m in matches)}): "
-                         "give the full name")
-    return matches[0].path
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +34,7 @@ def register(app: typer.Typer) -> None:
         ws = app_state.workspace
         runtime = make_runtime(device, "fp32")
         data_path = ws.resolve("data", data) if data else ws.default_data()
-        adv_path = resolve_test_set(ws, attack)
+        adv_path = resolve_test_sets(ws, attack, unique=True)[0]
         eval_model = load_eval_model(ws, model, device=runtime.device)
         folder = ws.reports_dir / (name or safe_key("gradcam", eval_model.name, adv_path.stem))
         with RichReporter(app_state.err_console) as reporter:

@@ -16,9 +16,12 @@ from defendr_cli.core.atomic import atomic_path  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    """Write `fig` atomically as PNG and release it (also when saving fails)."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from defendr_cli.core.evaluation.transfer import eps_scalar
+
 
 @dataclass(frozen=True)
 class SanityCheck:
@@ -58,11 +60,6 @@ def _rises(sequence: list[tuple[str, float]], tol: float) -> list[str]:
             for (a, x), (b, y) in zip(sequence, sequence[1:]) if y > x + tol]
 
 
-def _eps_key(eps) -> float:
-    values = eps if isinstance(eps, list) else [eps]
-    return sum(float(v) for v in values) / len(values)
-
-
 def check_monotone(entry: dict, count: int) -> list[SanityCheck]:
     """Accuracy must not rise with eps (clean counts as eps 0), steps or restarts."""
     tol = tolerance(entry, count)
@@ -76,7 +73,7 @@ def check_monotone(entry: dict, count: int) -> list[SanityCheck]:
             groups.setdefault(tuple(g[k] for k in group_by), []).append(g)
         problems = []
         for items in groups.values():
-            key = (lambda g: _eps_key(g["eps"])) if order_by == "eps" else (lambda g: g[order_by])
+            key = (lambda g: eps_scalar(g["eps"])) if order_by == "eps" else (lambda g: g[order_by])
             seq = [(f"{order_by}={g['eps_label'] if order_by == 'eps' else g[order_by]}", g["accuracy"])
                    for g in sorted(items, key=key)]
             if axis == "eps":

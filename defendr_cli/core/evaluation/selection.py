@@ -27,17 +27,27 @@ def select_adv_sets(ws: Workspace, spec: str, clean_fingerprint: str, notes: lis
         if other:
             notes.append(f"skipped {len(other)} adversarial set(s) made from another clean cache: {', '.join(other)}")
         return [s.path for s in sets if s.clean_fingerprint == clean_fingerprint]
-    paths = []
-    for ref in split_names(spec):
-        if ws.path_for("adv", ref, create_dir=False).exists() or "/" in ref or ref.endswith(".h5"):
-            paths.append(ws.resolve("adv", ref))
-            continue
-        matches = find_adv_sets(ws, split="test", prefix=ref)
-        if not matches:
-            raise MissingArtefactError(f"no adversarial test set named or starting with '{ref}' in {ws.adv_dir}",
-                                       hint="make it with: defendr attack")
-        paths += [m.path for m in matches]
+    paths = [path for ref in split_names(spec) for path in resolve_test_sets(ws, ref)]
     return list(dict.fromkeys(paths))
+
+
+def resolve_test_sets(ws: Workspace, ref: str, *, unique: bool = False) -> list:
+    """Adversarial TEST set paths from a full name, a path, or a prefix such as 'fgsm-eps8_255'.
+
+    With `unique`, a prefix matching several sets is an InputError (give the full name).
+    """
+    from defendr_cli.core.data.adversarial import find_adv_sets
+
+    if ws.path_for("adv", ref, create_dir=False).exists() or "/" in ref or ref.endswith(".h5"):
+        return [ws.resolve("adv", ref)]
+    matches = find_adv_sets(ws, split="test", prefix=ref)
+    if not matches:
+        raise MissingArtefactError(f"no adversarial test set named or starting with '{ref}' in {ws.adv_dir}",
+                                   hint="make it with: defendr attack")
+    if unique and len(matches) > 1:
+        raise InputError(f"'{ref}' matches several adversarial test sets ({', '.join(m.name for m in matches)}): "
+                         "give the full name")
+    return [m.path for m in matches]
 
 
 def split_defense_suffix(ws: Workspace, ref: str, defense: dict | None, variant: str,
