@@ -11,7 +11,7 @@ from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.attacks.stage import AttackStageConfig, run_attack_stage
 from defendr_cli.core.data.adversarial import AdvSetReader, find_adv_sets, partial_adv_path, read_adv_info
 from defendr_cli.core.data.reader import SplitReader
-from defendr_cli.core.errors import ArtefactExistsError, InputError, MissingArtefactError
+from defendr_cli.core.errors import ArtefactExistsError, InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.models.checkpoint import load_model
 from defendr_cli.core.runtime import Runtime
 from tests.attacks.attack_helpers import make_cache, make_checkpoint
@@ -150,6 +150,23 @@ def test_resume_after_interruption_equals_one_run(ws, tmp_path):
     assert kept.status == "kept"
 
 
+def test_resume_keeps_a_complete_set_only_with_the_same_settings(ws):
+    config = _config(attack="bim", eps=parse_eps_list("0.03,0.05"), steps=2, preview=False)
+    written = run_attack_stage(ws, config, CPU)
+    before = [p.stat().st_mtime_ns for p in (r.path for r in written)]
+    kept = run_attack_stage(ws, _config(**{**config.__dict__, "resume": True}), CPU)
+    assert [r.status for r in kept] == ["kept", "kept"]
+    assert [r.success_rate for r in kept] == pytest.approx([r.success_rate for r in written])
+    assert [r.path.stat().st_mtime_ns for r in kept] == before
+    for change in ({"step_size": 0.01}, {"dtype": "uint8"}, {"seed": 1}):
+        with pytest.raises(MismatchError, match="bim-eps0.03-s2-baseline-test exists with other settings") as err:
+            run_attack_stage(ws, _config(**{**config.__dict__, "resume": True, **change}), CPU)
+        assert "--force" in err.value.hint and next(iter(change)) in str(err.value)
+    assert [r.path.stat().st_mtime_ns for r in written] == before  # nothing was rewritten
+    (forced, _) = run_attack_stage(ws, _config(**{**config.__dict__, "step_size": 0.01, "force": True}), CPU)
+    assert read_adv_info(forced.path).step_size == pytest.approx(0.01)
+
+
 def test_normalized_eps_uint8_predicted_labels_and_splits(ws):
     config = _config(attack="bim", eps=parse_eps_list("0.12"), eps_space="normalized", steps=2,
                      dtype="uint8", label_mode="predicted", splits=["train", "test"], preview=False)
@@ -162,3 +179,28 @@ def test_normalized_eps_uint8_predicted_labels_and_splits(ws):
         diff = (adv.read(np.arange(len(adv))) - clean.read(np.arange(len(clean)))).abs()
         bound = torch.tensor(info.eps).view(1, 3, 1, 1) + 0.5 / 255 + 1e-6
         assert (diff <= bound).all() and len(adv) == 18
+
+
+def test_damaged_shard_files_raise_corrupt_artefact_errors(tmp_path):
+    from defendr_cli.core.attacks.shards import _copy_shard
+    from defendr_cli.core.data.adversarial import AdvSetWriter
+    from defendr_cli.core.errors import CorruptArtefactError
+
+    writer = AdvSetWriter(tmp_path / "set.h5", count=4, image_shape=(3, 2, 2), dtype="float16", params={"name": "set"})
+    try:
+        garbage = tmp_path / "garbage.h5.partial"
+        garbage.write_bytes(b"not hdf5")
+        with pytest.raises(CorruptArtefactError, match="not a readable HDF5 shard file"):
+            _copy_shard(garbage, writer, expected=(0, 4))
+        no_done = tmp_path / "no-done.h5.partial"
+        with h5py.File(no_done, "w") as handle:
+            handle.create_dataset("images", data=np.zeros((4, 3, 2, 2), np.float16))
+        with pytest.raises(CorruptArtefactError, match="lacks labels"):
+            _copy_shard(no_done, writer, expected=(0, 4))
+        with h5py.File(no_done, "a") as handle:
+            for key in ("labels", "clean_indices", "success", "clean_pred", "adv_pred", "targets"):
+                handle.create_dataset(key, data=np.zeros(4, np.int64))
+        with pytest.raises(CorruptArtefactError, match="no valid 'done' attribute"):
+            _copy_shard(no_done, writer, expected=(0, 4))
+    finally:
+        writer.close()

@@ -99,8 +99,7 @@ class AttackContext:
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, K) float32 without a graph."""
-        with torch.no_grad(), self.autocast():
-            return self.model(images).float()
+        return model_logits(self.model, self.runtime, images)
 
     def gradient(self, adv: torch.Tensor, goal: Goal, eot: int = 1) -> torch.Tensor:
         """d(sum of per-example losses)/d(adv), averaged over `eot` forward passes (fp32)."""
@@ -165,6 +164,13 @@ class AttackContext:
     def unchecked(self, adv: torch.Tensor, goal: Goal) -> AttackResult:
         """AttackResult without the success check (success and adv_pred None)."""
         return AttackResult(adv.detach(), None, None, goal.classes if goal.targeted else None)
+
+
+def model_logits(model: nn.Module, runtime: Runtime | None, images: torch.Tensor) -> torch.Tensor:
+    """Logits (N, K) float32 of `model` on `images` without a graph, under `runtime`'s autocast."""
+    autocast = runtime.autocast() if runtime is not None else contextlib.nullcontext()
+    with torch.no_grad(), autocast:
+        return model(images).float()
 
 
 def random_targets(labels: torch.Tensor, num_classes: int, generator: torch.Generator | None) -> torch.Tensor:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from defendr_cli.core.attacks.base import random_targets
+from defendr_cli.core.attacks.base import model_logits, random_targets
 from defendr_cli.core.attacks.fgsm import fgsm_multi
 from defendr_cli.core.attacks.registry import ATTACKS
 from defendr_cli.core.data.adversarial import round_to_storage
@@ -46,8 +46,7 @@ class SplitAttacker:
         self.step_sizes = step_sizes
 
     def _logits(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad(), self.runtime.autocast():
-            return self.model(images).float()
+        return model_logits(self.model, self.runtime, images)
 
     def attack(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
                active: list[bool]) -> tuple[torch.Tensor, list[dict[str, torch.Tensor] | None]]:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackResult
-from defendr_cli.core.attacks.pgd import pgd
+from defendr_cli.core.attacks.pgd import default_iterative_step_size, pgd
 from defendr_cli.core.runtime import Runtime
 
 EpsLike = float | torch.Tensor
@@ -25,7 +25,7 @@ def bim(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLi
         eval_mode: bool = True, check_success: bool = True) -> AttackResult:
     """Iterative FGSM from the clean image; see the module docstring (check_success as in pgd)."""
     if step_size is None:
-        step_size = eps / steps
+        step_size = default_iterative_step_size(eps, steps)
     return pgd(model, images, labels, eps, steps=steps, step_size=step_size, random_start=False,
                restarts=1, eot=eot, targeted=targeted, targets=targets, label_mode=label_mode,
                loss=loss, generator=generator, runtime=runtime, eval_mode=eval_mode,

@@ -13,6 +13,7 @@ from torch import nn
 
 from defendr_cli.core.attacks.base import AttackResult, attack_context, check_inputs, check_steps
 from defendr_cli.core.attacks.geometry import as_channel_tensor, ball_bounds, project, sign_step
+from defendr_cli.core.attacks.pgd import default_iterative_step_size
 from defendr_cli.core.runtime import Runtime
 
 EpsLike = float | torch.Tensor
@@ -27,7 +28,7 @@ def mifgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
     check_inputs(images, labels)
     check_steps(steps, 1, eot)
     if step_size is None:
-        step_size = eps / steps
+        step_size = default_iterative_step_size(eps, steps)
     with attack_context(model, runtime, loss=loss, eval_mode=eval_mode) as ctx:
         clean = ctx.prepare(images)
         goal = ctx.goal(clean, labels, targeted=targeted, targets=targets, label_mode=label_mode,

@@ -35,6 +35,11 @@ def default_pgd_step_size(eps: EpsLike, steps: int) -> EpsLike:
     return 2.5 * eps / steps
 
 
+def default_iterative_step_size(eps: EpsLike, steps: int) -> EpsLike:
+    """BIM and MI-FGSM: eps / steps, so the full budget can be reached (pixel units; per-channel when eps is)."""
+    return eps / steps
+
+
 def sign_iterations(ctx: AttackContext, adv: torch.Tensor, goal: Goal, lower: torch.Tensor,
                     upper: torch.Tensor, step_size: torch.Tensor, steps: int, eot: int = 1) -> torch.Tensor:
     """`steps` iterations of: sign-gradient ascent step, then clip into [lower, upper]."""

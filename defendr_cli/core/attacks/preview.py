@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from defendr_cli.core.atomic import atomic_path
-from defendr_cli.core.data.adversarial import AdvSetReader
+from defendr_cli.core.data.adversarial import read_adv_head
 
 PREVIEW_ROWS = 4
 
@@ -37,14 +37,11 @@ def write_preview(set_path: Path, clean_reader, class_names: list[str], rows: in
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    with AdvSetReader(set_path) as adv_reader:
-        count = min(rows, len(adv_reader))
-        adv = adv_reader.read(np.arange(count)).numpy()
-        clean_rows = adv_reader.clean_indices[:count]
-        info = adv_reader.info
-        with_h5 = _predictions(set_path, count)
-    clean = clean_reader.read(clean_rows).numpy()
-    clean_pred, adv_pred = with_h5
+    info, adv_images, columns = read_adv_head(set_path, rows, ("clean_indices", "clean_pred", "adv_pred"))
+    count = adv_images.shape[0]
+    adv = adv_images.numpy()
+    clean = clean_reader.read(columns["clean_indices"]).numpy()
+    clean_pred, adv_pred = columns["clean_pred"], columns["adv_pred"]
 
     def name(k: int) -> str:
         return class_names[k] if 0 <= k < len(class_names) else str(k)
@@ -67,10 +64,3 @@ def write_preview(set_path: Path, clean_reader, class_names: list[str], rows: in
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return out
-
-
-def _predictions(set_path: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
-    import h5py
-
-    with h5py.File(set_path, "r") as handle:
-        return np.asarray(handle["clean_pred"][:count]), np.asarray(handle["adv_pred"][:count])

@@ -15,10 +15,9 @@ for very large sets).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 
@@ -27,14 +26,14 @@ from defendr_cli.core.attacks.stage import (
     _attack_rows,
     _finish,
     _kept_result,
-    _set_params,
     _Stage,
+    _stage_params,
     set_name,
 )
 from defendr_cli.core.atomic import check_writable
 from defendr_cli.core.data.adversarial import AdvSetWriter, from_storage, partial_adv_path
-from defendr_cli.core.data.reader import SplitReader
-from defendr_cli.core.distributed import DistContext, all_gather_objects, barrier, shard_range, split_range
+from defendr_cli.core.data.reader import SplitReader, open_h5
+from defendr_cli.core.distributed import DistContext, all_gather_objects, barrier, shard_range
 from defendr_cli.core.errors import CorruptArtefactError
 
 _COLUMNS = ("labels", "clean_indices", "success", "clean_pred", "adv_pred", "targets")
@@ -52,12 +51,14 @@ def shard_file(final: Path, rank: int, world_size: int) -> Path:
 
 @dataclass
 class _SplitPlan:
-    """What rank 0 needs to assemble one split: per eps the set name and final path, or None (kept)."""
+    """What rank 0 needs to assemble one split: per eps the set name and final path, whether it is
+    kept (--resume, complete, same settings) and the results of the kept sets."""
 
     split: str
     names: list[str]
     finals: list[Path]
     keep: list[bool]
+    kept: list[AttackSetResult]
     count: int
     resumed: list[bool]  # per eps: some rank continued an interrupted shard
 
@@ -79,6 +80,7 @@ def _attack_shard(stage: _Stage, split: str, dist: DistContext) -> _SplitPlan:
     names = [set_name(config, eps, stage.model_name, split) for eps in config.eps]
     finals = [stage.workspace.path_for("adv", name) for name in names]
     keep = [config.resume and not config.force and path.exists() for path in finals]
+    kept = [_kept_result(stage, k, finals[k], names[k], split) for k in range(len(finals)) if keep[k]]
     with SplitReader(stage.cache_path, split) as reader:
         count = len(reader)
         resumed = [False] * len(finals)
@@ -100,19 +102,13 @@ def _attack_shard(stage: _Stage, split: str, dist: DistContext) -> _SplitPlan:
                     if writer is not None:
                         writer.close()
     resumed = [any(flags) for flags in zip(*all_gather_objects(resumed, dist))]
-    return _SplitPlan(split, names, finals, keep, count, resumed)
-
-
-def _params(stage: _Stage, eps, k: int, name: str, split: str) -> dict:
-    """The set's attributes exactly as a single-process run records them."""
-    return _set_params(stage.config, eps, stage.attacker.eps_pixels[k], stage.attacker.step_sizes[k], name, split,
-                       stage.model_name, stage.model_fingerprint, stage.cache_info, stage.runtime.precision)
+    return _SplitPlan(split, names, finals, keep, kept, count, resumed)
 
 
 def _shard_writer(stage: _Stage, reader: SplitReader, eps, k: int, name: str, final: Path, split: str,
                   first: int, stop: int, dist: DistContext) -> AdvSetWriter:
     """The writer of this rank's shard: the set's parameters plus the shard's rows (resumable)."""
-    params = {**_params(stage, eps, k, name, split), "shard_rows": [first, stop], "world_size": dist.world_size}
+    params = {**_stage_params(stage, eps, k, name, split), "shard_rows": [first, stop], "world_size": dist.world_size}
     return AdvSetWriter(_shard_final(final, dist.rank, dist.world_size), count=stop - first,
                         image_shape=reader.image_shape, dtype=stage.config.dtype, params=params,
                         resume=stage.config.resume, force=True)
@@ -123,8 +119,7 @@ def _assemble(stage: _Stage, plan: _SplitPlan, dist: DistContext) -> list[Attack
     from defendr_cli.core.attacks.preview import write_preview
 
     config = stage.config
-    results = [_kept_result(plan.finals[k], plan.names[k], plan.split, config.eps[k])
-               for k in range(len(plan.finals)) if plan.keep[k]]
+    results = list(plan.kept)
     if all(plan.keep):
         return results
     with SplitReader(stage.cache_path, plan.split) as reader:
@@ -135,7 +130,8 @@ def _assemble(stage: _Stage, plan: _SplitPlan, dist: DistContext) -> list[Attack
             final_writer = _open_final_writer(stage, reader, eps, k, plan)
             try:
                 for rank, path in enumerate(shards):
-                    _copy_shard(path, final_writer, expected=_shard_rows(plan.count, config.batch_size, rank, dist))
+                    _copy_shard(path, final_writer, expected=shard_range(plan.count, replace(dist, rank=rank),
+                                                                          align=config.batch_size))
                 result = _finish(final_writer, config, plan.names[k], plan.split, eps, stage.model_name,
                                  status="resumed" if plan.resumed[k] else "written")
             finally:
@@ -151,14 +147,8 @@ def _assemble(stage: _Stage, plan: _SplitPlan, dist: DistContext) -> list[Attack
 def _open_final_writer(stage: _Stage, reader: SplitReader, eps, k: int, plan: _SplitPlan) -> AdvSetWriter:
     """A fresh writer of the whole set with exactly the single-process parameters."""
     return AdvSetWriter(plan.finals[k], count=len(reader), image_shape=reader.image_shape, dtype=stage.config.dtype,
-                        params=_params(stage, eps, k, plan.names[k], plan.split), resume=False,
+                        params=_stage_params(stage, eps, k, plan.names[k], plan.split), resume=False,
                         force=stage.config.force)
-
-
-def _shard_rows(count: int, batch_size: int, rank: int, dist: DistContext) -> tuple[int, int]:
-    blocks = -(-count // batch_size)
-    first, last = split_range(blocks, dist.world_size, rank)
-    return min(count, first * batch_size), min(count, last * batch_size)
 
 
 def _copy_shard(path: Path, writer: AdvSetWriter, *, expected: tuple[int, int], chunk_rows: int = 256) -> None:
@@ -167,8 +157,17 @@ def _copy_shard(path: Path, writer: AdvSetWriter, *, expected: tuple[int, int], 
     if not path.exists():
         raise CorruptArtefactError(f"shard file {path} is missing: a rank did not finish",
                                    hint="run the same command again with --resume")
-    with h5py.File(path, "r") as handle:
-        done, rows = int(handle.attrs["done"]), list(np.asarray(handle.attrs.get("shard_rows", [-1, -1])))
+    with open_h5(path, what="shard file", hint="run the same command again with --resume") as handle:
+        try:
+            done = int(handle.attrs.get("done", -1))
+        except (TypeError, ValueError):
+            done = -1
+        missing = [key for key in ("images", *_COLUMNS) if key not in handle]
+        if done < 0 or missing:
+            what = f"lacks {', '.join(missing)}" if missing else "has no valid 'done' attribute"
+            raise CorruptArtefactError(f"shard file {path} is damaged: it {what}",
+                                       hint="run the same command again with --resume")
+        rows = list(np.asarray(handle.attrs.get("shard_rows", [-1, -1])))
         if done != stop - first or rows != [first, stop] or writer.done != first:
             raise CorruptArtefactError(f"shard file {path} holds {done} rows {rows}, expected rows [{first}, {stop})",
                                        hint="run the same command again with --resume")

@@ -28,11 +28,13 @@ from defendr_cli.core.attacks.base import normalize_target_mode
 from defendr_cli.core.attacks.batches import SplitAttacker, attack_batch
 from defendr_cli.core.attacks.eps import EPS_SPACES, EpsValue, eps_in_pixels
 from defendr_cli.core.attacks.losses import LOSSES
+from defendr_cli.core.attacks.pgd import default_iterative_step_size, default_pgd_step_size
 from defendr_cli.core.attacks.registry import canonical_attack_name
 from defendr_cli.core.data.adversarial import (
     STORAGE_DTYPES,
     AdvSetWriter,
     partial_adv_path,
+    read_kept_adv_info,
 )
 from defendr_cli.core.data.cache import SPLITS
 from defendr_cli.core.data.reader import SplitReader, read_cache_info
@@ -188,7 +190,8 @@ def run_attack_stage(workspace: Workspace, config: AttackStageConfig, runtime: R
 
     Raises MissingArtefactError (with the command that makes it) for a missing cache or model,
     ArtefactExistsError for an existing set without --force (with --resume a complete set is
-    kept), MismatchError when the model does not fit the cache. On an exception (Ctrl-C too)
+    kept; MismatchError when it was made with other settings), MismatchError when the model does
+    not fit the cache. On an exception (Ctrl-C too)
     the partial files stay for --resume. In a data-parallel run (`dist`) only rank 0 returns the
     results (after assembling the sets); the other ranks return [].
     """
@@ -224,7 +227,7 @@ def _attack_split(stage: _Stage, split: str) -> list[AttackSetResult]:
     names = [set_name(config, eps, stage.model_name, split) for eps in config.eps]
     finals = [stage.workspace.path_for("adv", name) for name in names]
     keep = [config.resume and not config.force and path.exists() for path in finals]
-    results = [_kept_result(finals[k], names[k], split, config.eps[k]) for k in range(len(finals)) if keep[k]]
+    results = [_kept_result(stage, k, finals[k], names[k], split) for k in range(len(finals)) if keep[k]]
     if all(keep):
         return results
     for k, path in enumerate(finals):
@@ -254,9 +257,7 @@ def _attack_split(stage: _Stage, split: str) -> list[AttackSetResult]:
 def _open_writer(stage: _Stage, reader: SplitReader, eps: EpsValue, k: int, name: str, final: Path,
                  split: str) -> AdvSetWriter:
     config = stage.config
-    eps_pixel, step_size = stage.attacker.eps_pixels[k], stage.attacker.step_sizes[k]
-    params = _set_params(config, eps, eps_pixel, step_size, name, split, stage.model_name,
-                         stage.model_fingerprint, stage.cache_info, stage.runtime.precision)
+    params = _stage_params(stage, eps, k, name, split)
     had_partial = partial_adv_path(final).exists()
     writer = AdvSetWriter(final, count=len(reader), image_shape=reader.image_shape, dtype=config.dtype,
                           params=params, resume=config.resume, force=config.force)
@@ -313,20 +314,27 @@ def _set_params(config: AttackStageConfig, eps: EpsValue, eps_pixel, step_size, 
     }
 
 
+def _stage_params(stage: _Stage, eps: EpsValue, k: int, name: str, split: str) -> dict[str, Any]:
+    """`_set_params` of the k-th eps of this run: the attributes its set records."""
+    return _set_params(stage.config, eps, stage.attacker.eps_pixels[k], stage.attacker.step_sizes[k], name, split,
+                       stage.model_name, stage.model_fingerprint, stage.cache_info, stage.runtime.precision)
+
+
 def _recorded_step_size(config: AttackStageConfig, eps_pixel, step_size):
     """The step size used, in pixel units (the attacks' defaults when not given); None for fgsm."""
     if config.attack == "fgsm":
         return None
     if step_size is None:
-        step_size = 2.5 * eps_pixel / config.steps if config.attack == "pgd" else eps_pixel / config.steps
+        default = default_pgd_step_size if config.attack == "pgd" else default_iterative_step_size
+        step_size = default(eps_pixel, config.steps)
     return _as_attr(step_size)
 
 
 def _finish(writer: AdvSetWriter, config: AttackStageConfig, name: str, split: str, eps: EpsValue,
             model_name: str, *, status: str) -> AttackSetResult:
-    labels = writer.column("labels")
-    success_rate = _success_rate(config, labels, writer.column("clean_pred"), writer.column("success"))
-    clean_acc = float((writer.column("clean_pred") == labels).mean()) if writer.count else 0.0
+    labels, clean_pred = writer.column("labels"), writer.column("clean_pred")
+    success_rate = _success_rate(config, labels, clean_pred, writer.column("success"))
+    clean_acc = float((clean_pred == labels).mean()) if writer.count else 0.0
     adv_acc = float((writer.column("adv_pred") == labels).mean()) if writer.count else 0.0
     space = "normalized" if config.eps_space == "normalized" else "pixel"
     summary = (f"adversarial set: {config.attack} eps {eps.label} ({space})"
@@ -350,9 +358,10 @@ def _success_rate(config: AttackStageConfig, labels: np.ndarray, clean_pred: np.
     return float(success[attacked_right].mean()) if attacked_right.any() else 0.0
 
 
-def _kept_result(path: Path, name: str, split: str, eps: EpsValue) -> AttackSetResult:
-    from defendr_cli.core.data.adversarial import read_adv_info
-
-    info = read_adv_info(path)
+def _kept_result(stage: _Stage, k: int, path: Path, name: str, split: str) -> AttackSetResult:
+    """The result of the complete set at `path` that --resume keeps (MismatchError when it was made
+    with other settings than this run would record)."""
+    eps = stage.config.eps[k]
+    info = read_kept_adv_info(path, _stage_params(stage, eps, k, name, split), dtype=stage.config.dtype)
     return AttackSetResult(name, path, split, eps.label, info.eps, info.count, info.clean_accuracy or 0.0,
                            info.adv_accuracy or 0.0, info.success_rate, "kept")

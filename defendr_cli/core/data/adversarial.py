@@ -38,7 +38,7 @@ import torch
 
 from defendr_cli.core.atomic import check_writable
 from defendr_cli.core.data.reader import Batch, batch_rows, open_h5, sorted_runs
-from defendr_cli.core.errors import CorruptArtefactError, InputError
+from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError
 from defendr_cli.core.workspace import Workspace
 
 ADV_FORMAT = "defendr-adv-set"
@@ -224,9 +224,8 @@ class AdvSetWriter:
         except OSError:
             return None
         attrs = _read_attrs(handle)
-        same = attrs.get("format") == ADV_FORMAT and all(
-            _same(attrs.get(key), value) for key, value in self.params.items()
-        ) and int(attrs.get("count", -1)) == self.count and attrs.get("dtype") == self.dtype
+        same = attrs.get("format") == ADV_FORMAT and not other_settings(attrs, self.params, dtype=self.dtype,
+                                                                         count=self.count)
         if not same:
             handle.close()
             return None
@@ -289,6 +288,46 @@ class AdvSetWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def other_settings(attrs: dict[str, Any], params: dict[str, Any], *, dtype: str,
+                   count: int | None = None) -> list[str]:
+    """The keys of `params` (None values left out), `dtype` and `count` (when given) that the
+    attributes `attrs` of a set record with another value."""
+    wanted = {key: value for key, value in params.items() if value is not None}
+    wanted["dtype"] = dtype
+    if count is not None:
+        wanted["count"] = int(count)
+    return [key for key, value in wanted.items() if not _same(attrs.get(key), value)]
+
+
+def read_kept_adv_info(path: Path | str, params: dict[str, Any], *, dtype: str) -> AdvSetInfo:
+    """`read_adv_info` of a complete set that `--resume` keeps: MismatchError when it was made with
+    other settings than `params` and `dtype` (the attributes a new write would record)."""
+    path = Path(path)
+    with _open(path) as handle:
+        attrs = _read_attrs(handle)
+    _check_format(path, attrs)
+    # a set is kept across software versions: only the attack's own settings must agree
+    differ = [key for key in other_settings(attrs, params, dtype=dtype) if key != "software_version"]
+    if differ:
+        expected = {**params, "dtype": dtype}
+        shown = ", ".join(f"{key} {attrs.get(key)!r}, this run {expected[key]!r}" for key in differ)
+        raise MismatchError(f"{path.stem} exists with other settings ({shown})", hint="pass --force to rewrite it")
+    return _info_from_attrs(path, attrs)
+
+
+def read_adv_head(path: Path | str, rows: int, columns: Sequence[str] = ()) -> tuple[AdvSetInfo, torch.Tensor,
+                                                                                      dict[str, np.ndarray]]:
+    """Info, the first `rows` images (float32 in [0, 1]) and those rows of the per-row `columns`
+    of the complete set at `path`, read in one open without loading whole columns."""
+    path = Path(path)
+    with _open(path) as handle:
+        attrs = _read_attrs(handle)
+        _check_format(path, attrs)
+        info = _info_from_attrs(path, attrs)
+        images = from_storage(handle["images"][:rows])
+        return info, images, {key: np.asarray(handle[key][:rows]) for key in columns}
 
 
 def _same(stored: Any, wanted: Any) -> bool:
