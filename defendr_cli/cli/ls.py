@@ -46,9 +46,9 @@ def register(app: typer.Typer) -> None:
             if not rows:
                 continue
             table = Table(title=_TITLES[group], title_justify="left")
-            table.add_column("name", no_wrap=True)
-            table.add_column("size", justify="right")
-            table.add_column("summary")
+            table.add_column("name", overflow="fold", max_width=44)
+            table.add_column("size", justify="right", no_wrap=True)
+            table.add_column("summary", ratio=1, min_width=24)
             for entry in rows:
                 style = None if entry.readable else "red"
                 table.add_row(entry.name, _size_text(entry.size_bytes), entry.summary, style=style)

@@ -75,8 +75,8 @@ class Workspace:
         if not folder.is_dir():
             return []
         _, suffix, _ = ARTEFACT_KINDS[kind]
-        if kind == "report":
-            return sorted(p.name for p in folder.iterdir() if p.is_dir())
+        if kind == "report":  # folders; '_predictions' and other '_'/'.' folders are caches
+            return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] not in "_.")
         return sorted(
             p.name[: -len(suffix)]
             for p in folder.iterdir()
