@@ -70,3 +70,33 @@ def test_unknown_setting_is_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["--workdir", str(tmp_path), "reproduce", "--set", "trian.epochs=1"])
     assert result.exit_code == 1
     assert "unknown setting 'trian'" in result.output
+
+
+def test_interrupted_run_finishes_with_resume(tmp_path, monkeypatch):
+    """Ctrl-C in the middle of the pipeline, then `--resume`: finished stages are kept, the rest run."""
+    from defendr_cli.core.pipeline import stages
+    from defendr_cli.core.pipeline.profile import resolve_settings
+    from defendr_cli.core.pipeline.reproduce import reproduce
+    from defendr_cli.core.runtime import Runtime
+    from defendr_cli.core.workspace import Workspace
+
+    settings = resolve_settings("quick", REDUCED, device="cpu")
+    workspace, runtime = Workspace(tmp_path / "ws"), Runtime.create("cpu", "fp32")
+    real_train = stages.run_train
+
+    def interrupted(env, name, spec):
+        if name == "clp":
+            raise KeyboardInterrupt
+        return real_train(env, name, spec)
+
+    monkeypatch.setattr(stages, "run_train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(workspace, settings, runtime)
+    assert not (workspace.reports_dir / "reproduce" / "report.md").exists()
+
+    monkeypatch.setattr(stages, "run_train", real_train)
+    result = reproduce(workspace, settings, runtime, resume=True)
+    status = {record.id: record.status for record in result.stages}
+    assert status["train:baseline"] == status["train:alp"] == "current"
+    assert status["train:clp"] == status["evaluate"] == "ran"
+    assert (result.report_dir / "report.md").exists()
