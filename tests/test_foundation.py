@@ -98,3 +98,17 @@ def test_allocator_tuning_applies_on_linux_glibc():
     from defendr_cli.core.memory import tune_allocator
 
     assert tune_allocator() is sys.platform.startswith("linux")
+
+
+def test_file_fingerprint_follows_content_changes(tmp_path):
+    import os
+
+    from defendr_cli.core.fingerprint import file_fingerprint
+
+    path = tmp_path / "weights.pt"
+    path.write_bytes(b"one")
+    first = file_fingerprint(path)
+    assert file_fingerprint(path) == first
+    path.write_bytes(b"two")
+    os.utime(path, ns=(1, 1))  # even with an old timestamp, the size/mtime key changes
+    assert file_fingerprint(path) != first
