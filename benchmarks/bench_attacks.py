@@ -127,49 +127,33 @@ def main() -> None:
         ratio = f"  {ref_seconds / seconds:5.2f}x" if ref_seconds else ""
         print(f"{name:<34} {n / seconds:9.1f} img/s{ratio}  {extra}")
 
-    # FGSM fp32 / bf16 vs torchattacks
-    ta_fgsm = torchattacks.FGSM(model, eps=eps)
-    t, out = timed_together({
-        "ta": lambda: ta_fgsm(images, labels),
-        "fp32": lambda: fgsm(model, images, labels, eps, runtime=fp32, check_success=False),
-        "bf16": lambda: fgsm(model, images, labels, eps, runtime=bf16, check_success=False)}, args.repeats, device)
-    t_ta_fgsm, t_fgsm, t_fgsm_bf = t["ta"], t["fp32"], t["bf16"]
-    adv_ta_fgsm, res, res_bf = out["ta"], out["fp32"], out["bf16"]
-    report["fgsm"] = {
-        "torchattacks_img_s": n / t_ta_fgsm, "fp32_img_s": n / t_fgsm, "bf16_img_s": n / t_fgsm_bf,
-        "fp32_ratio": t_ta_fgsm / t_fgsm, "bf16_ratio": t_ta_fgsm / t_fgsm_bf,
-        "agreement_fp32_vs_torchattacks": agreement(res.adv, adv_ta_fgsm),
-        "robust_acc_torchattacks": robust_accuracy(model, adv_ta_fgsm, labels),
-        "robust_acc_fp32": robust_accuracy(model, res.adv, labels),
-        "robust_acc_bf16": robust_accuracy(model, res_bf.adv, labels),
-    }
-    print(f"{'FGSM torchattacks fp32':<34} {n / t_ta_fgsm:9.1f} img/s")
-    line("FGSM defendr fp32", t_fgsm, t_ta_fgsm,
-         f"agree {report['fgsm']['agreement_fp32_vs_torchattacks']['exact']:.4f}")
-    line("FGSM defendr bf16", t_fgsm_bf, t_ta_fgsm)
+    def versus_torchattacks(label: str, ta_call, ours_call) -> dict:
+        """Time torchattacks (fp32) and ours (fp32, bf16) together; print and return the figures."""
+        t, out = timed_together({"ta": ta_call, "fp32": lambda: ours_call(fp32), "bf16": lambda: ours_call(bf16)},
+                                args.repeats, device)
+        figures = {
+            "torchattacks_img_s": n / t["ta"], "fp32_img_s": n / t["fp32"], "bf16_img_s": n / t["bf16"],
+            "fp32_ratio": t["ta"] / t["fp32"], "bf16_ratio": t["ta"] / t["bf16"],
+            "agreement_fp32_vs_torchattacks": agreement(out["fp32"].adv, out["ta"]),
+            "robust_acc_torchattacks": robust_accuracy(model, out["ta"], labels),
+            "robust_acc_fp32": robust_accuracy(model, out["fp32"].adv, labels),
+            "robust_acc_bf16": robust_accuracy(model, out["bf16"].adv, labels),
+        }
+        print(f"{label + ' torchattacks fp32':<34} {n / t['ta']:9.1f} img/s")
+        line(f"{label} defendr fp32", t["fp32"], t["ta"], f"agree {figures['agreement_fp32_vs_torchattacks']['exact']:.4f}")
+        line(f"{label} defendr bf16", t["bf16"], t["ta"])
+        return figures
 
-    # PGD-10 (no random start so outputs are comparable) fp32 / bf16 vs torchattacks
+    ta_fgsm = torchattacks.FGSM(model, eps=eps)
+    report["fgsm"] = versus_torchattacks(
+        "FGSM", lambda: ta_fgsm(images, labels),
+        lambda runtime: fgsm(model, images, labels, eps, runtime=runtime, check_success=False))
+    # PGD-10 without random start, so the outputs are comparable
     ta_pgd = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=False)
-    t, out = timed_together({
-        "ta": lambda: ta_pgd(images, labels),
-        "fp32": lambda: pgd(model, images, labels, eps, steps=steps, step_size=alpha, random_start=False,
-                            runtime=fp32, check_success=False),
-        "bf16": lambda: pgd(model, images, labels, eps, steps=steps, step_size=alpha, random_start=False,
-                            runtime=bf16, check_success=False)}, args.repeats, device)
-    t_ta_pgd, t_pgd, t_pgd_bf = t["ta"], t["fp32"], t["bf16"]
-    adv_ta_pgd, res, res_bf = out["ta"], out["fp32"], out["bf16"]
-    report["pgd10"] = {
-        "torchattacks_img_s": n / t_ta_pgd, "fp32_img_s": n / t_pgd, "bf16_img_s": n / t_pgd_bf,
-        "fp32_ratio": t_ta_pgd / t_pgd, "bf16_ratio": t_ta_pgd / t_pgd_bf,
-        "agreement_fp32_vs_torchattacks": agreement(res.adv, adv_ta_pgd),
-        "robust_acc_torchattacks": robust_accuracy(model, adv_ta_pgd, labels),
-        "robust_acc_fp32": robust_accuracy(model, res.adv, labels),
-        "robust_acc_bf16": robust_accuracy(model, res_bf.adv, labels),
-    }
-    print(f"{'PGD-10 torchattacks fp32':<34} {n / t_ta_pgd:9.1f} img/s")
-    line("PGD-10 defendr fp32", t_pgd, t_ta_pgd,
-         f"agree {report['pgd10']['agreement_fp32_vs_torchattacks']['exact']:.4f}")
-    line("PGD-10 defendr bf16", t_pgd_bf, t_ta_pgd)
+    report["pgd10"] = versus_torchattacks(
+        "PGD-10", lambda: ta_pgd(images, labels),
+        lambda runtime: pgd(model, images, labels, eps, steps=steps, step_size=alpha, random_start=False,
+                            runtime=runtime, check_success=False))
 
     # robust accuracy fp32 vs bf16 on more images (labels: clean predictions; evaluated in fp32)
     eval_images = fp32.to_device(synthetic_batch(args.eval_images, args.image_size, offset=20_000)[0])
