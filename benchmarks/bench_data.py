@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from defendr_cli.core.data.cache import CacheWriter
+from defendr_cli.core.io.cache import CacheWriter
 from defendr_cli.core.data.imagenet_prepare import default_workers, prepare_imagenet
 from defendr_cli.core.data.imagenet_source import list_classes, list_images
-from defendr_cli.core.data.reader import SplitReader
+from defendr_cli.core.io.reader import SplitReader
 from defendr_cli.core.memory import tune_allocator
 from defendr_cli.core.workspace import Workspace
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from defendr_cli.core.data.reader import SplitReader  # noqa: E402
+from defendr_cli.core.io.reader import SplitReader  # noqa: E402
 from defendr_cli.core.models.registry import build_classifier  # noqa: E402
 from defendr_cli.core.runtime import Runtime, seed_everything  # noqa: E402
 from defendr_cli.core.training.loop import make_context, train  # noqa: E402
@@ -125,7 +125,7 @@ def accuracy(ws: Workspace, model_name: str, images: torch.Tensor, labels: torch
 def section_accuracy(tmp: Path) -> dict:
     from defendr_cli.core.attacks import parse_eps_list
     from defendr_cli.core.attacks.stage import AttackStageConfig, run_attack_stage
-    from defendr_cli.core.data.adversarial import AdvSetReader
+    from defendr_cli.core.io.adversarial import AdvSetReader
 
     ws, cache = make_workspace(tmp / "acc", classes=10, size=32, per_class={"train": 240, "val": 20, "test": 40})
     context = make_context(ws, Runtime())

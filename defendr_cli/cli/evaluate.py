@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
 def _evaluate(app_state, dist, runtime, *, data, adv, refs, ensembles, defense, defense_variant, name, seed,
               precision, batch_size, adaptive, eps, eot, steps_list, restarts_list, subset, as_json) -> None:
     """The body of `evaluate` inside its (possibly distributed) session; only rank 0 writes and prints."""
-    from defendr_cli.core.data.reader import read_cache_info
+    from defendr_cli.core.io.reader import read_cache_info
 
     ws = app_state.workspace
     data_path = ws.resolve("data", data) if data else ws.default_data()

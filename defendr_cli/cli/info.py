@@ -9,8 +9,8 @@ from rich.table import Table
 
 from defendr_cli.cli.common import JsonOpt, print_json, state
 from defendr_cli.cli.progress import RichReporter
-from defendr_cli.core.data.reader import CacheInfo, read_cache_info
-from defendr_cli.core.data.verify import verify_cache
+from defendr_cli.core.io.reader import CacheInfo, read_cache_info
+from defendr_cli.core.io.verify import verify_cache
 from defendr_cli.core.errors import CorruptArtefactError
 
 SHOW_CLASSES = 12

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from defendr_cli.cli.common import JsonOpt, print_json, state
 from defendr_cli.cli.info import _size_text
-from defendr_cli.core.data.catalog import KIND_ORDER, list_artefacts
+from defendr_cli.core.io.catalog import KIND_ORDER, list_artefacts
 from defendr_cli.core.errors import InputError
 
 _TITLES = {"data": "clean caches (data/)", "adv": "adversarial sets (adv/)", "model": "models (models/)",

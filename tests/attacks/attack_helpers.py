@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from defendr_cli.core.data.cache import CacheWriter
+from defendr_cli.core.io.cache import CacheWriter
 from defendr_cli.core.data.synthetic import generate_class_images
 from defendr_cli.core.workspace import Workspace
 
@@ -34,7 +34,7 @@ def make_cache(ws: Workspace, name: str = "tiny") -> Path:
 
 def make_checkpoint(ws: Workspace, name: str = "baseline", *, train_steps: int = 30) -> Path:
     """A tinycnn classifier briefly trained on the cache's train split, saved in models/."""
-    from defendr_cli.core.data.reader import SplitReader, read_cache_info
+    from defendr_cli.core.io.reader import SplitReader, read_cache_info
     from defendr_cli.core.models.checkpoint import save_checkpoint
     from defendr_cli.core.models.registry import build_classifier
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from defendr_cli.core.attacks.batches import attack_batch, batch_generator
-from defendr_cli.core.data.adversarial import (
+from defendr_cli.core.io.adversarial import (
     AdvSetReader,
     AdvSetWriter,
     partial_adv_path,
@@ -105,7 +105,7 @@ def test_batch_generator_depends_on_seed_split_and_batch():
 
 @pytest.mark.parametrize("dtype", ["float16", "uint8"])
 def test_round_to_storage_equals_a_write_read_round_trip(dtype):
-    from defendr_cli.core.data.adversarial import from_storage, round_to_storage, to_storage
+    from defendr_cli.core.io.adversarial import from_storage, round_to_storage, to_storage
 
     images = torch.rand(20, 3, 4, 4)
     assert torch.equal(round_to_storage(images, dtype), from_storage(to_storage(images, dtype)))

@@ -9,8 +9,8 @@ import torch
 
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.attacks.stage import AttackStageConfig, run_attack_stage
-from defendr_cli.core.data.adversarial import AdvSetReader, find_adv_sets, partial_adv_path, read_adv_info
-from defendr_cli.core.data.reader import SplitReader
+from defendr_cli.core.io.adversarial import AdvSetReader, find_adv_sets, partial_adv_path, read_adv_info
+from defendr_cli.core.io.reader import SplitReader
 from defendr_cli.core.errors import ArtefactExistsError, InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.models.checkpoint import load_model
 from defendr_cli.core.runtime import Runtime
@@ -183,7 +183,7 @@ def test_normalized_eps_uint8_predicted_labels_and_splits(ws):
 
 def test_damaged_shard_files_raise_corrupt_artefact_errors(tmp_path):
     from defendr_cli.core.attacks.shards import _copy_shard
-    from defendr_cli.core.data.adversarial import AdvSetWriter
+    from defendr_cli.core.io.adversarial import AdvSetWriter
     from defendr_cli.core.errors import CorruptArtefactError
 
     writer = AdvSetWriter(tmp_path / "set.h5", count=4, image_shape=(3, 2, 2), dtype="float16", params={"name": "set"})

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
-from defendr_cli.core.data.adversarial import read_adv_info
+from defendr_cli.core.io.adversarial import read_adv_info
 from defendr_cli.core.workspace import Workspace
 from tests.attacks.attack_helpers import make_cache, make_checkpoint
 

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
-from defendr_cli.core.data.reader import read_cache_info
+from defendr_cli.core.io.reader import read_cache_info
 
 
 def _run(root, *args):

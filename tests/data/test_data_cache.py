@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from defendr_cli.core.atomic import partial_path
-from defendr_cli.core.data.cache import FORMAT_NAME, CacheWriter
-from defendr_cli.core.data.reader import SplitReader, read_cache_info
-from defendr_cli.core.data.verify import verify_cache
+from defendr_cli.core.io.cache import FORMAT_NAME, CacheWriter
+from defendr_cli.core.io.reader import SplitReader, read_cache_info
+from defendr_cli.core.io.verify import verify_cache
 from defendr_cli.core.errors import ArtefactExistsError, CorruptArtefactError, InputError
 
 COUNTS = {"train": 6, "val": 2, "test": 3}

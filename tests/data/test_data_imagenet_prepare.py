@@ -7,7 +7,7 @@ import pytest
 
 from defendr_cli.core.data.imagenet_prepare import class_split, prepare_imagenet
 from defendr_cli.core.data.imagenet_source import decode_image
-from defendr_cli.core.data.reader import SplitReader, read_cache_info
+from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.data.splits import SplitSpec
 from defendr_cli.core.errors import ArtefactExistsError, InputError, SourceError
 

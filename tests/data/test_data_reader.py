@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from defendr_cli.core.data.reader import CacheDataset, SplitReader, sorted_runs
+from defendr_cli.core.io.reader import CacheDataset, SplitReader, sorted_runs
 from defendr_cli.core.errors import InputError
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from defendr_cli.core.data.prepare import prepare_synthetic
-from defendr_cli.core.data.reader import SplitReader, read_cache_info
+from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.data.synthetic import MAX_CLASSES, generate_class_images, synthetic_classes
 from defendr_cli.core.errors import ArtefactExistsError, InputError
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from defendr_cli.core.data.adversarial import AdvSetReader
+from defendr_cli.core.io.adversarial import AdvSetReader
 from defendr_cli.core.errors import InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.models.checkpoint import load_model

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from defendr_cli.core.attacks import fgsm, pgd
-from defendr_cli.core.data.adversarial import AdvSetWriter
-from defendr_cli.core.data.cache import CacheWriter
-from defendr_cli.core.data.reader import SplitReader, read_cache_info
+from defendr_cli.core.io.adversarial import AdvSetWriter
+from defendr_cli.core.io.cache import CacheWriter
+from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.data.synthetic import synthetic_classes
 from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.models.checkpoint import save_checkpoint

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from defendr_cli.core.data.adversarial import AdvSetReader
-from defendr_cli.core.data.reader import SplitReader
+from defendr_cli.core.io.adversarial import AdvSetReader
+from defendr_cli.core.io.reader import SplitReader
 from defendr_cli.core.errors import MismatchError
 from defendr_cli.core.evaluation import metrics
 from defendr_cli.core.evaluation.subjects import load_eval_model

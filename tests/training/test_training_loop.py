@@ -155,7 +155,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(workspace, tiny_cache):
 
 
 def test_checkpoint_against_another_cache_is_a_mismatch(workspace, tiny_cache, tmp_path):
-    from defendr_cli.core.data.reader import read_cache_info
+    from defendr_cli.core.io.reader import read_cache_info
 
     result = run(workspace, epochs=1)
     payload = read_checkpoint(result.path)

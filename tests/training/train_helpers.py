@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from defendr_cli.core.data.cache import CacheWriter
-from defendr_cli.core.data.reader import SplitReader, read_cache_info
+from defendr_cli.core.io.cache import CacheWriter
+from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.data.synthetic import generate_class_images, synthetic_classes
 
 TINY_COUNTS = {"train": 12, "val": 4, "test": 4}  # per class
@@ -33,7 +33,7 @@ def write_tiny_cache(path: Path, *, num_classes: int = 3, image_size: int = 16, 
 def write_noise_adv_set(workspace, cache_path: Path, name: str, *, split: str = "train", eps: float = 0.05,
                         seed: int = 1) -> Path:
     """An adversarial-set file whose 'attack' is random sign noise of size eps (enough for data tests)."""
-    from defendr_cli.core.data.adversarial import AdvSetWriter
+    from defendr_cli.core.io.adversarial import AdvSetWriter
 
     info = read_cache_info(cache_path)
     final = workspace.path_for("adv", name)

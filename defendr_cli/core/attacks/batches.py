@@ -18,7 +18,7 @@ from torch import nn
 from defendr_cli.core.attacks.base import model_logits, random_targets
 from defendr_cli.core.attacks.fgsm import fgsm_multi
 from defendr_cli.core.attacks.registry import ATTACKS
-from defendr_cli.core.data.adversarial import round_to_storage
+from defendr_cli.core.io.adversarial import round_to_storage
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from defendr_cli.core.atomic import atomic_path
-from defendr_cli.core.data.adversarial import read_adv_head
+from defendr_cli.core.io.adversarial import read_adv_head
 
 PREVIEW_ROWS = 4
 

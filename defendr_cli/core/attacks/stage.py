@@ -1,7 +1,7 @@
 """The `attack` stage: attack a clean split with a saved model and write adversarial sets
 (per-batch work in batches.py).
 
-One set per (attack, eps, split), aligned with the clean split (see core/data/adversarial.py).
+One set per (attack, eps, split), aligned with the clean split (see core/io/adversarial.py).
 Every eps of one split is attacked in the same pass over the data (FGSM computes one gradient
 for all of them). Randomness (random starts, random targets) comes from a generator seeded by
 (seed, split, batch index, row offset), so a resumed run writes exactly what an uninterrupted
@@ -30,14 +30,14 @@ from defendr_cli.core.attacks.eps import EPS_SPACES, EpsValue, eps_in_pixels
 from defendr_cli.core.attacks.losses import LOSSES
 from defendr_cli.core.attacks.pgd import default_iterative_step_size, default_pgd_step_size
 from defendr_cli.core.attacks.registry import canonical_attack_name
-from defendr_cli.core.data.adversarial import (
+from defendr_cli.core.io.adversarial import (
     STORAGE_DTYPES,
     AdvSetWriter,
     partial_adv_path,
     read_kept_adv_info,
 )
-from defendr_cli.core.data.cache import SPLITS
-from defendr_cli.core.data.reader import SplitReader, read_cache_info
+from defendr_cli.core.io.cache import SPLITS
+from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.progress import NullReporter, Reporter

@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from defendr_cli.core.atomic import check_writable
-from defendr_cli.core.data.cache import RESIZE_RULES, CacheWriter
+from defendr_cli.core.io.cache import RESIZE_RULES, CacheWriter
 from defendr_cli.core.data.class_names import class_names_for
 from defendr_cli.core.data.imagenet_source import (DecodeResult, decode_image, decode_task, init_worker,
                                                    list_classes,
                                                    list_images, read_class_list, select_classes, train_folder)
 from defendr_cli.core.data.prepare import PrepareResult, SkippedFile, cache_name, check_image_size
-from defendr_cli.core.data.reader import read_cache_info
+from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.data.splits import SplitSpec, parse_split
 from defendr_cli.core.errors import InputError, SourceError
 from defendr_cli.core.progress import NullReporter, Reporter, Task

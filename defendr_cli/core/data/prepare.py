@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from defendr_cli.core.atomic import check_writable
-from defendr_cli.core.data.cache import CacheWriter
-from defendr_cli.core.data.reader import CacheInfo, read_cache_info
+from defendr_cli.core.io.cache import CacheWriter
+from defendr_cli.core.io.reader import CacheInfo, read_cache_info
 from defendr_cli.core.data.splits import SplitSpec, parse_split
 from defendr_cli.core.data.synthetic import generate_class_images, synthetic_classes
 from defendr_cli.core.errors import InputError

@@ -132,7 +132,7 @@ def run_adaptive(
     grid's configurations are spread over the ranks (core.evaluation.sharded.map_over_ranks); the
     result is the single-process one on every rank.
     """
-    from defendr_cli.core.data.reader import SplitReader
+    from defendr_cli.core.io.reader import SplitReader
 
     if not models:
         raise InputError("no model to evaluate: give --model or --models")
@@ -196,7 +196,7 @@ def run_adaptive(
 
 def _subset_copies(paths: list[Path], rows: np.ndarray) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{set name: (adversarial copies of the subset rows it holds, their labels)}."""
-    from defendr_cli.core.data.adversarial import AdvSetReader
+    from defendr_cli.core.io.adversarial import AdvSetReader
 
     out = {}
     for path in paths:

@@ -17,7 +17,7 @@ def split_names(text: str | None) -> list[str]:
 
 def select_adv_sets(ws: Workspace, spec: str, clean_fingerprint: str, notes: list[str]) -> list:
     """Paths of the adversarial TEST sets to evaluate: 'all' (those of this cache) or names/prefixes."""
-    from defendr_cli.core.data.adversarial import find_adv_sets
+    from defendr_cli.core.io.adversarial import find_adv_sets
 
     if spec.strip().lower() in ("", "none"):
         return []
@@ -36,7 +36,7 @@ def resolve_test_sets(ws: Workspace, ref: str, *, unique: bool = False) -> list:
 
     With `unique`, a prefix matching several sets is an InputError (give the full name).
     """
-    from defendr_cli.core.data.adversarial import find_adv_sets
+    from defendr_cli.core.io.adversarial import find_adv_sets
 
     if ws.path_for("adv", ref, create_dir=False).exists() or "/" in ref or ref.endswith(".h5"):
         return [ws.resolve("adv", ref)]

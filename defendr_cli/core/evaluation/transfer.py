@@ -140,8 +140,8 @@ def run_transfer(
     primary set, 100% adversarial), 'confusion' (clean vs adversarial predictions, K x K counts)
     and 'cache' (hits/misses). Accuracies are fractions in [0, 1].
     """
-    from defendr_cli.core.data.adversarial import AdvSetReader, read_adv_info
-    from defendr_cli.core.data.reader import SplitReader, read_cache_info
+    from defendr_cli.core.io.adversarial import AdvSetReader, read_adv_info
+    from defendr_cli.core.io.reader import SplitReader, read_cache_info
 
     if not models:
         raise InputError("no model to evaluate: give --model or --models")

@@ -65,8 +65,8 @@ def run_gradcam(model: EvalModel, data_path: Path, adv_path: Path, out_dir: Path
                 count: int = 16, select: str = "fooled", seed: int = 0, batch_size: int = 32,
                 reporter: Reporter | None = None) -> dict:
     """Write paired Grad-CAM grids for `model` into `out_dir`; return what was done (JSON-able)."""
-    from defendr_cli.core.data.adversarial import AdvSetReader
-    from defendr_cli.core.data.reader import SplitReader, read_cache_info
+    from defendr_cli.core.io.adversarial import AdvSetReader
+    from defendr_cli.core.io.reader import SplitReader, read_cache_info
 
     if count < 1:
         raise InputError(f"--count must be at least 1, got {count}")

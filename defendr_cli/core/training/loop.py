@@ -63,7 +63,7 @@ class TrainResult:
 def make_context(workspace: Workspace, runtime: Runtime, data: str | None = None,
                  reporter: Reporter | None = None, dist: DistContext | None = None) -> TrainContext:
     """Resolve the clean cache (name, path, or the workspace's only one) and read its info."""
-    from defendr_cli.core.data.reader import read_cache_info
+    from defendr_cli.core.io.reader import read_cache_info
 
     path = workspace.resolve("data", data) if data else workspace.default_data()
     context = TrainContext(workspace, runtime, path, read_cache_info(path), reporter or NullReporter())

@@ -36,7 +36,7 @@ class TrainContext:
 
     workspace: artefact folders (load a target model, find adversarial sets).
     runtime: device and precision; put modules on it with `runtime.prepare_model(m)`.
-    data_path: the clean cache (HDF5); data_info: its core.data.reader.CacheInfo (class_ids,
+    data_path: the clean cache (HDF5); data_info: its core.io.reader.CacheInfo (class_ids,
         class_names, num_classes, image_size, fingerprint, split_counts, ...).
     reporter: progress/notes (core.progress.Reporter).
     dist: this process's place in a data-parallel run (core.distributed.DistContext; world size 1

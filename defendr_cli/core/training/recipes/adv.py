@@ -1,7 +1,7 @@
 """`adv`: adversarial training, in one of two modes.
 
 Paper mode (`--adv fgsm-eps0.12 [--adv ...]`): the clean training split plus the cached
-adversarial copies of it (core/data/adversarial.py; sets of the train split made by `defendr
+adversarial copies of it (core/io/adversarial.py; sets of the train split made by `defendr
 attack`), shuffled together into one doubled dataset; loss = cross-entropy. The copies were made
 against a fixed source model, so this is the paper's (transfer) adversarial training.
 

@@ -109,7 +109,7 @@ class DunetRecipe:
         workspace, info = self.context.workspace, self.context.data_info
         refs = list(self.options.adv)
         if not refs:
-            from defendr_cli.core.data.adversarial import find_adv_sets
+            from defendr_cli.core.io.adversarial import find_adv_sets
 
             refs = [s.name for s in find_adv_sets(workspace, split="train", source_model=self.target_name)
                     if not s.clean_fingerprint or s.clean_fingerprint == info.fingerprint]
@@ -142,7 +142,7 @@ class DunetRecipe:
     def _validation_eps(self) -> float | torch.Tensor:
         """eps (pixel units) of the online val FGSM: the first training set's, else --eps."""
         if self.adv_paths:
-            from defendr_cli.core.data.adversarial import read_adv_info
+            from defendr_cli.core.io.adversarial import read_adv_info
 
             eps = read_adv_info(self.adv_paths[0]).eps
             return torch.tensor(eps, dtype=torch.float32) if isinstance(eps, list) else float(eps)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from defendr_cli.core.atomic import check_writable
-from defendr_cli.core.data.reader import Batch, batch_rows, open_h5, sorted_runs
+from defendr_cli.core.io.reader import Batch, batch_rows, open_h5, sorted_runs
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError
 from defendr_cli.core.workspace import Workspace
 

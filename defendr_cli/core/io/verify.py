@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defendr_cli.core.data.cache import SPLITS, ContentDigest
-from defendr_cli.core.data.reader import _info_from_file, open_h5
+from defendr_cli.core.io.cache import SPLITS, ContentDigest
+from defendr_cli.core.io.reader import _info_from_file, open_h5
 from defendr_cli.core.progress import NullReporter, Reporter
 
 

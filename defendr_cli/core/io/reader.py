@@ -1,4 +1,4 @@
-"""Reading clean caches written by `core.data.cache`: info, random batches, a torch Dataset.
+"""Reading clean caches written by `core.io.cache`: info, random batches, a torch Dataset.
 
 Rows are fetched in sorted order (duplicates read once) and returned in the order asked for.
 A split is served from one of three backings, chosen on first use in each process:
@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 import torch
 
-from defendr_cli.core.data.cache import FORMAT_NAME, FORMAT_VERSION, SPLITS
+from defendr_cli.core.io.cache import FORMAT_NAME, FORMAT_VERSION, SPLITS
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MissingArtefactError
 
 IN_MEMORY_BYTES = 1 << 30  # auto in-memory load for splits smaller than 1 GiB
