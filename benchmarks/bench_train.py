@@ -115,7 +115,7 @@ def section_bf16(tmp: Path, repeats: int) -> dict:
 
 @torch.no_grad()
 def accuracy(ws: Workspace, model_name: str, images: torch.Tensor, labels: torch.Tensor) -> float:
-    from defendr_cli.core.models.checkpoint import load_model
+    from defendr_cli.core.models.loading import load_model
 
     model = load_model(ws, model_name).module
     correct = sum(int((model(images[i:i + 200]).argmax(1) == labels[i:i + 200]).sum()) for i in range(0, len(labels), 200))

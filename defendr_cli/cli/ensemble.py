@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from defendr_cli.cli.common import ForceOpt, JsonOpt, print_json, state
-from defendr_cli.core.models.ensemble import COMBINE_RULES, create_ensemble, parse_weights
+from defendr_cli.core.models.ensemble import COMBINE_RULES, parse_weights
+from defendr_cli.core.models.ensemble_manifest import create_ensemble
 
 
 def register(app: typer.Typer) -> None:

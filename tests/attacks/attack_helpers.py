@@ -35,7 +35,7 @@ def make_cache(ws: Workspace, name: str = "tiny") -> Path:
 def make_checkpoint(ws: Workspace, name: str = "baseline", *, train_steps: int = 30) -> Path:
     """A tinycnn classifier briefly trained on the cache's train split, saved in models/."""
     from defendr_cli.core.io.reader import SplitReader, read_cache_info
-    from defendr_cli.core.models.checkpoint import save_checkpoint
+    from defendr_cli.core.io.checkpoint import save_checkpoint
     from defendr_cli.core.models.registry import build_classifier
 
     cache = ws.path_for("data", "tiny")

@@ -12,7 +12,7 @@ from defendr_cli.core.attacks.stage import AttackStageConfig, run_attack_stage
 from defendr_cli.core.io.adversarial import AdvSetReader, find_adv_sets, partial_adv_path, read_adv_info
 from defendr_cli.core.io.reader import SplitReader
 from defendr_cli.core.errors import ArtefactExistsError, InputError, MismatchError, MissingArtefactError
-from defendr_cli.core.models.checkpoint import load_model
+from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.runtime import Runtime
 from tests.attacks.attack_helpers import make_cache, make_checkpoint
 

@@ -8,7 +8,8 @@ import torch
 from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
-from defendr_cli.core.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_model, save_checkpoint
+from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
+from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.models.ensemble import Ensemble
 from defendr_cli.core.models.registry import build_classifier
 from defendr_cli.core.workspace import Workspace

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
-from defendr_cli.core.models.checkpoint import read_checkpoint
+from defendr_cli.core.io.checkpoint import read_checkpoint
 from tests.training.train_helpers import write_noise_adv_set, write_tiny_cache
 
 QUICK = ["--arch", "tinycnn", "--epochs", "2", "--batch-size", "12", "--lr", "0.02"]

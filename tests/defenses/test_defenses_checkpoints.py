@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from defendr_cli.core.errors import ArtefactExistsError, InputError, MismatchError, MissingArtefactError
-from defendr_cli.core.models.checkpoint import (
-    CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_model, read_checkpoint, save_checkpoint,
-)
+from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
+from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.models.denoised import DenoisedClassifier, denoised_config
 from defendr_cli.core.models.dunet import DUNet, DUNetConfig
-from defendr_cli.core.models.ensemble import Ensemble, create_ensemble
+from defendr_cli.core.models.ensemble import Ensemble
+from defendr_cli.core.models.ensemble_manifest import create_ensemble
 from defendr_cli.core.models.references import make_reference
 from defendr_cli.core.models.registry import build_classifier
 from defendr_cli.core.models.randomization import RandomResizePad

@@ -10,7 +10,7 @@ import torch
 from defendr_cli.core.io.adversarial import AdvSetReader
 from defendr_cli.core.errors import InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.fingerprint import file_fingerprint
-from defendr_cli.core.models.checkpoint import load_model
+from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.models.denoised import DenoisedClassifier
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.training.loop import make_context, train

@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
-from defendr_cli.core.models.checkpoint import read_checkpoint
+from defendr_cli.core.io.checkpoint import read_checkpoint
 from defendr_cli.core.workspace import Workspace
 from tests.distributed.dist_helpers import assert_same_h5, torchrun_sequence
 from tests.training.train_helpers import write_tiny_cache

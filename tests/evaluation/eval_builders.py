@@ -18,7 +18,7 @@ from defendr_cli.core.io.cache import CacheWriter
 from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.data.synthetic import synthetic_classes
 from defendr_cli.core.fingerprint import file_fingerprint
-from defendr_cli.core.models.checkpoint import save_checkpoint
+from defendr_cli.core.io.checkpoint import save_checkpoint
 from defendr_cli.core.models.registry import build_classifier
 from defendr_cli.core.workspace import Workspace
 

@@ -7,14 +7,8 @@ import torch
 
 from defendr_cli.core.errors import CorruptArtefactError, MismatchError, MissingArtefactError
 from defendr_cli.core.fingerprint import file_fingerprint
-from defendr_cli.core.models.checkpoint import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    check_matches_cache,
-    load_model,
-    read_checkpoint,
-    save_checkpoint,
-)
+from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
+from defendr_cli.core.models.loading import check_matches_cache, load_model
 from defendr_cli.core.models.registry import build_classifier
 
 

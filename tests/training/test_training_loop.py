@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from defendr_cli.core.errors import ArtefactExistsError, InputError, MismatchError, MissingArtefactError, TrainingDivergedError
-from defendr_cli.core.models.checkpoint import check_checkpoint_against_cache, load_model, read_checkpoint
+from defendr_cli.core.io.checkpoint import read_checkpoint
+from defendr_cli.core.models.loading import check_checkpoint_against_cache, load_model
 from defendr_cli.core.progress import NullReporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.training.loop import make_context, train

@@ -195,7 +195,7 @@ def run_attack_stage(workspace: Workspace, config: AttackStageConfig, runtime: R
     the partial files stay for --resume. In a data-parallel run (`dist`) only rank 0 returns the
     results (after assembling the sets); the other ranks return [].
     """
-    from defendr_cli.core.models.checkpoint import check_checkpoint_against_cache, load_model
+    from defendr_cli.core.models.loading import check_checkpoint_against_cache, load_model
 
     config = validate_config(config)
     cache_path = workspace.resolve("data", config.data) if config.data else workspace.default_data()

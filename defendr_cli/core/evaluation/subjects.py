@@ -105,7 +105,7 @@ def training_attack(payload: dict) -> str | None:
 def load_eval_model(workspace: Workspace, ref: str, *, device: torch.device,
                     defense: dict | None = None, image_size: int | None = None) -> EvalModel:
     """Load checkpoint `ref` (name or path) and wrap it with `defense` when given."""
-    from defendr_cli.core.models.checkpoint import load_model
+    from defendr_cli.core.models.loading import load_model
 
     loaded = load_model(workspace, ref, device=device)
     module = loaded.module

@@ -87,7 +87,7 @@ def check_adv_set(info: Any, cache_info: Any, labels: np.ndarray, clean_indices:
 def check_model_classes(model: EvalModel, cache_info: Any, image: torch.Tensor, runtime: Runtime) -> None:
     """MismatchError when the model was trained on other classes or outputs another class count."""
     if model.payload and model.payload.get("data"):
-        from defendr_cli.core.models.checkpoint import check_checkpoint_against_cache
+        from defendr_cli.core.models.loading import check_checkpoint_against_cache
 
         check_checkpoint_against_cache({**model.payload, "name": model.name}, cache_info)
     with torch.no_grad(), runtime.autocast():

@@ -9,16 +9,15 @@ logits, or log-probabilities when the defense averages several passes). `defense
 builds and validates a spec from user input (e.g. `--defense random-resize-pad --variant
 competition --passes 30`). `describe_defense(spec)` is a one-line text for summaries.
 
-Checkpoint kind "randomized" is registered here: a classifier payload whose config carries a
-"defense" spec (the classifier builder wraps it); a "randomized" payload without one is corrupt.
+Checkpoint kind "randomized" (core.models.loading) is a classifier payload whose config carries
+a "defense" spec; the classifier builder wraps it with `wrap_defense`.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from defendr_cli.core.errors import CorruptArtefactError, InputError
+from defendr_cli.core.errors import InputError
 from defendr_cli.core.models.randomization import VARIANTS, RandomResizePad
 
 DEFENSE_NAMES = ("random-resize-pad",)
@@ -50,21 +49,3 @@ def describe_defense(spec: dict | None) -> str:
         return "none"
     passes = spec.get("passes", 1)
     return f"{spec['name']} ({spec.get('variant', 'paper')}, {passes} pass{'es' if passes != 1 else ''})"
-
-
-def build_randomized(payload: dict, *, workspace=None, device: torch.device = torch.device("cpu")) -> nn.Module:
-    """Builder of kind 'randomized': the classifier builder, which wraps config['defense']."""
-    from defendr_cli.core.models.checkpoint import build_classifier_from_payload
-
-    if not (payload.get("config") or {}).get("defense"):
-        raise CorruptArtefactError(f"randomized checkpoint '{payload.get('name')}' has no config['defense']")
-    return build_classifier_from_payload(payload, workspace=workspace, device=device)
-
-
-def _register() -> None:
-    from defendr_cli.core.models.checkpoint import register_kind
-
-    register_kind("randomized", build_randomized)
-
-
-_register()

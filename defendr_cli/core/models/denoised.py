@@ -12,7 +12,7 @@ trains). A DenoisedClassifier keeps its classifier in eval mode even when `.trai
 Checkpoint kind "denoised" (written by the `dunet` training recipe): config {"denoiser":
 DUNetConfig dict, "target": {name, fingerprint}}, state_dict = the denoiser's weights only, and
 provenance.parents holds the same target reference with role "target". `build_denoised`
-(registered with core.models.checkpoint) reloads the target classifier and fails with
+(the 'denoised' entry of core.models.loading.KIND_BUILDERS) reloads the target classifier and fails with
 MismatchError when the target checkpoint changed since the denoiser was trained.
 """
 
@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError
-from defendr_cli.core.models.checkpoint import load_model, register_kind
 from defendr_cli.core.models.dunet import DUNet, DUNetConfig
 from defendr_cli.core.models.references import check_reference, parents_with_role
 from defendr_cli.core.workspace import Workspace
@@ -64,17 +63,20 @@ def denoised_config(denoiser: DUNet, target_reference: dict) -> dict:
             "target": {"name": target_reference["name"], "fingerprint": target_reference["fingerprint"]}}
 
 
-def build_denoised(payload: dict, *, workspace: Workspace | None = None,
-                   device: torch.device = torch.device("cpu")) -> DenoisedClassifier:
-    """Builder of kind 'denoised': DUNET from config + state_dict, target reloaded and checked."""
-    workspace = workspace or Workspace.from_option(None)
+def build_denoised(payload: dict, context) -> DenoisedClassifier:
+    """Builder of kind 'denoised': DUNET from config + state_dict, target reloaded and checked.
+
+    `context` is a core.models.loading.BuildContext (workspace, device, load).
+    """
+    workspace = context.workspace or Workspace.from_option(None)
+    device = context.device
     owner = f"denoiser '{payload['name']}'"
     config = payload["config"]
     references = parents_with_role(payload, "target") or [dict(config.get("target") or {}, role="target")]
     if not references[0].get("name"):
         raise CorruptArtefactError(f"{owner} does not name its target classifier")
     target_path = check_reference(workspace, references[0], owner=owner)
-    target = load_model(workspace, target_path, device=device).module
+    target = context.load(target_path).module
     denoiser_config = dict(config.get("denoiser") or {})
     if denoiser_config.pop("arch", "dunet") != "dunet":
         raise CorruptArtefactError(f"{owner} has an unknown denoiser architecture")
@@ -86,5 +88,3 @@ def build_denoised(payload: dict, *, workspace: Workspace | None = None,
                                    f"{str(exc).splitlines()[0]}") from exc
     return DenoisedClassifier(denoiser, target).to(device)
 
-
-register_kind("denoised", build_denoised)

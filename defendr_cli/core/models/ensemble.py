@@ -12,31 +12,24 @@ Weights are non-negative, not all zero, and normalized to sum to 1 (default: equ
 Members take pixels (N, 3, H, W) in [0, 1]; a member that itself returns log-probabilities (a
 multi-pass randomization, a nested ensemble) is handled exactly, since softmax(log p) = p.
 
-Checkpoint kind "ensemble" (`defendr ensemble NAME --members a,b,c`): `create_ensemble` writes a
-small manifest (no weights of its own): config {members, weights, combine}, data (the members'
+Checkpoint kind "ensemble" (`defendr ensemble NAME --members a,b,c`):
+core.models.ensemble_manifest.create_ensemble writes a small manifest (no weights of its own): config {members, weights, combine}, data (the members'
 common class list and image size), provenance.parents [{role "member", name, fingerprint}].
-`build_ensemble` (registered with core.models.checkpoint) reloads every member and fails with
+`build_ensemble` (the 'ensemble' entry of core.models.loading.KIND_BUILDERS) reloads every member and fails with
 MismatchError when a member file changed since, or MissingArtefactError when one is gone.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from fractions import Fraction
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from defendr_cli import __version__
-from defendr_cli.core.atomic import check_writable
 from defendr_cli.core.errors import InputError, MismatchError
-from defendr_cli.core.models.checkpoint import (
-    CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_model, register_kind, save_checkpoint,
-)
-from defendr_cli.core.models.references import check_reference, make_reference, parents_with_role
+from defendr_cli.core.models.references import check_reference, parents_with_role
 from defendr_cli.core.workspace import Workspace
 
 COMBINE_RULES = ("probs", "logits")
@@ -117,65 +110,23 @@ def check_compatible(names: Sequence[str], payloads: Sequence[dict]) -> dict:
     return {key: data[key] for key in ("name", "fingerprint", "class_ids", "class_names", "image_size") if key in data}
 
 
-def create_ensemble(workspace: Workspace, name: str, members: Sequence[str], *,
-                    weights: Sequence[float] | None = None, combine: str = "probs",
-                    force: bool = False) -> tuple[Path, dict]:
-    """Write models/<name>.pt, a manifest referencing `members` (names or paths) by fingerprint.
+def build_ensemble(payload: dict, context) -> Ensemble:
+    """Builder of kind 'ensemble': reload every member after checking its fingerprint.
 
-    Every member is loaded once to check it builds; members must share class list and image
-    size. Returns (path, payload). ArtefactExistsError when the file exists and not `force`.
+    `context` is a core.models.loading.BuildContext (workspace, device, load).
     """
-    if not name or "/" in name or name.startswith("."):
-        raise InputError(f"invalid ensemble name '{name}': use a plain name such as 'best'")
-    members = [m.strip() for m in members if m and m.strip()]
-    if len(members) < 2:
-        raise InputError(f"an ensemble needs at least two members, got {len(members)}: {', '.join(members) or 'none'}")
-    if len(set(members)) != len(members):
-        raise InputError(f"ensemble members are repeated: {', '.join(members)} (use --weights to weigh one more)")
-    if combine not in COMBINE_RULES:
-        raise InputError(f"unknown ensemble combine rule '{combine}': use one of {', '.join(COMBINE_RULES)}")
-    weights_list = normalized_weights(weights, len(members))
-    out = workspace.path_for("model", name)
-    check_writable(out, force=force)
-    loaded = [load_model(workspace, member) for member in members]
-    if any(m.path.resolve() == out.resolve() for m in loaded):
-        raise InputError(f"ensemble '{name}' would overwrite its own member {out}: choose another name")
-    data = check_compatible(members, [m.payload for m in loaded])
-    parents = [make_reference(workspace, "member", m.path, m.fingerprint) for m in loaded]
-    member_names = [p["name"] for p in parents]
-    weight_text = "equal weights" if weights is None else "weights " + ",".join(f"{w:.3g}" for w in weights_list)
-    payload = {
-        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "ensemble", "name": name,
-        "summary": (f"ensemble of {', '.join(member_names)} ({combine}, {weight_text}); "
-                    f"{len(data.get('class_ids') or [])} classes, {data.get('image_size')}px"),
-        "method": "ensemble",
-        "config": {"members": member_names, "weights": weights_list, "combine": combine},
-        "state_dict": {}, "data": data, "hparams": {"combine": combine, "weights": weights_list},
-        "history": [], "best": None,
-        "provenance": {"seed": None, "software_version": __version__,
-                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "parents": parents},
-    }
-    save_checkpoint(out, payload, force=force)
-    return out, payload
-
-
-def build_ensemble(payload: dict, *, workspace: Workspace | None = None,
-                   device: torch.device = torch.device("cpu")) -> Ensemble:
-    """Builder of kind 'ensemble': reload every member after checking its fingerprint."""
-    workspace = workspace or Workspace.from_option(None)
+    workspace = context.workspace or Workspace.from_option(None)
     owner = f"ensemble '{payload['name']}'"
     references = parents_with_role(payload, "member")
     if not references:
         raise MismatchError(f"{owner} lists no members")
     paths = [check_reference(workspace, ref, owner=owner) for ref in references]
-    loaded = [load_model(workspace, path, device=device) for path in paths]
+    loaded = [context.load(path) for path in paths]
     names = [ref["name"] for ref in references]
     check_compatible(names, [m.payload for m in loaded])
     if _data_key(loaded[0].payload) != _data_key(payload):
         raise MismatchError(f"{owner}'s members no longer match its recorded class list or image size")
     config = payload["config"]
     return Ensemble([m.module for m in loaded], weights=config.get("weights"),
-                    combine=config.get("combine", "probs"), names=names).to(device)
+                    combine=config.get("combine", "probs"), names=names).to(context.device)
 
-
-register_kind("ensemble", build_ensemble)

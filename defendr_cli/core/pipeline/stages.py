@@ -153,7 +153,7 @@ def run_attack(env: StageEnv, spec: dict[str, Any], splits: list[str]) -> list[P
 
 
 def run_ensemble(env: StageEnv, name: str, members: list[str]) -> list[Path]:
-    from defendr_cli.core.models.ensemble import create_ensemble
+    from defendr_cli.core.models.ensemble_manifest import create_ensemble
 
     path, _ = create_ensemble(env.workspace, name, members, force=True)
     return [Path(path)]

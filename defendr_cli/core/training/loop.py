@@ -36,7 +36,7 @@ from defendr_cli import __version__
 from defendr_cli.core.atomic import check_writable
 from defendr_cli.core.distributed import DistContext, all_reduce_sum, barrier, broadcast_module
 from defendr_cli.core.errors import InputError, MismatchError, TrainingDivergedError
-from defendr_cli.core.models.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
+from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime, seed_everything
 from defendr_cli.core.training.data import TrainBatch, epoch_seed
@@ -175,7 +175,7 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
         if payload is None or payload["history"] != history:
             # The best epoch was earlier (or in an earlier session): its weights are on disk (the
             # payload's tensors may alias the module's, which kept training); add the full history.
-            from defendr_cli.core.models.checkpoint import read_checkpoint
+            from defendr_cli.core.io.checkpoint import read_checkpoint
 
             payload = read_checkpoint(final_path)
             payload["history"] = history

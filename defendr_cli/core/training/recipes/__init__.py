@@ -92,7 +92,7 @@ class Recipe(Protocol):
             without this attribute still trains correctly in parallel: the loop then averages the
             gradients itself after backward.
         kind: checkpoint kind written to the payload ("classifier", "denoised", ...); a builder
-            for it must be registered with core.models.checkpoint.register_kind.
+            for it must be an entry of core.models.loading.KIND_BUILDERS.
         train_batches: a BatchPlan; each TrainBatch has images/labels in [0, 1] on the CPU, plus
             adv_images for paired sources (see core.training.data.BatchSource kinds clean,
             doubled, paired). The loop moves every tensor to the device.

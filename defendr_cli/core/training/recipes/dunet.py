@@ -72,7 +72,7 @@ class DunetRecipe:
     kind = "denoised"
 
     def __init__(self, options: TrainOptions, context: TrainContext) -> None:
-        from defendr_cli.core.models.checkpoint import check_checkpoint_against_cache, load_model
+        from defendr_cli.core.models.loading import check_checkpoint_against_cache, load_model
 
         self.options, self.context = options, context
         runtime, workspace = context.runtime, context.workspace

@@ -1,0 +1,64 @@
+"""Model checkpoint files: a self-describing dict saved with torch.save, read with weights_only=True.
+
+Payload keys:
+    format "defendr-checkpoint", version, kind ("classifier", "denoised", "ensemble", ...), name,
+    summary (one line for `defendr ls`), method, config (rebuilds the module with no CLI flags),
+    state_dict, data {name, fingerprint, class_ids, class_names, image_size}, hparams,
+    history (per-epoch dicts), best, provenance {seed, software_version, created,
+    parents: [{role, name, fingerprint}]}.
+
+Only tensors, numbers, strings, lists, dicts, bools and None may appear: `torch.load` runs with
+`weights_only=True`, so a file that asks to build any other object (a pickle whose `__reduce__`
+would run code) is refused before anything runs. Rebuilding the module from a payload is
+core.models.loading's job; this module only reads, validates and writes the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from defendr_cli.core.atomic import atomic_path
+from defendr_cli.core.errors import CorruptArtefactError, MissingArtefactError
+
+CHECKPOINT_FORMAT = "defendr-checkpoint"
+CHECKPOINT_VERSION = 1
+REQUIRED_KEYS = ("format", "version", "kind", "name", "config")
+
+
+def save_checkpoint(path: Path | str, payload: dict[str, Any], force: bool = True) -> Path:
+    """Write `payload` atomically to `path` (temporary file renamed when complete)."""
+    validate_payload(payload, str(path))
+    with atomic_path(Path(path), force=force) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Load with torch.load(weights_only=True) on the CPU and validate format and version."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingArtefactError(f"no checkpoint at {path}", hint="make it with: defendr train")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip/EOF errors of many kinds all mean "unreadable"
+        raise CorruptArtefactError(f"cannot read checkpoint {path}: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    validate_payload(payload, str(path))
+    return payload
+
+
+def validate_payload(payload: Any, where: str) -> None:
+    """CorruptArtefactError unless `payload` is a dict in this format with the required keys."""
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CorruptArtefactError(f"{where} is not a defendr checkpoint (format '{CHECKPOINT_FORMAT}')")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CorruptArtefactError(f"checkpoint {where} lacks {', '.join(missing)}")
+    version = payload["version"]
+    if not isinstance(version, int) or version < 1 or version > CHECKPOINT_VERSION:
+        raise CorruptArtefactError(
+            f"checkpoint {where} has version {version!r}; this defendr reads versions 1..{CHECKPOINT_VERSION}"
+        )

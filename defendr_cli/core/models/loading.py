@@ -1,0 +1,139 @@
+"""Checkpoints rebuilt into modules: `load_model` and the table of builders, one per kind.
+
+A builder turns a validated payload (core.io.checkpoint) into an nn.Module:
+
+    builder(payload, context: BuildContext) -> nn.Module
+
+`BuildContext` carries the workspace (to resolve referenced checkpoints), the device, and
+`load`, the function that loads another checkpoint: composite kinds (a denoiser's target
+classifier, an ensemble's members) call `context.load(path)` instead of importing this module,
+which keeps the import graph free of circles. A new kind is one builder function plus one entry
+in `KIND_BUILDERS`.
+
+A classifier config is {"arch", "num_classes", "image_size"} plus optionally
+"defense": {"name": "random-resize-pad", "variant": ..., "passes": ...}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError
+from defendr_cli.core.fingerprint import file_fingerprint
+from defendr_cli.core.io.checkpoint import read_checkpoint
+from defendr_cli.core.models.defenses import wrap_defense
+from defendr_cli.core.models.denoised import build_denoised
+from defendr_cli.core.models.ensemble import build_ensemble
+from defendr_cli.core.models.registry import build_classifier
+from defendr_cli.core.workspace import Workspace
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint rebuilt into a module (eval mode, on the requested device)."""
+
+    name: str
+    path: Path
+    fingerprint: str
+    kind: str
+    module: nn.Module
+    payload: dict[str, Any]
+
+
+@dataclass
+class BuildContext:
+    """What a kind builder may use: the workspace (None: paths only), the device, and `load`,
+    which loads another checkpoint by name or path on the same device."""
+
+    workspace: Workspace | None
+    device: torch.device
+
+    def load(self, ref: str | Path) -> "LoadedModel":
+        return load_model(self.workspace, ref, device=self.device)
+
+
+def build_classifier_from_payload(payload: dict[str, Any], context: BuildContext) -> nn.Module:
+    """Kind 'classifier': build_classifier(config) + state_dict (+ the config's optional defense)."""
+    config = payload["config"]
+    try:
+        module = build_classifier(config["arch"], int(config["num_classes"]))
+    except (KeyError, InputError) as exc:
+        raise CorruptArtefactError(f"checkpoint '{payload['name']}' has an unusable config {config!r}") from exc
+    try:
+        module.load_state_dict(payload["state_dict"])
+    except (KeyError, RuntimeError) as exc:
+        raise CorruptArtefactError(f"checkpoint '{payload['name']}': weights do not fit {config['arch']}: "
+                                   f"{str(exc).splitlines()[0]}") from exc
+    defense = config.get("defense")
+    if defense and defense.get("name", "none") != "none":
+        module = wrap_defense(module, defense, int(config["image_size"]))
+    return module.to(context.device)
+
+
+def build_randomized(payload: dict[str, Any], context: BuildContext) -> nn.Module:
+    """Kind 'randomized': a classifier payload whose config carries a 'defense' spec."""
+    if not (payload.get("config") or {}).get("defense"):
+        raise CorruptArtefactError(f"randomized checkpoint '{payload.get('name')}' has no config['defense']")
+    return build_classifier_from_payload(payload, context)
+
+
+KindBuilder = Callable[[dict[str, Any], BuildContext], nn.Module]
+KIND_BUILDERS: dict[str, KindBuilder] = {
+    "classifier": build_classifier_from_payload,
+    "randomized": build_randomized,
+    "denoised": build_denoised,
+    "ensemble": build_ensemble,
+}
+
+
+def kind_builder(kind: str) -> KindBuilder:
+    """The builder of `kind`; CorruptArtefactError for a kind this version does not know."""
+    if kind not in KIND_BUILDERS:
+        raise CorruptArtefactError(f"unknown checkpoint kind '{kind}' (known: {', '.join(sorted(KIND_BUILDERS))})")
+    return KIND_BUILDERS[kind]
+
+
+def model_hint(ref: str) -> str:
+    """The commands that make a model called `ref` (used in missing-model errors)."""
+    return f"defendr train {ref} (or defendr train METHOD --name {ref})"
+
+
+def load_model(workspace: Workspace | None, ref: str | Path, device: torch.device = torch.device("cpu")) -> LoadedModel:
+    """Resolve `ref` (name in models/ or a path), read, rebuild and return the model in eval mode."""
+    if workspace is None:
+        path = Path(ref)
+        if not path.is_file():
+            raise MissingArtefactError(f"no checkpoint at {path}", hint=f"make it with: {model_hint(str(ref))}")
+    else:
+        path = workspace.resolve("model", ref, hint=model_hint(str(ref)))
+    payload = read_checkpoint(path)
+    fingerprint = file_fingerprint(path)
+    module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device))
+    module = module.to(device).eval()
+    return LoadedModel(payload["name"], path, fingerprint, payload["kind"], module, payload)
+
+
+def check_matches_cache(payload: dict[str, Any], class_ids: list[str], image_size: int, *, cache_name: str = "the cache") -> None:
+    """MismatchError when a checkpoint was trained on other classes or another image size."""
+    data = payload.get("data") or {}
+    name = payload.get("name", "?")
+    own_ids = list(data.get("class_ids") or [])
+    if own_ids and own_ids != list(class_ids):
+        detail = f"{len(own_ids)} vs {len(class_ids)} classes" if len(own_ids) != len(class_ids) \
+            else "same count, different classes or order"
+        raise MismatchError(f"model '{name}' was trained on other classes than {cache_name} ({detail})")
+    own_size = data.get("image_size")
+    if own_size is not None and int(own_size) != int(image_size):
+        raise MismatchError(f"model '{name}' was trained on {own_size}px images, {cache_name} has {image_size}px")
+
+
+def check_checkpoint_against_cache(payload: dict[str, Any], cache_info: Any) -> None:
+    """check_matches_cache with a core.io.reader CacheInfo (class_ids, image_size, path)."""
+    check_matches_cache(payload, list(cache_info.class_ids), int(cache_info.image_size),
+                        cache_name=f"cache '{Path(cache_info.path).stem}'")
