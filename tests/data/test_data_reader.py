@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from defendr_cli.core.io.reader import CacheDataset, SplitReader, sorted_runs
+from defendr_cli.core.io.h5 import sorted_runs
+from defendr_cli.core.io.reader import CacheDataset, SplitReader
 from defendr_cli.core.errors import InputError
 
 

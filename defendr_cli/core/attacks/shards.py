@@ -32,7 +32,8 @@ from defendr_cli.core.attacks.stage import (
 )
 from defendr_cli.core.atomic import check_writable
 from defendr_cli.core.io.adversarial import AdvSetWriter, from_storage, partial_adv_path
-from defendr_cli.core.io.reader import SplitReader, open_h5
+from defendr_cli.core.io.h5 import open_h5
+from defendr_cli.core.io.reader import SplitReader
 from defendr_cli.core.distributed import DistContext, all_gather_objects, barrier, shard_range
 from defendr_cli.core.errors import CorruptArtefactError
 

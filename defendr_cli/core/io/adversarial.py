@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from defendr_cli.core.atomic import check_writable
-from defendr_cli.core.io.reader import Batch, batch_rows, open_h5, sorted_runs
+from defendr_cli.core.io.h5 import Batch, ProcessLocalFile, batch_rows, check_rows, open_h5, read_rows
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError
 from defendr_cli.core.workspace import Workspace
 
@@ -355,8 +355,7 @@ class AdvSetReader:
             self.success = np.asarray(handle["success"][...], dtype=bool)
             self.targets = np.asarray(handle["targets"][...], dtype=np.int64)
             self._shape = tuple(handle["images"].shape)
-        self._pid: int | None = None
-        self._handle: h5py.File | None = None
+        self._file = ProcessLocalFile(self.path, what="adversarial set", hint="make it with: defendr attack")
 
     def __len__(self) -> int:
         return self._shape[0]
@@ -368,34 +367,12 @@ class AdvSetReader:
         self.close()
 
     def close(self) -> None:
-        if self._handle is not None and self._pid == os.getpid():
-            self._handle.close()
-        self._handle = None
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_handle"] = None
-        return state
-
-    def _images(self) -> h5py.Dataset:
-        if self._handle is None or self._pid != os.getpid():
-            self._handle = _open(self.path)
-            self._pid = os.getpid()
-        return self._handle["images"]
+        self._file.close()
 
     def read(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
         """float32 (n,3,H,W) in [0,1] for rows `indices` of this set, in the order given."""
-        idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-            raise InputError(f"row index out of range for adversarial set of {len(self)} images")
-        unique, inverse = np.unique(idx, return_inverse=True)
-        dataset = self._images()
-        rows = np.empty((unique.size, *self._shape[1:]), dtype=dataset.dtype)
-        at = 0
-        for start, stop in sorted_runs(unique):
-            dataset.read_direct(rows, np.s_[start:stop], np.s_[at:at + stop - start])
-            at += stop - start
-        return from_storage(rows[inverse.reshape(-1)])
+        idx = check_rows(indices, len(self), "adversarial set")
+        return from_storage(read_rows(self._file.get()["images"], idx))
 
     def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
                      indices: Sequence[int] | np.ndarray | None = None) -> Iterator[Batch]:

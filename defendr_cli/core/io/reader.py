@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from defendr_cli.core.io.cache import FORMAT_NAME, FORMAT_VERSION, SPLITS
-from defendr_cli.core.errors import CorruptArtefactError, InputError, MissingArtefactError
+from defendr_cli.core.errors import CorruptArtefactError, InputError
+from defendr_cli.core.io.h5 import Batch, as_str_list, batch_rows, check_rows, open_h5, read_sorted_runs
 
 IN_MEMORY_BYTES = 1 << 30  # auto in-memory load for splits smaller than 1 GiB
 
@@ -63,23 +64,7 @@ class CacheInfo:
         }
 
 
-def open_h5(path: Path, *, what: str = "clean cache", hint: str = "make one with: defendr prepare") -> h5py.File:
-    """Open an HDF5 artefact read-only; MissingArtefactError (with `hint`) or CorruptArtefactError."""
-    path = Path(path)
-    if not path.exists():
-        raise MissingArtefactError(f"no {what} at {path}", hint=hint)
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise CorruptArtefactError(f"{path} is not a readable HDF5 {what} ({exc.__class__.__name__})") from exc
-
-
-
-def _as_str_list(value) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(value).tolist()]
-
-
-def _info_from_file(path: Path, handle: h5py.File) -> CacheInfo:
+def info_from_handle(path: Path, handle: h5py.File) -> CacheInfo:
     attrs = handle.attrs
     fmt = attrs.get("format")
     fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
@@ -92,8 +77,8 @@ def _info_from_file(path: Path, handle: h5py.File) -> CacheInfo:
         raise CorruptArtefactError(f"{path} is an incomplete clean cache (its writing was interrupted)",
                                    hint="make it again with: defendr prepare --force")
     try:
-        class_ids = _as_str_list(attrs["class_ids"])
-        class_names = _as_str_list(attrs["class_names"])
+        class_ids = as_str_list(attrs["class_ids"])
+        class_names = as_str_list(attrs["class_names"])
         counts = {k: int(v) for k, v in json.loads(attrs["split_counts"]).items()}
         info = CacheInfo(
             path=Path(path), format_version=version, image_size=int(attrs["image_size"]),
@@ -114,26 +99,7 @@ def _info_from_file(path: Path, handle: h5py.File) -> CacheInfo:
 def read_cache_info(path: Path | str) -> CacheInfo:
     """Attributes of the clean cache at `path`; CorruptArtefactError for foreign/partial files."""
     with open_h5(Path(path)) as handle:
-        return _info_from_file(Path(path), handle)
-
-
-@dataclass
-class Batch:
-    """images float32 (n,3,H,W) in [0,1]; labels int64 (n,); indices int64 (n,) rows of the split."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    indices: torch.Tensor
-
-
-def sorted_runs(sorted_unique: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) runs of consecutive values in a sorted array of unique row indices."""
-    if sorted_unique.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(sorted_unique) != 1) + 1
-    starts = np.concatenate(([0], breaks))
-    stops = np.concatenate((breaks, [sorted_unique.size]))
-    return [(int(sorted_unique[a]), int(sorted_unique[b - 1]) + 1) for a, b in zip(starts, stops)]
+        return info_from_handle(Path(path), handle)
 
 
 @dataclass
@@ -159,10 +125,10 @@ class SplitReader:
         self.split = split
         self.in_memory = in_memory
         with open_h5(self.path) as handle:
-            self.info = _info_from_file(self.path, handle)
+            self.info = info_from_handle(self.path, handle)
             group = handle[split]
             self.labels: np.ndarray = np.asarray(group["labels"][...], dtype=np.int64)
-            self.source_ids: list[str] = _as_str_list(group["source_ids"][...])
+            self.source_ids: list[str] = as_str_list(group["source_ids"][...])
             self._shape = tuple(group["images"].shape)
         self._backing: _Backing | None = None
 
@@ -235,10 +201,7 @@ class SplitReader:
 
     # -- reading -----------------------------------------------------------------------------
     def _check(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
-        idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-            raise InputError(f"row index out of range for split '{self.split}' of {len(self)} images")
-        return idx
+        return check_rows(indices, len(self), f"split '{self.split}'")
 
     def read_uint8(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 (n,3,H,W) rows in the order given (duplicates allowed)."""
@@ -250,11 +213,7 @@ class SplitReader:
         if backing.array is not None:  # memmap: ascending offsets
             rows = np.take(backing.array, unique, axis=0)
         else:
-            rows = np.empty((unique.size, *self._shape[1:]), dtype=np.uint8)
-            at = 0
-            for start, stop in sorted_runs(unique):
-                backing.dataset.read_direct(rows, np.s_[start:stop], np.s_[at:at + stop - start])
-                at += stop - start
+            rows = read_sorted_runs(backing.dataset, unique)
         if unique.size == idx.size and np.array_equal(unique, idx):
             return rows
         return np.take(rows, inverse.reshape(-1), axis=0)
@@ -283,20 +242,6 @@ class SplitReader:
         order = np.arange(len(self), dtype=np.int64) if indices is None else self._check(indices)
         for rows in batch_rows(order, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last):
             yield Batch(self.read(rows), torch.from_numpy(self.labels[rows]), torch.from_numpy(rows.copy()))
-
-
-def batch_rows(order: np.ndarray, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-               drop_last: bool = False) -> Iterator[np.ndarray]:
-    """Consecutive slices of `order` (int64 rows) of `batch_size`, after a seeded shuffle if asked."""
-    if batch_size < 1:
-        raise InputError("batch size must be at least 1")
-    if shuffle:
-        order = order[np.random.default_rng(seed).permutation(order.size)]
-    for start in range(0, order.size, batch_size):
-        rows = order[start:start + batch_size]
-        if drop_last and rows.size < batch_size:
-            return
-        yield rows
 
 
 class CacheDataset(torch.utils.data.Dataset):

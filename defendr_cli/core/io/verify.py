@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from defendr_cli.core.io.cache import SPLITS, ContentDigest
-from defendr_cli.core.io.reader import _info_from_file, open_h5
+from defendr_cli.core.io.h5 import open_h5
+from defendr_cli.core.io.reader import info_from_handle
 from defendr_cli.core.progress import NullReporter, Reporter
 
 
@@ -35,7 +36,7 @@ def verify_cache(path: Path | str, *, reporter: Reporter | None = None, block_by
     started = time.perf_counter()
     digest = ContentDigest()
     with open_h5(path) as handle:
-        info = _info_from_file(path, handle)
+        info = info_from_handle(path, handle)
         total = sum(info.split_counts.values())
         with reporter.task("verify", total=total) as task:
             for split in SPLITS:
