@@ -28,6 +28,7 @@ import torch
 import torch.distributed as torch_dist
 
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.runtime import resolve_device
 
 TIMEOUT_ENV = "DEFENDR_DIST_TIMEOUT_MIN"
 DEFAULT_TIMEOUT_MIN = 60  # rank 0 may write large files while the others wait at a barrier
@@ -106,8 +107,6 @@ def distributed_session(device: str = "auto") -> Iterator[DistContext]:
     """
     env = torchrun_environment()
     if env is None or env[1] == 1:
-        from defendr_cli.core.runtime import resolve_device
-
         yield DistContext(device=resolve_device(device))
         return
     rank, world, local = env
