@@ -20,6 +20,8 @@ _ERROR_PREFIX = {
     "InputError": "invalid input",
     "SourceError": "source",
     "TrainingDivergedError": "diverged",
+    "ArtefactBusyError": "busy",
+    "WriteError": "write",
 }
 
 

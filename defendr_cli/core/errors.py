@@ -45,3 +45,12 @@ class SourceError(DefendrError):
 
 class TrainingDivergedError(DefendrError):
     """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+class ArtefactBusyError(DefendrError):
+    """Another process is writing the same artefact right now; nothing was changed."""
+
+
+class WriteError(DefendrError):
+    """The file system refused a write (disk full, read-only, no permission); earlier artefacts are
+    untouched and no partial file is left that looks valid."""

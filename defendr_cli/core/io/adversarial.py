@@ -36,7 +36,8 @@ import h5py
 import numpy as np
 import torch
 
-from defendr_cli.core.atomic import check_writable
+from defendr_cli.core.atomic import check_space, check_writable, write_guard
+from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.io.h5 import Batch, ProcessLocalFile, batch_rows, check_rows, open_h5, read_rows
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError
 from defendr_cli.core.workspace import Workspace
@@ -209,10 +210,19 @@ class AdvSetWriter:
         self.dtype = dtype
         self.params = {k: v for k, v in params.items() if v is not None}
         self.resumed_from = 0
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = self._reopen() if resume and self.partial.exists() else None
-        if self._handle is None:
-            self._handle = self._create(tuple(image_shape))
+        with write_guard(self.final):
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+        self._handle: h5py.File | None = None
+        self._lock = artefact_lock(self.final)  # held until close(): one writer per set
+        self._lock.__enter__()
+        try:
+            with write_guard(self.final, self.partial):
+                self._handle = self._reopen() if resume and self.partial.exists() else None
+                if self._handle is None:
+                    self._handle = self._create(tuple(image_shape))
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def done(self) -> int:
@@ -233,9 +243,10 @@ class AdvSetWriter:
         return handle
 
     def _create(self, image_shape: tuple[int, ...]) -> h5py.File:
-        handle = h5py.File(self.partial, "w")
         np_dtype = np.float16 if self.dtype == "float16" else np.uint8
         row_bytes = int(np.prod(image_shape)) * np.dtype(np_dtype).itemsize
+        check_space(self.final, self.count * (row_bytes + 8 * len(_PER_ROW)))
+        handle = h5py.File(self.partial, "w")
         chunk_rows = max(1, min(self.count, _CHUNK_BYTES // max(row_bytes, 1)))
         handle.create_dataset("images", shape=(self.count, *image_shape), dtype=np_dtype,
                               chunks=(chunk_rows, *image_shape) if self.count else None)
@@ -255,14 +266,15 @@ class AdvSetWriter:
             raise InputError(f"rows must be written in order: expected row {self.done}, got {start}")
         stop = start + adv.shape[0]
         handle = self._handle
-        handle["images"][start:stop] = to_storage(adv, self.dtype)
         columns = {"labels": labels, "clean_indices": clean_indices, "success": success,
                    "clean_pred": clean_pred, "adv_pred": adv_pred,
                    "targets": targets if targets is not None else torch.full_like(labels, -1)}
-        for key, value in columns.items():
-            handle[key][start:stop] = value.detach().cpu().numpy()
-        handle.attrs["done"] = stop
-        handle.flush()
+        with write_guard(self.final, self.partial):
+            handle["images"][start:stop] = to_storage(adv, self.dtype)
+            for key, value in columns.items():
+                handle[key][start:stop] = value.detach().cpu().numpy()
+            handle.attrs["done"] = stop
+            handle.flush()
 
     def column(self, key: str) -> np.ndarray:
         """A per-row column of the rows written so far (e.g. 'success' for the success rate)."""
@@ -272,16 +284,20 @@ class AdvSetWriter:
         """Set result attributes (success_rate, summary...), mark complete, rename into place."""
         if self.done != self.count:
             raise InputError(f"cannot finish {self.final.name}: {self.done} of {self.count} rows written")
-        self._handle.attrs.update({k: v for k, v in results.items() if v is not None})
-        self._handle.attrs["complete"] = True
-        self._handle.close()
-        os.replace(self.partial, self.final)
+        with write_guard(self.final, self.partial):
+            self._handle.attrs.update({k: v for k, v in results.items() if v is not None})
+            self._handle.attrs["complete"] = True
+            self._handle.close()
+            os.replace(self.partial, self.final)
         return self.final
 
     def close(self) -> None:
-        """Close the partial file and keep it (for --resume)."""
+        """Close the partial file and keep it (for --resume); release the set's lock."""
         if self._handle is not None and self._handle.id.valid:
             self._handle.close()
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
 
     def __enter__(self) -> "AdvSetWriter":
         return self

@@ -106,7 +106,8 @@ class CacheWriter:
         self._file: h5py.File | None = None
 
     def __enter__(self) -> "CacheWriter":
-        self._atomic = atomic_path(self.path, force=self.force)
+        images_bytes = sum(self.split_counts.values()) * 3 * self.image_size ** 2
+        self._atomic = atomic_path(self.path, force=self.force, needed_bytes=images_bytes)
         tmp = self._atomic.__enter__()
         try:
             self._file = h5py.File(tmp, "w")

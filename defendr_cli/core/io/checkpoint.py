@@ -15,12 +15,13 @@ core.models.loading's job; this module only reads, validates and writes the file
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from defendr_cli.core.atomic import atomic_path
+from defendr_cli.core.atomic import write_bytes_atomic
 from defendr_cli.core.errors import CorruptArtefactError, MissingArtefactError
 
 CHECKPOINT_FORMAT = "defendr-checkpoint"
@@ -31,9 +32,9 @@ REQUIRED_KEYS = ("format", "version", "kind", "name", "config")
 def save_checkpoint(path: Path | str, payload: dict[str, Any], force: bool = True) -> Path:
     """Write `payload` atomically to `path` (temporary file renamed when complete)."""
     validate_payload(payload, str(path))
-    with atomic_path(Path(path), force=force) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
+    buffer = io.BytesIO()  # serialized first: its size is checked against the free space, and a
+    torch.save(payload, buffer)  # full disk then fails in a plain write with a clear errno
+    return write_bytes_atomic(Path(path), buffer.getbuffer(), force=force)
 
 
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
