@@ -353,6 +353,27 @@ def _same(stored: Any, wanted: Any) -> bool:
     return stored == wanted
 
 
+def check_adv_layout(path: Path, handle: h5py.File, info: AdvSetInfo, labels: np.ndarray,
+                     clean_indices: np.ndarray) -> None:
+    """CorruptArtefactError, naming the file and dataset, when the stored arrays disagree with the
+    attributes: `images` (count, 3, H, W) of the recorded dtype, per-row columns of count rows,
+    non-negative labels and clean indices, a finite non-negative eps."""
+    images = handle["images"]
+    count = int(info.count)
+    wanted = np.float16 if info.dtype == "float16" else np.uint8
+    if images.ndim != 4 or images.shape[0] != count or images.shape[1] != 3 or images.dtype != wanted:
+        raise CorruptArtefactError(f"{path}: dataset 'images' is {images.dtype} {tuple(images.shape)}, expected "
+                                   f"{np.dtype(wanted)} ({count}, 3, H, W) as its attributes record")
+    for key in _PER_ROW:
+        if tuple(handle[key].shape) != (count,):
+            raise CorruptArtefactError(f"{path}: dataset '{key}' has shape {tuple(handle[key].shape)}, expected ({count},)")
+    if count and (labels.min() < 0 or clean_indices.min() < 0):
+        raise CorruptArtefactError(f"{path}: negative labels or clean indices")
+    eps = np.asarray(info.eps, dtype=np.float64)
+    if not np.all(np.isfinite(eps)) or np.any(eps < 0):
+        raise CorruptArtefactError(f"{path}: attribute 'eps' is {info.eps!r}, not a finite non-negative value")
+
+
 class AdvSetReader:
     """Reads one complete adversarial set. Use as a context manager (or call close()).
 
@@ -371,6 +392,7 @@ class AdvSetReader:
             self.success = np.asarray(handle["success"][...], dtype=bool)
             self.targets = np.asarray(handle["targets"][...], dtype=np.int64)
             self._shape = tuple(handle["images"].shape)
+            check_adv_layout(self.path, handle, self.info, self.labels, self.clean_indices)
         self._file = ProcessLocalFile(self.path, what="adversarial set", hint="make it with: defendr attack")
 
     def __len__(self) -> int:

@@ -88,12 +88,35 @@ def info_from_handle(path: Path, handle: h5py.File) -> CacheInfo:
             source_kind=str(attrs.get("source_kind", "")), summary=str(attrs.get("summary", "")),
             size_bytes=Path(path).stat().st_size,
         )
-        for split in SPLITS:
-            if handle[split]["images"].shape[0] != counts.get(split, 0):
-                raise CorruptArtefactError(f"{path}: split '{split}' row count disagrees with its attributes")
+        check_cache_layout(path, handle, info)
     except (KeyError, ValueError, TypeError) as exc:
         raise CorruptArtefactError(f"{path} is a damaged clean cache (missing or bad '{exc}')") from exc
     return info
+
+
+def check_cache_layout(path: Path, handle: h5py.File, info: CacheInfo) -> None:
+    """CorruptArtefactError, naming the file and dataset, unless every split holds `images` uint8
+    (N, 3, S, S) with S the recorded image size, `labels` (N,) in [0, classes) and N equal to the
+    recorded count (the labels are read: a few bytes per image)."""
+    size, classes = info.image_size, info.num_classes
+    if size < 1 or classes < 1 or len(info.class_names) != classes:
+        raise CorruptArtefactError(f"{path}: attributes record image size {size} and {classes} classes "
+                                   f"with {len(info.class_names)} names")
+    for split in SPLITS:
+        count = info.split_counts.get(split, 0)
+        images, labels = handle[split]["images"], handle[split]["labels"]
+        expected = (count, 3, size, size)
+        if tuple(images.shape) != expected or images.dtype != np.uint8:
+            raise CorruptArtefactError(
+                f"{path}: dataset '{split}/images' is {images.dtype} {tuple(images.shape)}, expected uint8 "
+                f"{expected} (N, 3, H, W) as its attributes record")
+        if tuple(labels.shape) != (count,):
+            raise CorruptArtefactError(f"{path}: dataset '{split}/labels' has shape {tuple(labels.shape)}, "
+                                       f"expected ({count},)")
+        values = np.asarray(labels[...])
+        if values.size and (not np.issubdtype(values.dtype, np.integer) or values.min() < 0 or values.max() >= classes):
+            raise CorruptArtefactError(f"{path}: dataset '{split}/labels' holds values outside 0..{classes - 1} "
+                                       f"(the cache records {classes} classes)")
 
 
 def read_cache_info(path: Path | str) -> CacheInfo:
