@@ -30,7 +30,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     except RuntimeError as exc:
         raise InputError(f"unknown device '{name}': use auto, cpu or cuda[:N]") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA GPU is available")
+        raise InputError(f"--device {name}: no CUDA GPU is available here (found torch {torch.__version__} "
+                         f"built for CUDA {torch.version.cuda or 'none'}, {torch.cuda.device_count()} GPU(s) "
+                         f"visible); use --device cpu or auto")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     if device.type not in ("cpu", "cuda"):
