@@ -10,3 +10,11 @@ def tiny_trained():
     from tests.attacks.attack_helpers import trained_tiny_model
 
     return trained_tiny_model()
+
+
+@pytest.fixture(scope="session")
+def comparison():
+    """(model, x, y): the fixed model and 200 images the torchattacks comparisons share."""
+    from tests.attacks.reference_model import comparison_model
+
+    return comparison_model()

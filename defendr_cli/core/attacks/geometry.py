@@ -49,3 +49,17 @@ def random_start(images: torch.Tensor, eps: torch.Tensor, generator: torch.Gener
     noise = torch.rand(images.shape, generator=generator, device=gen_device, dtype=torch.float32)
     noise = noise.to(device=images.device, dtype=images.dtype)
     return torch.clamp(images + (2.0 * noise - 1.0) * eps, 0.0, 1.0)
+
+
+def random_start_at_radius(images: torch.Tensor, eps: torch.Tensor,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """APGD's random start (Croce & Hein 2020): uniform noise in [-1, 1] rescaled per image so
+    its largest |element| is 1, times eps (the start lies on the ball's surface), clipped to [0, 1].
+
+    Drawn on the generator's device (CPU by default) like `random_start`.
+    """
+    gen_device = generator.device if generator is not None else images.device
+    noise = 2.0 * torch.rand(images.shape, generator=generator, device=gen_device, dtype=torch.float32) - 1.0
+    noise = noise.to(device=images.device, dtype=images.dtype)
+    peak = noise.abs().flatten(1).amax(dim=1).view(-1, *([1] * (images.dim() - 1)))
+    return torch.clamp(images + eps * noise / (peak + 1e-12), 0.0, 1.0)

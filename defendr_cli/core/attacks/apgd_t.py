@@ -1,0 +1,59 @@
+"""APGD-T: targeted APGD on the targeted DLR loss over the top-k other classes (Croce & Hein 2020).
+
+Threat model and step schedule as `apgd` (L-inf, eps in pixel units, float or per-channel (3,)).
+For rank r = 2 .. k + 1 (k = `n_target_classes`, default 9, capped at K - 1 for K classes), the
+target of each image is the class with the r-th highest clean logit, and APGD maximises
+-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2) for `restarts` runs. Each run attacks only the images
+not yet misclassified, so per image the first success is kept (else the highest-loss point).
+
+The goal is untargeted robustness: success means the prediction differs from the label (as in
+AutoAttack), and the result carries no targets. Images already misclassified are returned
+unchanged. Randomness comes from `generator`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from defendr_cli.core.attacks.apgd import BestPerImage, EpsLike, apgd_run, check_rho
+from defendr_cli.core.attacks.base import AttackResult, attack_context, check_inputs, check_steps
+from defendr_cli.core.attacks.geometry import as_channel_tensor
+from defendr_cli.core.attacks.losses import dlr_targeted
+from defendr_cli.core.errors import InputError
+from defendr_cli.core.runtime import Runtime
+
+DEFAULT_TARGET_CLASSES = 9
+
+
+def apgd_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLike, steps: int = 100,
+           restarts: int = 1, eot: int = 1, *, n_target_classes: int = DEFAULT_TARGET_CLASSES, rho: float = 0.75,
+           label_mode: str = "true", generator: torch.Generator | None = None, runtime: Runtime | None = None,
+           eval_mode: bool = True, check_success: bool = True) -> AttackResult:
+    """APGD-T; see the module docstring. images (N, 3, H, W) in [0, 1], labels int64 (N,).
+
+    Runs up to n_target_classes * restarts APGD runs of `steps` steps. Returns AttackResult(adv,
+    success) with success = misclassified (None with check_success=False).
+    """
+    check_inputs(images, labels)
+    check_steps(steps, restarts, eot)
+    check_rho(rho)
+    if n_target_classes < 1:
+        raise InputError(f"n_target_classes must be >= 1, got {n_target_classes}")
+    with attack_context(model, runtime, eval_mode=eval_mode) as ctx:
+        clean = ctx.prepare(images)
+        goal = ctx.goal(clean, labels, label_mode=label_mode)
+        clean_logits = ctx.logits(clean)
+        ranked = clean_logits.argsort(dim=1, descending=True)  # (N, K), ties as in a stable sort
+        tracker = BestPerImage(clean, clean_logits.argmax(dim=1) != goal.classes)
+        eps_t = as_channel_tensor(eps, clean)
+        for rank in range(1, min(n_target_classes, clean_logits.shape[1] - 1) + 1):
+            for _ in range(restarts):
+                index = tracker.pending()
+                if index.numel() == 0:
+                    break
+                own, target = goal.classes[index], ranked[index, rank]
+                run = apgd_run(ctx, clean[index], lambda logits: dlr_targeted(logits, own, target),
+                               lambda pred: pred != own, eps_t, steps, eot, rho, generator)
+                tracker.update(index, run)
+        return ctx.result(tracker.adv, goal) if check_success else ctx.unchecked(tracker.adv, goal)
