@@ -61,26 +61,27 @@ def train_options(method: str, values: dict[str, Any], *, where: str = "") -> Tr
     the method and its allowed options (`where` says where the values came from, e.g.
     'profile methods.alp'). The result is validated.
     """
-    spec = get_recipe(method)
     own = set(method_option_names(method))
     unknown = sorted(set(values) - own - set(SHARED_FIELDS))
     if unknown:
         prefix = f"{where}: " if where else ""
-        allowed = ", ".join(sorted(own)) or "none"
+        shared = ", ".join(f for f in SHARED_FIELDS if f != "method")
         raise InputError(f"{prefix}method '{method}' does not take {', '.join(unknown)} "
-                         f"(its own options: {allowed}; shared: {', '.join(SHARED_FIELDS[1:])})")
-    shared = {k: v for k, v in values.items() if k in SHARED_FIELDS and k != "method"}
-    method_options = spec.options_class(**{k: v for k, v in values.items() if k in own})
-    return TrainOptions(method=method, method_options=method_options, **shared).validate()
+                         f"(its own options: {', '.join(sorted(own)) or 'none'}; shared: {shared})")
+    return _split(method, values).validate()
 
 
 def options_from_dict(values: dict[str, Any]) -> TrainOptions:
     """Rebuild TrainOptions from `TrainOptions.to_dict()` (keys the method does not know are ignored)."""
-    method = str(values.get("method", "baseline"))
-    spec = get_recipe(method)
+    return _split(str(values.get("method", "baseline")), values)
+
+
+def _split(method: str, values: dict[str, Any]) -> TrainOptions:
+    """TrainOptions(method, shared values, the method's options class of its values); other keys dropped."""
+    options_class = get_recipe(method).options_class
     own = set(method_option_names(method))
     shared = {k: v for k, v in values.items() if k in SHARED_FIELDS and k != "method"}
-    return TrainOptions(method=method, method_options=spec.options_class(**{k: v for k, v in values.items() if k in own}),
+    return TrainOptions(method=method, method_options=options_class(**{k: v for k, v in values.items() if k in own}),
                         **shared)
 
 
