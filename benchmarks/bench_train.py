@@ -39,7 +39,7 @@ from defendr_cli.core.io.reader import SplitReader  # noqa: E402
 from defendr_cli.core.models.registry import build_classifier  # noqa: E402
 from defendr_cli.core.runtime import Runtime, seed_everything  # noqa: E402
 from defendr_cli.core.training.loop import make_context, train  # noqa: E402
-from defendr_cli.core.training.options import TrainOptions  # noqa: E402
+from defendr_cli.core.training.recipes.registry import train_options  # noqa: E402
 from defendr_cli.core.workspace import Workspace  # noqa: E402
 from tests.training.train_helpers import write_tiny_cache  # noqa: E402
 
@@ -79,8 +79,8 @@ def hand_loop(arch: str, cache: Path, *, epochs: int, batch_size: int, precision
 def our_loop(ws: Workspace, arch: str, *, epochs: int, batch_size: int, precision: str, name: str) -> tuple[float, dict]:
     """images/s of the whole train() call (train images only counted; validation is overhead)."""
     context = make_context(ws, Runtime(torch.device("cpu"), precision))
-    options = TrainOptions(method="baseline", name=name, arch=arch, epochs=epochs, batch_size=batch_size,
-                           lr=1e-3, schedule="none", force=True)
+    options = train_options("baseline", dict(name=name, arch=arch, epochs=epochs, batch_size=batch_size,
+                                             lr=1e-3, schedule="none", force=True))
     started = time.perf_counter()
     result = train(options, context)
     seconds = time.perf_counter() - started
@@ -133,7 +133,7 @@ def section_accuracy(tmp: Path) -> dict:
 
     def run(method: str, **extra) -> None:
         started = time.perf_counter()
-        result = train(TrainOptions(method=method, **{**QUICK_TRAIN, **extra}), context)
+        result = train(train_options(method, {**QUICK_TRAIN, **extra}), context)
         timings[result.name] = time.perf_counter() - started
         rows[result.name] = {"best_val_acc": result.best.get("val_acc"), "best_epoch": result.best.get("epoch"),
                              "train_seconds": round(timings[result.name], 1)}

@@ -1,103 +1,131 @@
 """`defendr train METHOD`: train a model with one of the registered recipes -> models/<name>.pt.
 
-Methods: baseline (CE), adv (--adv SET doubled dataset, or --online ATTACK), alp (logit pairing
-with cached or online adversarial pairs), clp (clean logit pairing), lsq (logit squeezing), dunet
-(guided denoiser, when available). Option groups in --help say which method reads which option.
-Under torchrun it trains data-parallel (docs/distributed.md); --batch-size is the global batch.
+One subcommand per recipe in core.training.recipes.registry, generated from the dataclasses: the
+shared TrainOptions fields and the method's own options class (flag and help text from each
+field's metadata). A method therefore accepts only its own flags; `defendr train alp --help` lists
+them. Under torchrun it trains data-parallel (docs/distributed.md); --batch-size is the global batch.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+import typing
+from dataclasses import MISSING, Field
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
-from defendr_cli.cli.common import DataOpt, DeviceOpt, ForceOpt, JsonOpt, PrecisionOpt, SeedOpt, print_json, state
+from defendr_cli.cli.common import DeviceOpt, JsonOpt, PrecisionOpt, print_json, state
 from defendr_cli.cli.distributed import stage_reporter, stage_session
-from defendr_cli.core.training.options import TrainOptions
+from defendr_cli.core.errors import InputError
+from defendr_cli.core.stages.train import run_train
+from defendr_cli.core.training.options import TrainOptions, cli_fields, flag_of
+from defendr_cli.core.training.recipes.base import RecipeSpec
+from defendr_cli.core.training.recipes.registry import RECIPES, recipe_names, train_options
 
-_ADV = "adv, alp, dunet"
-_ONLINE = "adv, alp, dunet online"
+RUNTIME_PARAMETERS = [
+    inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, annotation=DeviceOpt, default="auto"),
+    inspect.Parameter("precision", inspect.Parameter.KEYWORD_ONLY, annotation=PrecisionOpt, default="fp32"),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=JsonOpt, default=False),
+]
 
 
-def _split_list(values: list[str] | None) -> list[str]:
+class TrainGroup(TyperGroup):
+    """`defendr train`: an unknown METHOD is a one-line InputError (exit 1) naming the known ones."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            raise InputError(f"unknown training method '{args[0]}': use one of {', '.join(recipe_names())}")
+        return super().resolve_command(ctx, args)
+
+
+def split_list(values: list[str] | None) -> list[str]:
+    """['a,b', 'c'] -> ['a', 'b', 'c'] (repeated and comma-separated list options)."""
     return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("train")
-    def train_command(
-        ctx: typer.Context,
-        method: Annotated[str, typer.Argument(help="baseline | adv | alp | clp | lsq | dunet")],
-        name: Annotated[str | None, typer.Option("--name", help="Model name in models/ (default: the method).")] = None,
-        arch: Annotated[str | None, typer.Option("--arch", help="resnet18|34|50|101|152, tinyresnet, tinycnn (default: resnet101; tinyresnet for <= 64 px caches).")] = None,
-        epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default 15; 8 for tiny archs).")] = None,
-        batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size, global over torchrun processes (default 128; 64 for tiny archs).")] = None,
-        lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-3,
-        optimizer: Annotated[str, typer.Option("--optimizer", help="adam | sgd (momentum 0.9).")] = "adam",
-        weight_decay: Annotated[float, typer.Option("--weight-decay", help="Weight decay.")] = 0.0,
-        schedule: Annotated[str, typer.Option("--schedule", help="cosine | step (x0.1 every third) | none, per epoch.")] = "cosine",
-        pretrained: Annotated[str | None, typer.Option("--pretrained", help="torchvision state-dict file, or 'imagenet' (needs the network or the torch hub cache).")] = None,
-        freeze_backbone: Annotated[bool, typer.Option("--freeze-backbone", help="Train only the last stage and the head.")] = False,
-        adv: Annotated[list[str] | None, typer.Option("--adv", help=f"{_ADV}: cached adversarial sets of the train split (names or prefixes, repeat or comma-separate).")] = None,
-        online: Annotated[str | None, typer.Option("--online", help=f"{_ONLINE}: attack each batch with this attack (fgsm, pgd, bim, mifgsm).")] = None,
-        eps: Annotated[str, typer.Option("--eps", help=f"{_ONLINE}: eps, e.g. 4/255 (pixel units unless --eps-space normalized).")] = "4/255",
-        eps_space: Annotated[str, typer.Option("--eps-space", help=f"{_ONLINE}: pixel | normalized.")] = "pixel",
-        attack_steps: Annotated[int, typer.Option("--attack-steps", help=f"{_ONLINE}: steps of iterative attacks.")] = 10,
-        adv_ratio: Annotated[float, typer.Option("--adv-ratio", help="adv online: share of each batch attacked.")] = 0.5,
-        pair_weight: Annotated[float, typer.Option("--pair-weight", help="alp, clp: lambda of the logit-pairing MSE.")] = 0.5,
-        squeeze_weight: Annotated[float, typer.Option("--squeeze-weight", help="lsq: lambda of the squared logit norm.")] = 0.05,
-        guide: Annotated[str, typer.Option("--guide", help="dunet: logits | features | pixels.")] = "logits",
-        target: Annotated[str, typer.Option("--target", help="dunet: frozen target classifier.")] = "baseline",
-        width_mult: Annotated[float, typer.Option("--width-mult", help="dunet: denoiser width multiplier.")] = 1.0,
-        defense: Annotated[str, typer.Option("--defense", help="none | random-resize-pad: inference-time defense recorded in the checkpoint.")] = "none",
-        defense_variant: Annotated[str, typer.Option("--defense-variant", help="paper | competition (random-resize-pad).")] = "paper",
-        passes: Annotated[int | None, typer.Option("--passes", help="Randomization passes averaged at inference.")] = None,
-        seed: SeedOpt = 0,
-        data: DataOpt = None,
-        workers: Annotated[int, typer.Option("--workers", help="Data-loading worker processes (0: in-process).")] = 0,
-        resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run of this name exactly.")] = False,
-        force: ForceOpt = False,
-        device: DeviceOpt = "auto",
-        precision: PrecisionOpt = "fp32",
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Train METHOD on the workspace's clean cache and write models/<name>.pt (best validation epoch)."""
-        from defendr_cli.core.training.loop import make_context, train
+def option_parameter(f: Field, hint: Any, panel: str) -> inspect.Parameter:
+    """The Typer parameter of one options-dataclass field (list fields: repeat or comma-separate)."""
+    default = f.default_factory() if f.default_factory is not MISSING else f.default
+    if typing.get_origin(hint) is list:
+        hint, default = hint | None, None
+    annotation = Annotated[hint, typer.Option(flag_of(f), help=f.metadata["help"], rich_help_panel=panel)]
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
 
-        app_state = state(ctx)
-        options = TrainOptions(
-            method=method, name=name, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-            weight_decay=weight_decay, schedule=schedule, pretrained=pretrained, freeze_backbone=freeze_backbone,
-            adv=_split_list(adv), online=online, eps=eps, eps_space=eps_space, attack_steps=attack_steps,
-            adv_ratio=adv_ratio, pair_weight=pair_weight, squeeze_weight=squeeze_weight, guide=guide, target=target,
-            width_mult=width_mult, defense=defense, defense_variant=defense_variant, passes=passes, seed=seed,
-            data=data, workers=workers, resume=resume, force=force,
-        ).validate()
-        with stage_session(device, precision) as (dist, runtime):
-            with stage_reporter(dist, app_state.err_console, enabled=not as_json) as reporter:
-                context = make_context(app_state.workspace, runtime, data, reporter, dist=dist)
-                result = train(options, context)
-        if not dist.is_main:
-            return
-        if as_json:
-            print_json({"name": result.name, "path": str(result.path), "summary": result.payload["summary"],
-                        "best": result.best, "history": result.history, "start_epoch": result.start_epoch,
-                        "seconds": round(result.seconds, 2), "hparams": result.payload["hparams"]})
-            return
-        table = Table(title=f"train {method} -> {result.name}")
-        for column in ("epoch", "loss", "acc", "val loss", "val acc", "lr", "s"):
-            table.add_column(column, justify="right")
-        for record in result.history:
-            best = record["epoch"] == result.best.get("epoch")
-            table.add_row(f"{record['epoch']}{' *' if best else ''}", f"{record['train_loss']:.4f}",
-                          _fmt(record.get("train_acc"), "{:.1%}"), _fmt(record.get("val_loss"), "{:.4f}"),
-                          _fmt(record.get("val_acc"), "{:.1%}"), f"{record['lr']:.3g}", f"{record['seconds']:.1f}")
-        app_state.console.print(table)
-        app_state.console.print(result.payload["summary"])
-        app_state.console.print(f"wrote {result.path} in {result.seconds:.1f}s (* = best epoch, saved)")
+
+def option_parameters(cls: type, panel: str) -> list[inspect.Parameter]:
+    hints = typing.get_type_hints(cls)
+    return [option_parameter(f, hints[f.name], panel) for f in cli_fields(cls)]
+
+
+def list_field_names(cls: type) -> set[str]:
+    hints = typing.get_type_hints(cls)
+    return {f.name for f in cli_fields(cls) if typing.get_origin(hints[f.name]) is list}
+
+
+def make_command(spec: RecipeSpec) -> Any:
+    """The Typer command function of `defendr train <spec.name>` (signature built from the dataclasses)."""
+    parameters = [*option_parameters(spec.options_class, f"Options of {spec.name}"),
+                  *option_parameters(TrainOptions, "Options of every method"), *RUNTIME_PARAMETERS]
+    list_fields = list_field_names(TrainOptions) | list_field_names(spec.options_class)
+
+    def command(ctx: typer.Context, **values: Any) -> None:
+        device, precision, as_json = values.pop("device"), values.pop("precision"), values.pop("as_json")
+        for name in list_fields:
+            values[name] = split_list(values[name])
+        options = train_options(spec.name, values)
+        train_and_report(ctx, options, device, precision, as_json)
+
+    ctx_parameter = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+    command.__signature__ = inspect.Signature([ctx_parameter, *parameters])  # type: ignore[attr-defined]
+    command.__annotations__ = {"ctx": typer.Context, **{p.name: p.annotation for p in parameters}, "return": None}
+    command.__doc__ = f"{spec.help}\n\nWrites models/<name>.pt (best validation epoch)."
+    command.__name__ = f"train_{spec.name}"
+    return command
+
+
+def train_and_report(ctx: typer.Context, options: TrainOptions, device: str, precision: str, as_json: bool) -> None:
+    """Run the train stage (every torchrun rank) and print its table or JSON (rank 0)."""
+    app_state = state(ctx)
+    with stage_session(device, precision) as (dist, runtime):
+        with stage_reporter(dist, app_state.err_console, enabled=not as_json) as reporter:
+            result = run_train(app_state.workspace, options, runtime, reporter=reporter, dist=dist)
+    if not dist.is_main:
+        return
+    if as_json:
+        print_json({"name": result.name, "path": str(result.path), "summary": result.payload["summary"],
+                    "best": result.best, "history": result.history, "start_epoch": result.start_epoch,
+                    "seconds": round(result.seconds, 2), "hparams": result.payload["hparams"]})
+        return
+    table = Table(title=f"train {options.method} -> {result.name}")
+    for column in ("epoch", "loss", "acc", "val loss", "val acc", "lr", "s"):
+        table.add_column(column, justify="right")
+    for record in result.history:
+        best = record["epoch"] == result.best.get("epoch")
+        table.add_row(f"{record['epoch']}{' *' if best else ''}", f"{record['train_loss']:.4f}",
+                      _fmt(record.get("train_acc"), "{:.1%}"), _fmt(record.get("val_loss"), "{:.4f}"),
+                      _fmt(record.get("val_acc"), "{:.1%}"), f"{record['lr']:.3g}", f"{record['seconds']:.1f}")
+    app_state.console.print(table)
+    app_state.console.print(result.payload["summary"])
+    app_state.console.print(f"wrote {result.path} in {result.seconds:.1f}s (* = best epoch, saved)")
 
 
 def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
+
+
+def build_train_app() -> typer.Typer:
+    """`defendr train` with one subcommand per registered recipe."""
+    train_app = typer.Typer(cls=TrainGroup, no_args_is_help=True,
+                            help="Train METHOD on the workspace's clean cache and write models/<name>.pt. "
+                                 "Each method takes the shared options and its own (defendr train METHOD --help).")
+    for spec in RECIPES.values():
+        command = make_command(spec)
+        train_app.command(spec.name, help=command.__doc__)(command)
+    return train_app
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(build_train_app(), name="train")

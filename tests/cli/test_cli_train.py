@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
 from defendr_cli.core.io.checkpoint import read_checkpoint
+from defendr_cli.core.training.options import cli_fields, flag_of
+from defendr_cli.core.training.recipes.registry import get_recipe, recipe_names
 from tests.training.train_helpers import write_noise_adv_set, write_tiny_cache
 
 QUICK = ["--arch", "tinycnn", "--epochs", "2", "--batch-size", "12", "--lr", "0.02"]
@@ -63,3 +65,17 @@ def test_train_errors_are_one_line_with_exit_1(ws):
     nothing = invoke(ws, "clp", "--resume")
     assert nothing.exit_code == 1 and "no interrupted run" in nothing.output
     assert "Traceback" not in again.output + unknown.output + missing.output
+
+
+@pytest.mark.parametrize("method", recipe_names())
+def test_each_method_help_lists_its_own_options(method):
+    result = CliRunner().invoke(app, ["train", method, "--help"])
+    assert result.exit_code == 0, result.output
+    for f in cli_fields(get_recipe(method).options_class):
+        assert flag_of(f) in result.output
+    assert method in CliRunner().invoke(app, ["train", "--help"]).output
+
+
+def test_a_flag_of_another_method_is_refused(ws):
+    result = invoke(ws, "baseline", "--pair-weight", "0.5", *QUICK)
+    assert result.exit_code == 2 and "--pair-weight" in result.output

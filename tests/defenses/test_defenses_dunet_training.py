@@ -14,7 +14,7 @@ from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.models.denoised import DenoisedClassifier
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.training.loop import make_context, train
-from defendr_cli.core.training.options import TrainOptions
+from defendr_cli.core.training.recipes.registry import train_options
 from defendr_cli.core.workspace import Workspace
 from tests.evaluation.eval_builders import save_classifier, train_classifier, write_adv_set, write_cache
 
@@ -32,8 +32,8 @@ def trained(tmp_path_factory):
         write_adv_set(ws, baseline, cache, eps=EPS, eps_label="40/255", split=split)
     before = {k: v.clone() for k, v in baseline.state_dict().items()}
     fingerprint = file_fingerprint(ws.path_for("model", "baseline"))
-    options = TrainOptions(method="dunet", width_mult=0.125, epochs=3, batch_size=16, lr=5e-3,
-                           adv=["fgsm-eps40_255"], seed=0)
+    options = train_options("dunet", dict(width_mult=0.125, epochs=3, batch_size=16, lr=5e-3,
+                           adv=["fgsm-eps40_255"], seed=0))
     result = train(options, make_context(ws, Runtime()))
     return ws, result, before, fingerprint
 
@@ -73,8 +73,8 @@ def test_target_weights_unchanged(trained):
 @pytest.mark.parametrize("guide", ["features", "pixels"])
 def test_other_guides_and_online_pairs_train(trained, guide):
     ws, _, _, _ = trained
-    options = TrainOptions(method="dunet", name=f"dn-{guide}", guide=guide, width_mult=0.0625, epochs=1,
-                           batch_size=32, online="fgsm", eps="40/255", seed=0)
+    options = train_options("dunet", dict(name=f"dn-{guide}", guide=guide, width_mult=0.0625, epochs=1,
+                           batch_size=32, online="fgsm", eps="40/255", seed=0))
     result = train(options, make_context(ws, Runtime()))
     assert result.payload["config"]["guide"] == guide
     assert "online fgsm" in result.payload["summary"] and "online FGSM" in result.payload["summary"]
@@ -85,11 +85,11 @@ def test_bad_requests_are_clear_errors(trained):
     ws, _, _, _ = trained
     context = make_context(ws, Runtime())
     with pytest.raises(MissingArtefactError):
-        train(TrainOptions(method="dunet", name="x", target="nope", epochs=1), context)
+        train(train_options("dunet", dict(name="x", target="nope", epochs=1)), context)
     with pytest.raises(MissingArtefactError):
-        train(TrainOptions(method="dunet", name="x", adv=["pgd-eps1"], epochs=1), context)
+        train(train_options("dunet", dict(name="x", adv=["pgd-eps1"], epochs=1)), context)
     with pytest.raises(InputError):
-        train(TrainOptions(method="dunet", name="x", adv=["fgsm-eps40_255"], online="fgsm", epochs=1), context)
+        train(train_options("dunet", dict(name="x", adv=["fgsm-eps40_255"], online="fgsm", epochs=1)), context)
     other = write_cache(Workspace(ws.root / "other"), classes=3)
     with pytest.raises(MismatchError):
-        train(TrainOptions(method="dunet", name="x", epochs=1), make_context(ws, Runtime(), data=str(other)))
+        train(train_options("dunet", dict(name="x", epochs=1)), make_context(ws, Runtime(), data=str(other)))

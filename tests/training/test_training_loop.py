@@ -13,8 +13,9 @@ from defendr_cli.core.progress import NullReporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.training.loop import make_context, train
 from defendr_cli.core.training.options import TrainOptions
-from defendr_cli.core.training.recipes import RECIPES, StepResult, register_recipe
-from defendr_cli.core.training.recipes.baseline import ClassifierRecipe
+from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult
+from defendr_cli.core.training.recipes.baseline import BaselineOptions, ClassifierRecipe
+from defendr_cli.core.training.recipes.registry import get_recipe, register_recipe, train_options, unregister_recipe
 from defendr_cli.core.training.resume import resume_path
 from tests.training.train_helpers import write_noise_adv_set, write_tiny_cache
 
@@ -22,7 +23,7 @@ QUICK = dict(arch="tinycnn", epochs=3, batch_size=12, lr=0.02)
 
 
 def run(workspace, reporter=None, **overrides):
-    options = TrainOptions(**{**QUICK, **overrides})
+    options = train_options(overrides.pop("method", "baseline"), {**QUICK, **overrides})
     return train(options, make_context(workspace, Runtime(), None, reporter))
 
 
@@ -54,8 +55,8 @@ def test_each_method_decreases_its_loss(with_adv_set, method, extra):
 
 
 def test_doubled_dataset_has_twice_the_batches(with_adv_set):
-    recipe = RECIPES["adv"](TrainOptions(method="adv", adv=["noise-eps0.05"], **QUICK).resolved(16),
-                            make_context(with_adv_set, Runtime(), None))
+    recipe = get_recipe("adv").factory(train_options("adv", {"adv": ["noise-eps0.05"], **QUICK}).resolved(16),
+                                       make_context(with_adv_set, Runtime(), None))
     try:
         assert recipe.train_batches.num_items == 2 * 36
     finally:
@@ -143,12 +144,12 @@ class DivergingRecipe(ClassifierRecipe):
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(workspace, tiny_cache):
-    register_recipe("diverging-test", DivergingRecipe)
+    register_recipe(RecipeSpec("diverging-test", BaselineOptions, DivergingRecipe, kind="classifier"))
     try:
         with pytest.raises(TrainingDivergedError, match="epoch 2, step 2"):
             run(workspace, method="diverging-test", name="div")
     finally:
-        RECIPES.pop("diverging-test")
+        unregister_recipe("diverging-test")
     payload = read_checkpoint(workspace.path_for("model", "div"))
     assert [r["epoch"] for r in payload["history"]] == [1]
     assert all(torch.isfinite(v).all() for v in payload["state_dict"].values() if v.is_floating_point())
@@ -202,7 +203,7 @@ def test_worker_processes_give_the_same_weights_as_in_process_loading(workspace,
 
 
 def test_bf16_autocast_trains_with_finite_loss(workspace, tiny_cache):
-    result = train(TrainOptions(**{**QUICK, "epochs": 2}), make_context(workspace, Runtime(precision="bf16"), None))
+    result = train(train_options("baseline", {**QUICK, "epochs": 2}), make_context(workspace, Runtime(precision="bf16"), None))
     losses = [record["train_loss"] for record in result.history]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
     assert all(v.dtype != torch.bfloat16 for v in read_checkpoint(result.path)["state_dict"].values())

@@ -14,6 +14,10 @@ from typing import Any
 
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
+from defendr_cli.core.stages import train as train_stage
+from defendr_cli.core.training.options import TrainOptions
+from defendr_cli.core.training.recipes.registry import train_options as recipe_train_options
+from defendr_cli.core.training.resume import resume_path
 from defendr_cli.core.workspace import Workspace, adv_set_name, format_number
 
 
@@ -81,23 +85,24 @@ def run_prepare(env: StageEnv) -> list[Path]:
     return [Path(result.path)]
 
 
-def train_options(env: StageEnv, model_name: str, spec: dict[str, Any]):
-    """TrainOptions for `model_name` from the profile's model/train blocks and the method spec."""
-    from defendr_cli.core.training.options import TrainOptions
-
+def train_options(env: StageEnv, model_name: str, spec: dict[str, Any]) -> TrainOptions:
+    """TrainOptions for `model_name` from the profile's model/train blocks and its `methods.<name>`
+    dict, which may set shared options (epochs, lr, ...) and the method's own (recipe options
+    dataclass); any other key is an InputError naming the method and its allowed options."""
     settings = env.settings
-    base = TrainOptions(
-        method=spec.get("method", model_name), name=model_name, arch=settings["model"]["arch"],
+    method = spec.get("method", model_name)
+    values: dict[str, Any] = dict(
+        name=model_name, arch=settings["model"]["arch"],
         pretrained=settings["model"].get("pretrained"), freeze_backbone=bool(settings["model"].get("freeze_backbone")),
         epochs=int(settings["train"]["epochs"]), batch_size=int(settings["train"]["batch_size"]),
         lr=float(settings["train"]["lr"]), optimizer=settings["train"]["optimizer"],
         weight_decay=float(settings["train"].get("weight_decay", 0.0)), schedule=settings["train"]["schedule"],
         seed=env.seed, data=data_name(settings), resume=env.resume, force=True,
     )
-    overrides = {k: v for k, v in spec.items() if k not in ("method",)}
+    overrides = {k: v for k, v in spec.items() if k != "method"}
     if "adv" in overrides:
         overrides["adv"] = [f"{prefix}-baseline-train" for prefix in overrides["adv"]]
-    return replace(base, **overrides)
+    return recipe_train_options(method, {**values, **overrides}, where=f"profile methods.{model_name}")
 
 
 def training_inputs(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path]:
@@ -108,21 +113,16 @@ def training_inputs(env: StageEnv, model_name: str, spec: dict[str, Any]) -> lis
         val = adv_path(env, prefix, "val")
         if val.exists():
             inputs.append(val)
-    if spec.get("method") == "dunet" or model_name == "dunet":
-        inputs.append(env.workspace.path_for("model", spec.get("target", "baseline"), create_dir=False))
+    for model in train_options(env, model_name, spec).method_options.model_inputs():
+        inputs.append(env.workspace.path_for("model", model, create_dir=False))
     return inputs
 
 
 def run_train(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path]:
-    from defendr_cli.core.training.loop import make_context, train
-
-    from defendr_cli.core.training.resume import resume_path
-
     options = train_options(env, model_name, spec)
     if options.resume and not resume_path(env.workspace, model_name).exists():
         options = replace(options, resume=False)  # nothing interrupted: start this run afresh
-    context = make_context(env.workspace, env.runtime, options.data, env.reporter)
-    result = train(options, context)
+    result = train_stage.run_train(env.workspace, options, env.runtime, reporter=env.reporter)
     best = result.best or {}
     env.reporter.note(f"trained {model_name}: {_fmt_metrics(best)} in {result.seconds:.0f}s")
     return [Path(result.path)]

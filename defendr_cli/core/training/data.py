@@ -30,6 +30,8 @@ import torch
 
 from defendr_cli.core.distributed import SINGLE, DistContext, split_range
 from defendr_cli.core.errors import InputError, MismatchError, MissingArtefactError
+from defendr_cli.core.io.adversarial import AdvSetReader, read_adv_info
+from defendr_cli.core.io.reader import SplitReader
 from defendr_cli.core.workspace import Workspace
 
 
@@ -58,13 +60,9 @@ class _Readers:
 
     def get(self) -> list:
         if self._stack is None:
-            from defendr_cli.core.io.reader import SplitReader
-
             self._stack = contextlib.ExitStack()
             self._opened = [self._stack.enter_context(SplitReader(self.clean_path, self.split))]
             if self.adv_paths:
-                from defendr_cli.core.io.adversarial import AdvSetReader
-
                 self._opened += [self._stack.enter_context(AdvSetReader(p)) for p in self.adv_paths]
         return self._opened
 
@@ -195,8 +193,6 @@ def resolve_adv_sets(workspace: Workspace, refs: Sequence[str], *, split: str, c
     """Paths of the adversarial sets named by `refs` (exact names, paths, or name prefixes such as
     'fgsm-eps0.12' matching '<prefix>-<model>-<split>'), checked to be aligned with the clean cache
     (same fingerprint) and made from `split`. MissingArtefactError names the attack command."""
-    from defendr_cli.core.io.adversarial import read_adv_info
-
     paths: list[Path] = []
     available = workspace.names("adv")
     for ref in refs:

@@ -13,8 +13,8 @@ last epoch's full state (weights, optimizer, scheduler, scaler) to the resume fi
 
 Data-parallel (context.dist from core.distributed, under torchrun): every rank builds the recipe
 with the same seed, the module is wrapped in DistributedDataParallel for the loss forward
-(`recipe.forward_module`; rank 0's weights are broadcast at wrapping; frozen helpers such as the
-dunet target are never wrapped), each rank reads its share of every global batch (BatchSource),
+(`recipe.forward_module`, which every Recipe has; rank 0's weights are broadcast at wrapping;
+frozen helpers such as the dunet target are never wrapped), each rank reads its share of every global batch (BatchSource),
 losses and metrics are summed over ranks, BatchNorm buffers are taken from rank 0 before
 validation, and only rank 0 writes the checkpoint and the resume state. The resume state holds
 no per-rank data, so a run can be resumed with any number of processes.
@@ -34,14 +34,18 @@ import torch.nn.functional as F
 
 from defendr_cli import __version__
 from defendr_cli.core.atomic import check_writable
-from defendr_cli.core.distributed import DistContext, all_reduce_sum, barrier, broadcast_module
+from torch.nn.parallel import DistributedDataParallel
+
+from defendr_cli.core.distributed import DistContext, all_reduce_sum, barrier
 from defendr_cli.core.errors import InputError, MismatchError, TrainingDivergedError
-from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
+from defendr_cli.core.io.reader import read_cache_info
+from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime, seed_everything
 from defendr_cli.core.training.data import TrainBatch, epoch_seed
 from defendr_cli.core.training.options import TrainOptions
-from defendr_cli.core.training.recipes import Recipe, TrainContext, build_recipe
+from defendr_cli.core.training.recipes.base import Recipe, RecipeSpec, TrainContext
+from defendr_cli.core.training.recipes.registry import get_recipe, options_from_dict, with_method_options
 from defendr_cli.core.training.resume import cpu_state_dict, load_resume_state, resume_path, save_resume_state
 from defendr_cli.core.workspace import Workspace
 
@@ -63,8 +67,6 @@ class TrainResult:
 def make_context(workspace: Workspace, runtime: Runtime, data: str | None = None,
                  reporter: Reporter | None = None, dist: DistContext | None = None) -> TrainContext:
     """Resolve the clean cache (name, path, or the workspace's only one) and read its info."""
-    from defendr_cli.core.io.reader import read_cache_info
-
     path = workspace.resolve("data", data) if data else workspace.default_data()
     context = TrainContext(workspace, runtime, path, read_cache_info(path), reporter or NullReporter())
     if dist is not None:
@@ -94,7 +96,7 @@ def _to_device(batch: TrainBatch, runtime: Runtime) -> TrainBatch:
 
 def _prepare_options(options: TrainOptions, context: TrainContext) -> tuple[TrainOptions, dict[str, Any] | None]:
     """Options of the run (stored ones when resuming) and the resume state, if any."""
-    options.validate()
+    options = with_method_options(options).validate()
     name = options.model_name
     final = context.workspace.path_for("model", name)
     if not options.resume:
@@ -106,7 +108,7 @@ def _prepare_options(options: TrainOptions, context: TrainContext) -> tuple[Trai
     state = load_resume_state(resume_path(context.workspace, name), name)
     if state.get("data_fingerprint") != str(context.data_info.fingerprint):
         raise MismatchError(f"the interrupted run of '{name}' used another clean cache; pass the same --data")
-    stored = TrainOptions.from_dict(state["options"])
+    stored = options_from_dict(state["options"])
     context.reporter.note(f"resuming '{name}' after epoch {state['epoch'] + 1}/{stored.epochs} with its saved options")
     return replace(stored, resume=True, force=True, workers=options.workers), state
 
@@ -119,7 +121,8 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
     final_path = context.workspace.path_for("model", name)
     resume_file = resume_path(context.workspace, name)
     seed_everything(options.seed)
-    recipe = build_recipe(options, context)
+    spec = get_recipe(options.method)
+    recipe = spec.factory(options, context)
     try:
         module = recipe.module
         params = [p for p in module.parameters() if p.requires_grad]
@@ -140,14 +143,14 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
             history, best, start_epoch = list(state["history"]), state["best"], int(state["epoch"]) + 1
-        sync_gradients = _data_parallel(recipe, dist)
+        _data_parallel(recipe, dist)
         for epoch in range(start_epoch, options.epochs):
             epoch_started = time.perf_counter()
             torch.manual_seed(epoch_seed(options.seed, epoch) + dist.rank)  # rank 0: the single-process stream
             lr = optimizer.param_groups[0]["lr"]
             train_metrics = _train_epoch(recipe, options, runtime, optimizer, scaler, reporter, epoch,
                                          has_checkpoint=resume_file.exists(), resume_file=resume_file,
-                                         dist=dist, sync_gradients=sync_gradients)
+                                         dist=dist)
             _sync_buffers(module, dist)
             val_metrics = _validate(recipe, runtime, dist)
             scheduler.step()
@@ -158,7 +161,7 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             if best is None or "val_acc" not in record or record["val_acc"] > best.get("val_acc", -1.0):
                 best = dict(record)
                 if dist.is_main:
-                    payload = _payload(recipe, options, context, cpu_state_dict(module), history, best)
+                    payload = _payload(recipe, spec, options, context, cpu_state_dict(module), history, best)
                     save_checkpoint(final_path, payload, force=True)
             if not dist.is_main:
                 continue
@@ -175,8 +178,6 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
         if payload is None or payload["history"] != history:
             # The best epoch was earlier (or in an earlier session): its weights are on disk (the
             # payload's tensors may alias the module's, which kept training); add the full history.
-            from defendr_cli.core.io.checkpoint import read_checkpoint
-
             payload = read_checkpoint(final_path)
             payload["history"] = history
             save_checkpoint(final_path, payload, force=True)
@@ -185,39 +186,16 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
         return TrainResult(name, final_path, payload, history, best or {}, start_epoch,
                            time.perf_counter() - started)
     finally:
-        if hasattr(recipe, "forward_module"):
-            recipe.forward_module = recipe.module
+        recipe.forward_module = recipe.module
         recipe.close()
 
 
-def _data_parallel(recipe: Recipe, dist: DistContext) -> bool:
-    """Make the recipe's loss forward data-parallel; True when the loop must average gradients itself.
-
-    Recipes with a `forward_module` get DistributedDataParallel(recipe.module) there (rank 0's
-    weights and buffers broadcast to all ranks). Others keep their module: rank 0's weights are
-    broadcast here and `_average_gradients` runs after every backward.
-    """
-    if not dist.is_distributed:
-        return False
-    module = recipe.module
-    if hasattr(recipe, "forward_module"):
-        from torch.nn.parallel import DistributedDataParallel
-
+def _data_parallel(recipe: Recipe, dist: DistContext) -> None:
+    """Make the recipe's loss forward data-parallel: DistributedDataParallel(recipe.module) as its
+    forward_module (rank 0's weights and buffers are broadcast to all ranks at wrapping)."""
+    if dist.is_distributed:
         device_ids = [dist.device.index] if dist.device.type == "cuda" else None
-        recipe.forward_module = DistributedDataParallel(module, device_ids=device_ids)
-        return False
-    broadcast_module(module, dist)
-    return True
-
-
-def _average_gradients(module: torch.nn.Module, dist: DistContext) -> None:
-    """Replace every gradient by its mean over ranks (the fallback of recipes without forward_module)."""
-    for param in module.parameters():
-        if param.requires_grad:
-            if param.grad is None:
-                param.grad = torch.zeros_like(param)
-            torch.distributed.all_reduce(param.grad, op=torch.distributed.ReduceOp.SUM)
-            param.grad.div_(dist.world_size)
+        recipe.forward_module = DistributedDataParallel(recipe.module, device_ids=device_ids)
 
 
 def _sync_buffers(module: torch.nn.Module, dist: DistContext) -> None:
@@ -230,7 +208,7 @@ def _sync_buffers(module: torch.nn.Module, dist: DistContext) -> None:
 
 def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, reporter: Reporter, epoch: int, *, has_checkpoint: bool,
-                 resume_file: Path, dist: DistContext, sync_gradients: bool = False) -> dict[str, float]:
+                 resume_file: Path, dist: DistContext) -> dict[str, float]:
     module = recipe.module
     module.train()
     loss_sum, correct, seen, scored = 0.0, 0, 0, 0
@@ -252,8 +230,6 @@ def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimi
                     f"step {step + 1}; {kept}", hint="lower --lr, or use --precision fp32")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(out.loss).backward()
-            if sync_gradients:
-                _average_gradients(module, dist)
             scaler.step(optimizer)
             scaler.update()
             n = len(batch)
@@ -297,13 +273,13 @@ def _epoch_line(record: dict[str, Any], epochs: int) -> str:
     return line + f", lr {record['lr']:.3g}, {record['seconds']:.1f}s"
 
 
-def _payload(recipe: Recipe, options: TrainOptions, context: TrainContext, state_dict: dict[str, torch.Tensor],
+def _payload(recipe: Recipe, spec: RecipeSpec, options: TrainOptions, context: TrainContext, state_dict: dict[str, torch.Tensor],
              history: list[dict[str, Any]], best: dict[str, Any]) -> dict[str, Any]:
     info = context.data_info
     return {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "kind": recipe.kind,
+        "kind": spec.kind,
         "name": options.model_name,
         "summary": recipe.summary(best),
         "method": options.method,

@@ -1,104 +1,139 @@
-"""TrainOptions: every setting of one training run, in one typed object.
+"""Options of one training run: `TrainOptions` (what every method shares) holding the method's own
+`MethodOptions` (declared by each recipe in core/training/recipes/<method>.py).
 
-Which method reads what (`defendr train METHOD`):
-    all        name, arch, epochs, batch_size, lr, optimizer, weight_decay, schedule, pretrained,
-               freeze_backbone, seed, data, workers, resume, force, defense/defense_variant/passes
-               (an inference-time defense recorded in a classifier's config)
-    adv        adv (paper mode: cached adversarial copies of the train split, doubled dataset)
-               or online + eps + eps_space + attack_steps + adv_ratio (attack each batch)
-    alp        adv (cached pairs) or online + eps + eps_space + attack_steps; pair_weight
-    clp        pair_weight
-    lsq        squeeze_weight
-    dunet      adv or online + eps + eps_space, target, guide, width_mult (recipes/dunet.py)
+Every field carries metadata the CLI and the profiles read (see `option`):
+    flag   the command-line flag ('--pair-weight'; default: '--' + name with '-' for '_')
+    help   one line for `defendr train METHOD --help`
+    cli    False for fields that have no flag (method, method_options)
 
 `None` for epochs / batch_size / arch means "the default for this run" (see `resolved`):
 paper settings (resnet101, Adam lr 1e-3, batch 128, 15 epochs) for full-size archs; for caches of
 <= 64 px images (and no --pretrained) arch defaults to tinyresnet with 8 epochs of batch 64
 (the quick CPU profile).
+
+Checkpoints and resume files store `TrainOptions.to_dict()`: one flat dict of plain values, the
+shared fields and the method's fields side by side (core.training.recipes.registry rebuilds the
+options from it with `options_from_dict`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.models.registry import DEFAULT_ARCH, TINY_ARCHS
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "step", "none")
-GUIDES = ("logits", "features", "pixels")
-EPS_SPACES = ("pixel", "normalized")
 DEFENSES = ("none", "random-resize-pad")
 SMALL_IMAGE_PX = 64
 
 
+def option(default: Any = MISSING, *, help: str, flag: str | None = None, default_factory: Any = MISSING) -> Any:
+    """A dataclass field with CLI metadata: `pair_weight: float = option(0.5, help="...")`."""
+    metadata = {"help": help, "flag": flag}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def flag_of(f: Field) -> str:
+    """The command-line flag of a dataclass field ('--pair-weight' for pair_weight)."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def cli_fields(cls: type) -> list[Field]:
+    """The fields of an options dataclass that have a command-line flag, in declaration order."""
+    return [f for f in fields(cls) if f.metadata.get("cli", True) and "help" in f.metadata]
+
+
+def check_choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(f"{flag} must be one of {', '.join(allowed)}, got '{value}'")
+
+
+def check_at_least(flag: str, value: float | None, low: float) -> None:
+    if value is not None and value < low:
+        raise InputError(f"{flag} must be at least {low:g}, got {value}")
+
+
+@dataclass
+class MethodOptions:
+    """Base of every recipe's own options (a dataclass of plain values, fields declared with `option`).
+
+    Subclasses override `validate` (calling super().validate()) to raise InputError naming the
+    flag and its allowed range, and `model_inputs` when the method reads other models.
+    """
+
+    def validate(self) -> "MethodOptions":
+        """InputError on any out-of-range value; returns self."""
+        return self
+
+    def model_inputs(self) -> list[str]:
+        """Names of workspace models this method reads (e.g. dunet's target classifier)."""
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (lists copied)."""
+        return {k: list(v) if isinstance(v, list) else v for k, v in asdict(self).items()}
+
+
 @dataclass
 class TrainOptions:
-    method: str = "baseline"
-    name: str | None = None                 # model name in models/ (default: the method)
-    arch: str | None = None                 # None: resnet101, or tinyresnet for <= 64 px caches
-    epochs: int | None = None               # None: 15 (full-size archs) or 8 (tiny archs)
-    batch_size: int | None = None           # None: 128 (full-size) or 64 (tiny)
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    pretrained: str | None = None           # path to a torchvision state dict, or 'imagenet'
-    freeze_backbone: bool = False
-    adv: list[str] = field(default_factory=list)   # adv set names or prefixes (train split)
-    online: str | None = None               # attack name for on-the-fly adversarial examples
-    eps: str = "4/255"                      # text, pixel units unless eps_space == 'normalized'
-    eps_space: str = "pixel"
-    attack_steps: int = 10                  # PGD steps for online attacks
-    adv_ratio: float = 0.5                  # share of each batch attacked (adv --online)
-    pair_weight: float = 0.5                # lambda of ALP / CLP
-    squeeze_weight: float = 0.05            # lambda of logit squeezing
-    guide: str = "logits"                   # dunet: loss on logits, features or pixels
-    target: str = "baseline"                # dunet: the frozen classifier guiding the denoiser
-    width_mult: float = 1.0                 # dunet: denoiser width multiplier
-    defense: str = "none"
-    defense_variant: str = "paper"
-    passes: int | None = None
-    seed: int = 0
-    data: str | None = None                 # clean cache name or path (default: the only one)
-    workers: int = 0                        # data-loading worker processes (0: in-process)
-    resume: bool = False
-    force: bool = False
+    """Settings every training method shares, plus the method name and its `method_options`
+    (None: the method's defaults, filled in by the recipe registry)."""
+
+    method: str = field(default="baseline", metadata={"cli": False})
+    method_options: MethodOptions | None = field(default=None, metadata={"cli": False})
+    name: str | None = option(None, help="Model name in models/ (default: the method).")
+    arch: str | None = option(None, help="resnet18|34|50|101|152, tinyresnet, tinycnn (default: resnet101; "
+                                         "tinyresnet for <= 64 px caches).")
+    epochs: int | None = option(None, help="Epochs (default 15; 8 for tiny archs).")
+    batch_size: int | None = option(None, help="Batch size, global over torchrun processes (default 128; "
+                                               "64 for tiny archs).")
+    lr: float = option(1e-3, help="Learning rate.")
+    optimizer: str = option("adam", help="adam | sgd (momentum 0.9).")
+    weight_decay: float = option(0.0, help="Weight decay.")
+    schedule: str = option("cosine", help="cosine | step (x0.1 every third) | none, per epoch.")
+    pretrained: str | None = option(None, help="torchvision state-dict file, or 'imagenet' (needs the network "
+                                               "or the torch hub cache).")
+    freeze_backbone: bool = option(False, help="Train only the last stage and the head.")
+    defense: str = option("none", help="none | random-resize-pad: inference-time defense recorded in the "
+                                       "checkpoint.")
+    defense_variant: str = option("paper", help="paper | competition (random-resize-pad).")
+    passes: int | None = option(None, help="Randomization passes averaged at inference.")
+    seed: int = option(0, help="Seed for every random choice; recorded in artefacts.")
+    data: str | None = option(None, help="Clean cache name or path (default: the workspace's only cache).")
+    workers: int = option(0, help="Data-loading worker processes (0: in-process).")
+    resume: bool = option(False, help="Continue an interrupted run of this name exactly.")
+    force: bool = option(False, help="Overwrite an existing artefact.")
 
     @property
     def model_name(self) -> str:
         return self.name or self.method
 
     def validate(self) -> "TrainOptions":
-        """InputError on any out-of-range value; returns self."""
-        _choice("--optimizer", self.optimizer, OPTIMIZERS)
-        _choice("--schedule", self.schedule, SCHEDULES)
-        _choice("--guide", self.guide, GUIDES)
-        _choice("--eps-space", self.eps_space, EPS_SPACES)
-        _choice("--defense", self.defense, DEFENSES)
-        for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
-            if value is not None and value < 1:
-                raise InputError(f"{flag} must be at least 1, got {value}")
+        """InputError on any out-of-range value (shared fields, then the method's); returns self."""
+        check_choice("--optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("--schedule", self.schedule, SCHEDULES)
+        check_choice("--defense", self.defense, DEFENSES)
+        check_at_least("--epochs", self.epochs, 1)
+        check_at_least("--batch-size", self.batch_size, 1)
         if not self.lr > 0:
             raise InputError(f"--lr must be positive, got {self.lr}")
         if self.weight_decay < 0:
             raise InputError(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if not 0.0 < self.adv_ratio <= 1.0:
-            raise InputError(f"--adv-ratio must be in (0, 1], got {self.adv_ratio}")
-        if self.pair_weight < 0 or self.squeeze_weight < 0:
-            raise InputError("--pair-weight and --squeeze-weight must be >= 0")
-        if self.attack_steps < 1:
-            raise InputError(f"--attack-steps must be at least 1, got {self.attack_steps}")
         if self.workers < 0:
             raise InputError(f"--workers must be >= 0, got {self.workers}")
         if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
             raise InputError(f"--name must be a plain file name, got '{self.name}'")
+        if self.method_options is not None:
+            self.method_options.validate()
         return self
 
     def resolved(self, image_size: int) -> "TrainOptions":
         """A copy with arch / epochs / batch_size filled in for a cache of `image_size` px."""
-        from defendr_cli.core.models.registry import DEFAULT_ARCH, TINY_ARCHS
-
         small = image_size <= SMALL_IMAGE_PX and not self.pretrained  # pretrained weights exist for resnets only
         arch = self.arch or ("tinyresnet" if small else DEFAULT_ARCH)
         tiny = arch in TINY_ARCHS
@@ -111,17 +146,10 @@ class TrainOptions:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values only (safe for weights_only checkpoints)."""
-        out = asdict(self)
-        out["adv"] = list(self.adv)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainOptions":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        """One flat dict of plain values: the shared fields and the method's (safe for weights_only files)."""
+        shared = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "method_options"}
+        own = self.method_options.to_dict() if self.method_options is not None else {}
+        return {**shared, **own}
 
 
-def _choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise InputError(f"{flag} must be one of {', '.join(allowed)}, got '{value}'")
+SHARED_FIELDS = tuple(f.name for f in fields(TrainOptions) if f.name != "method_options")

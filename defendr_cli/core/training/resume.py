@@ -12,12 +12,13 @@ It is deleted when the run completes.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from defendr_cli.core.atomic import atomic_path
+from defendr_cli.core.atomic import write_bytes_atomic
 from defendr_cli.core.errors import CorruptArtefactError, MissingArtefactError
 from defendr_cli.core.workspace import Workspace
 
@@ -30,8 +31,9 @@ def resume_path(workspace: Workspace, name: str) -> Path:
 
 
 def save_resume_state(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path, force=True) as tmp:
-        torch.save({"format": RESUME_FORMAT, "version": RESUME_VERSION, **state}, tmp)
+    buffer = io.BytesIO()  # serialized first, so a full disk fails in a plain write (see core.atomic)
+    torch.save({"format": RESUME_FORMAT, "version": RESUME_VERSION, **state}, buffer)
+    write_bytes_atomic(path, buffer.getbuffer(), force=True)
 
 
 def load_resume_state(path: Path, name: str) -> dict[str, Any]:

@@ -12,74 +12,74 @@ every batch the first round(adv_ratio * n) images are replaced by an attack on t
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.training.data import BatchSource, TrainBatch, resolve_adv_sets
-from defendr_cli.core.training.options import TrainOptions
-from defendr_cli.core.training.recipes import StepResult, TrainContext, register_recipe
+from defendr_cli.core.training.options import TrainOptions, option
+from defendr_cli.core.training.recipes.adversarial_source import (
+    AdversarialSourceOptions,
+    adv_set_parents,
+    make_online_attack,
+)
+from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult, TrainContext
 from defendr_cli.core.training.recipes.baseline import ClassifierRecipe, classification_loss
 
 
-def make_online_attack(options: TrainOptions, context: TrainContext):
-    """build_attack(options.online, eps=pixel eps [, steps]) as a callable (model, images, labels)
-    -> adversarial images float32 (n, 3, H, W) in [0, 1]."""
-    from defendr_cli.core.attacks import build_attack, eps_in_pixels, parse_eps
-    from defendr_cli.core.attacks.registry import attack_parameters
+@dataclass
+class AdvOptions(AdversarialSourceOptions):
+    adv_ratio: float = option(0.5, help="Online mode: share of each batch attacked.")
 
-    eps = eps_in_pixels(parse_eps(options.eps), options.eps_space)
-    allowed = attack_parameters(options.online)
-    params: dict[str, Any] = {"eps": eps}
-    if "steps" in allowed:
-        params["steps"] = options.attack_steps
-    if "check_success" in allowed:
-        params["check_success"] = False
-    attack = build_attack(options.online, **params)
-
-    def run(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return attack(model, images, labels, runtime=context.runtime).adv.detach()
-
-    return run
-
-
-def adv_set_parents(paths: list[Path]) -> list[dict[str, str]]:
-    return [{"role": "adversarial-set", "name": p.stem, "fingerprint": file_fingerprint(p)} for p in paths]
+    def validate(self) -> "AdvOptions":
+        super().validate()
+        if not 0.0 < self.adv_ratio <= 1.0:
+            raise InputError(f"--adv-ratio must be in (0, 1], got {self.adv_ratio}")
+        return self
 
 
 class CachedOrOnlineAdversarialRecipe(ClassifierRecipe):
     """Base of recipes that take adversarial images either from cached sets of the train split
-    (`--adv`, batches of kind `batch_kind`) or from an online attack on each batch (`--online`)."""
+    (`--adv`, batches of kind `batch_kind`) or from an online attack on each batch (`--online`).
+    Their method options inherit AdversarialSourceOptions."""
 
     method = "adv"
     batch_kind = "doubled"
     cached_words = "cached adversarial copies"
+    method_options: AdversarialSourceOptions
 
     def __init__(self, options: TrainOptions, context: TrainContext) -> None:
-        if bool(options.adv) == bool(options.online):
+        source = options.method_options
+        if bool(source.adv) == bool(source.online):
             raise InputError(f"`train {self.method}` needs either --adv SET (paper mode, {self.cached_words}) "
                              "or --online ATTACK (attack each batch): give exactly one of them")
-        self.attack = make_online_attack(options, context) if options.online else None
+        self.attack = make_online_attack(source, context) if source.online else None
         super().__init__(options, context)
 
     def make_train_batches(self) -> BatchSource:
         if self.attack is not None:
             return super().make_train_batches()
-        paths = resolve_adv_sets(self.context.workspace, self.options.adv, split="train",
+        paths = resolve_adv_sets(self.context.workspace, self.method_options.adv, split="train",
                                  clean_fingerprint=str(self.context.data_info.fingerprint), method=self.method)
         self.extra_parents = adv_set_parents(paths)
         return BatchSource(self.context.data_path, "train", self.options.batch_size, kind=self.batch_kind,
                            adv_paths=paths, workers=self.options.workers, dist=self.context.dist)
 
+    def describe_source(self) -> str:
+        """'online pgd eps 4/255' or '+set1, set2'."""
+        if self.attack is not None:
+            return f"online {self.method_options.online} eps {self.method_options.eps}"
+        return "+" + ", ".join(self.method_options.adv)
+
 
 class AdversarialTrainingRecipe(CachedOrOnlineAdversarialRecipe):
+    method_options: AdvOptions
+
     def batch_loss(self, batch: TrainBatch) -> StepResult:
         images = batch.images
         if self.attack is not None:
-            count = max(1, round(self.options.adv_ratio * len(batch)))
+            count = max(1, round(self.method_options.adv_ratio * len(batch)))
             adv = self.attack(self.module, images[:count], batch.labels[:count])
             images = torch.cat([adv, images[count:]])
         logits = self.forward_module(images)
@@ -87,8 +87,9 @@ class AdversarialTrainingRecipe(CachedOrOnlineAdversarialRecipe):
 
     def describe_method(self) -> str:
         if self.attack is not None:
-            return f"adv (online {self.options.online} eps {self.options.eps}, ratio {self.options.adv_ratio:g})"
-        return f"adv (+{', '.join(self.options.adv)})"
+            return f"adv ({self.describe_source()}, ratio {self.method_options.adv_ratio:g})"
+        return f"adv ({self.describe_source()})"
 
 
-register_recipe("adv", AdversarialTrainingRecipe)
+SPEC = RecipeSpec("adv", AdvOptions, AdversarialTrainingRecipe, kind="classifier",
+                  help="Adversarial training: cached adversarial copies (--adv) or an online attack (--online).")

@@ -9,13 +9,22 @@ the train split (`--adv fgsm-eps0.12`, paired batches) or from attacking each ba
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from defendr_cli.core.training.data import TrainBatch
-from defendr_cli.core.training.recipes import StepResult, register_recipe
 from defendr_cli.core.training.recipes.adv import CachedOrOnlineAdversarialRecipe
+from defendr_cli.core.training.recipes.adversarial_source import AdversarialSourceOptions
+from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult
 from defendr_cli.core.training.recipes.baseline import classification_loss
+from defendr_cli.core.training.recipes.clp import ClpOptions
+
+
+@dataclass
+class AlpOptions(AdversarialSourceOptions, ClpOptions):
+    """The adversarial source (--adv or --online ...) and clp's --pair-weight."""
 
 
 def adversarial_logit_pairing_loss(clean_logits: torch.Tensor, adv_logits: torch.Tensor, labels: torch.Tensor,
@@ -30,6 +39,7 @@ class AdversarialLogitPairingRecipe(CachedOrOnlineAdversarialRecipe):
     method = "alp"
     batch_kind = "paired"
     cached_words = "cached adversarial pairs"
+    method_options: AlpOptions
 
     def batch_loss(self, batch: TrainBatch) -> StepResult:
         if self.attack is not None:
@@ -39,13 +49,12 @@ class AdversarialLogitPairingRecipe(CachedOrOnlineAdversarialRecipe):
         n = len(batch)
         logits = self.forward_module(torch.cat([batch.images, adv]))
         clean_logits, adv_logits = logits[:n], logits[n:]
-        loss = adversarial_logit_pairing_loss(clean_logits, adv_logits, batch.labels, self.options.pair_weight)
+        loss = adversarial_logit_pairing_loss(clean_logits, adv_logits, batch.labels, self.method_options.pair_weight)
         return StepResult(loss, clean_logits, batch.labels)
 
     def describe_method(self) -> str:
-        source = f"online {self.options.online} eps {self.options.eps}" if self.attack is not None \
-            else "+" + ", ".join(self.options.adv)
-        return f"alp (λ={self.options.pair_weight:g}, {source})"
+        return f"alp (λ={self.method_options.pair_weight:g}, {self.describe_source()})"
 
 
-register_recipe("alp", AdversarialLogitPairingRecipe)
+SPEC = RecipeSpec("alp", AlpOptions, AdversarialLogitPairingRecipe, kind="classifier",
+                  help="Adversarial logit pairing: CE on clean and adversarial pairs + λ·MSE of their logits.")

@@ -6,6 +6,7 @@ and summary. Subclasses override `batch_loss` and, for other data, `make_train_b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from defendr_cli.core.fingerprint import file_fingerprint
+from defendr_cli.core.models.defenses import defense_spec
 from defendr_cli.core.models.registry import build_classifier
 from defendr_cli.core.training.data import BatchSource, TrainBatch
-from defendr_cli.core.training.options import TrainOptions
-from defendr_cli.core.training.recipes import StepResult, TrainContext, register_recipe
+from defendr_cli.core.training.options import MethodOptions, TrainOptions
+from defendr_cli.core.training.recipes.base import Recipe, RecipeSpec, StepResult, TrainContext
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -24,19 +26,26 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return F.cross_entropy(logits.float(), labels)
 
 
-class ClassifierRecipe:
-    """Train a `build_classifier(arch, num_classes)` on clean batches with cross-entropy."""
+@dataclass
+class BaselineOptions(MethodOptions):
+    """`baseline` has no options of its own (only the shared ones of TrainOptions)."""
 
-    kind = "classifier"
+
+class ClassifierRecipe(Recipe):
+    """Train a `build_classifier(arch, num_classes)` on clean batches with cross-entropy.
+
+    `self.options` is the run's TrainOptions; subclasses read their own fields from
+    `self.method_options` (options.method_options, an instance of their spec's options_class).
+    """
 
     def __init__(self, options: TrainOptions, context: TrainContext) -> None:
         self.options, self.context = options, context
+        self.method_options = options.method_options
         info = context.data_info
         model = build_classifier(options.arch, int(info.num_classes), options.pretrained)
         if options.freeze_backbone:
             model.freeze_backbone()
         self.module = context.runtime.prepare_model(model)
-        self.forward_module = self.module  # the loop swaps in a DDP wrapper in data-parallel runs
         self.extra_parents: list[dict[str, str]] = []  # set by subclasses (adversarial sets)
         self._parents: list[dict[str, str]] | None = None
         self.train_batches = self.make_train_batches()
@@ -64,8 +73,6 @@ class ClassifierRecipe:
         config: dict[str, Any] = {"arch": self.options.arch, "num_classes": int(self.context.data_info.num_classes),
                                   "image_size": int(self.context.data_info.image_size)}
         if self.options.defense != "none":
-            from defendr_cli.core.models.defenses import defense_spec
-
             config["defense"] = defense_spec(self.options.defense, self.options.defense_variant, self.options.passes)
         return config
 
@@ -100,4 +107,5 @@ class ClassifierRecipe:
         self.val_source.close()
 
 
-register_recipe("baseline", ClassifierRecipe)
+SPEC = RecipeSpec("baseline", BaselineOptions, ClassifierRecipe, kind="classifier",
+                  help="Cross-entropy on clean images.")

@@ -8,12 +8,25 @@ the squared differences over pairs and classes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from defendr_cli.core.training.data import TrainBatch
-from defendr_cli.core.training.recipes import StepResult, register_recipe
+from defendr_cli.core.training.options import MethodOptions, check_at_least, option
+from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult
 from defendr_cli.core.training.recipes.baseline import ClassifierRecipe, classification_loss
+
+
+@dataclass
+class ClpOptions(MethodOptions):
+    pair_weight: float = option(0.5, help="Lambda of the logit-pairing MSE.")
+
+    def validate(self) -> "ClpOptions":
+        super().validate()
+        check_at_least("--pair-weight", self.pair_weight, 0)
+        return self
 
 
 def clean_logit_pairing_loss(logits: torch.Tensor, labels: torch.Tensor, weight: float) -> torch.Tensor:
@@ -27,12 +40,15 @@ def clean_logit_pairing_loss(logits: torch.Tensor, labels: torch.Tensor, weight:
 
 
 class CleanLogitPairingRecipe(ClassifierRecipe):
+    method_options: ClpOptions
+
     def batch_loss(self, batch: TrainBatch) -> StepResult:
         logits = self.forward_module(batch.images)
-        return StepResult(clean_logit_pairing_loss(logits, batch.labels, self.options.pair_weight), logits, batch.labels)
+        return StepResult(clean_logit_pairing_loss(logits, batch.labels, self.method_options.pair_weight), logits, batch.labels)
 
     def describe_method(self) -> str:
-        return f"clp (λ={self.options.pair_weight:g})"
+        return f"clp (λ={self.method_options.pair_weight:g})"
 
 
-register_recipe("clp", CleanLogitPairingRecipe)
+SPEC = RecipeSpec("clp", ClpOptions, CleanLogitPairingRecipe, kind="classifier",
+                  help="Clean logit pairing: CE + λ·MSE between the logits of random pairs of clean images.")

@@ -22,20 +22,53 @@ reference {name, fingerprint} to the target, checked whenever the denoiser is lo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from defendr_cli.core.attacks.eps import eps_in_pixels, parse_eps
+from defendr_cli.core.attacks.fgsm import fgsm
 from defendr_cli.core.errors import InputError, MissingArtefactError
+from defendr_cli.core.io.adversarial import find_adv_sets, read_adv_info
+from defendr_cli.core.models.loading import check_checkpoint_against_cache, load_model
 from defendr_cli.core.models.denoised import denoised_config, freeze
 from defendr_cli.core.models.dunet import DUNet, DUNetConfig
 from defendr_cli.core.models.references import make_reference
 from defendr_cli.core.training.data import BatchSource, TrainBatch, resolve_adv_sets
-from defendr_cli.core.training.options import TrainOptions
-from defendr_cli.core.training.recipes import StepResult, TrainContext, register_recipe
-from defendr_cli.core.training.recipes.adv import adv_set_parents, make_online_attack
+from defendr_cli.core.training.options import TrainOptions, check_choice, option
+from defendr_cli.core.training.recipes.adversarial_source import (
+    AdversarialSourceOptions,
+    adv_set_parents,
+    make_online_attack,
+)
+from defendr_cli.core.training.recipes.base import Recipe, RecipeSpec, StepResult, TrainContext
+
+GUIDES = ("logits", "features", "pixels")
+
+
+@dataclass
+class DunetOptions(AdversarialSourceOptions):
+    """The adversarial pairs (--adv sets, or --online ATTACK; neither: every train-split set made
+    from the target), the guide loss, the frozen target and the denoiser's width."""
+
+    guide: str = option("logits", help="Guide loss on the target's logits | features | pixels.")
+    target: str = option("baseline", help="Frozen target classifier.")
+    width_mult: float = option(1.0, help="Denoiser width multiplier.")
+
+    def validate(self) -> "DunetOptions":
+        super().validate()
+        check_choice("--guide", self.guide, GUIDES)
+        if not self.width_mult > 0:
+            raise InputError(f"--width-mult must be positive, got {self.width_mult}")
+        if self.adv and self.online:
+            raise InputError("`train dunet` takes either --adv SETS (cached pairs) or --online ATTACK, not both")
+        return self
+
+    def model_inputs(self) -> list[str]:
+        return [self.target]
 
 
 class FeatureTap:
@@ -66,24 +99,15 @@ def guided_loss(guide: str, target: nn.Module, tap: FeatureTap | None, clean: to
     return (clean_features.float() - tap.output.float()).abs().mean(), logits
 
 
-class DunetRecipe:
-    """The Recipe (core.training.recipes) of the guided denoiser."""
-
-    kind = "denoised"
+class DunetRecipe(Recipe):
+    """The Recipe of the guided denoiser: `module` is the denoiser alone, the target stays frozen."""
 
     def __init__(self, options: TrainOptions, context: TrainContext) -> None:
-        from defendr_cli.core.models.loading import check_checkpoint_against_cache, load_model
-
         self.options, self.context = options, context
+        self.method_options: DunetOptions = options.method_options
         runtime, workspace = context.runtime, context.workspace
-        self.guide = options.guide
-        if self.guide not in ("logits", "features", "pixels"):
-            raise InputError(f"--guide must be logits, features or pixels, got '{self.guide}'")
-        if not options.width_mult > 0:
-            raise InputError(f"--width-mult must be positive, got {options.width_mult}")
-        if options.adv and options.online:
-            raise InputError("`train dunet` takes either --adv SETS (cached pairs) or --online ATTACK, not both")
-        loaded = load_model(workspace, options.target, device=runtime.device)
+        self.guide = self.method_options.guide
+        loaded = load_model(workspace, self.method_options.target, device=runtime.device)
         check_checkpoint_against_cache(loaded.payload, context.data_info)
         self.target_name = loaded.name
         self.target = runtime.prepare_model(freeze(loaded.module))
@@ -94,8 +118,9 @@ class DunetRecipe:
                 raise InputError(f"--guide features needs a target with a last conv stage; '{loaded.name}' "
                                  f"({loaded.kind}) has none: use --guide logits")
             self.tap = FeatureTap(self.target.last_conv_stage)
-        self.module = runtime.prepare_model(DUNet(DUNetConfig(width_mult=options.width_mult)))
-        self.online = make_online_attack(options, context) if options.online else None
+        self.module = runtime.prepare_model(DUNet(DUNetConfig(width_mult=self.method_options.width_mult)))
+        source = self.method_options
+        self.online = make_online_attack(source, context) if source.online else None
         self.adv_paths = [] if self.online else self._train_sets()
         self.adv_parents = adv_set_parents(self.adv_paths)  # fingerprints computed once
         batch_size = options.batch_size
@@ -107,10 +132,8 @@ class DunetRecipe:
     # -- data ---------------------------------------------------------------------------------
     def _train_sets(self) -> list:
         workspace, info = self.context.workspace, self.context.data_info
-        refs = list(self.options.adv)
+        refs = list(self.method_options.adv)
         if not refs:
-            from defendr_cli.core.io.adversarial import find_adv_sets
-
             refs = [s.name for s in find_adv_sets(workspace, split="train", source_model=self.target_name)
                     if not s.clean_fingerprint or s.clean_fingerprint == info.fingerprint]
             if not refs:
@@ -142,20 +165,16 @@ class DunetRecipe:
     def _validation_eps(self) -> float | torch.Tensor:
         """eps (pixel units) of the online val FGSM: the first training set's, else --eps."""
         if self.adv_paths:
-            from defendr_cli.core.io.adversarial import read_adv_info
-
             eps = read_adv_info(self.adv_paths[0]).eps
             return torch.tensor(eps, dtype=torch.float32) if isinstance(eps, list) else float(eps)
-        from defendr_cli.core.attacks.eps import eps_in_pixels, parse_eps
+        return eps_in_pixels(parse_eps(self.method_options.eps), self.method_options.eps_space)
 
-        return eps_in_pixels(parse_eps(self.options.eps), self.options.eps_space)
-
-    # -- Recipe protocol ------------------------------------------------------------------------
+    # -- Recipe interface ------------------------------------------------------------------------
     def batch_loss(self, batch: TrainBatch) -> StepResult:
         adv = batch.adv_images
         if adv is None:
             adv = self.online(self.target, batch.images, batch.labels)
-        loss, logits = guided_loss(self.guide, self.target, self.tap, batch.images, self.module(adv))
+        loss, logits = guided_loss(self.guide, self.target, self.tap, batch.images, self.forward_module(adv))
         return StepResult(loss, None if logits is None else logits.detach(), batch.labels)
 
     def validation_batches(self) -> Iterable[TrainBatch]:
@@ -164,8 +183,6 @@ class DunetRecipe:
     def validation_logits(self, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
         adv = batch.adv_images
         if adv is None:
-            from defendr_cli.core.attacks.fgsm import fgsm
-
             with torch.enable_grad():
                 adv = fgsm(self.target, batch.images, batch.labels, self._val_fgsm_eps,
                            runtime=self.context.runtime, check_success=False).adv
@@ -182,11 +199,11 @@ class DunetRecipe:
         return [self.target_reference, data, *self.adv_parents]
 
     def summary(self, best: dict[str, Any]) -> str:
-        pairs = f"online {self.options.online}" if self.online else "+".join(p.stem for p in self.adv_paths)
+        pairs = f"online {self.method_options.online}" if self.online else "+".join(p.stem for p in self.adv_paths)
         val = "cached " + ",".join(self.val_adv) if getattr(self, "val_adv", None) else "online FGSM"
         acc = best.get("val_acc")
         acc_text = f"{acc:.3f}" if isinstance(acc, (int, float)) else "n/a"
-        return (f"DUNET x{self.options.width_mult:g} ({self.guide}-guided) in front of '{self.target_name}', "
+        return (f"DUNET x{self.method_options.width_mult:g} ({self.guide}-guided) in front of '{self.target_name}', "
                 f"trained on {pairs}; val adv acc {acc_text} ({val})")
 
     def close(self) -> None:
@@ -198,4 +215,5 @@ class DunetRecipe:
             self._val.close()
 
 
-register_recipe("dunet", DunetRecipe)
+SPEC = RecipeSpec("dunet", DunetOptions, DunetRecipe, kind="denoised",
+                  help="Guided denoiser (HGD): a DUNET in front of a frozen target classifier.")

@@ -5,11 +5,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from defendr_cli.core.training.data import TrainBatch
-from defendr_cli.core.training.recipes import StepResult, register_recipe
+from defendr_cli.core.training.options import MethodOptions, check_at_least, option
+from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult
 from defendr_cli.core.training.recipes.baseline import ClassifierRecipe, classification_loss
+
+
+@dataclass
+class LsqOptions(MethodOptions):
+    squeeze_weight: float = option(0.05, help="Lambda of the squared logit norm.")
+
+    def validate(self) -> "LsqOptions":
+        super().validate()
+        check_at_least("--squeeze-weight", self.squeeze_weight, 0)
+        return self
 
 
 def logit_squeezing_loss(logits: torch.Tensor, labels: torch.Tensor, weight: float) -> torch.Tensor:
@@ -19,12 +32,15 @@ def logit_squeezing_loss(logits: torch.Tensor, labels: torch.Tensor, weight: flo
 
 
 class LogitSqueezingRecipe(ClassifierRecipe):
+    method_options: LsqOptions
+
     def batch_loss(self, batch: TrainBatch) -> StepResult:
         logits = self.forward_module(batch.images)
-        return StepResult(logit_squeezing_loss(logits, batch.labels, self.options.squeeze_weight), logits, batch.labels)
+        return StepResult(logit_squeezing_loss(logits, batch.labels, self.method_options.squeeze_weight), logits, batch.labels)
 
     def describe_method(self) -> str:
-        return f"lsq (λ={self.options.squeeze_weight:g})"
+        return f"lsq (λ={self.method_options.squeeze_weight:g})"
 
 
-register_recipe("lsq", LogitSqueezingRecipe)
+SPEC = RecipeSpec("lsq", LsqOptions, LogitSqueezingRecipe, kind="classifier",
+                  help="Logit squeezing: CE + λ·mean squared logit norm.")

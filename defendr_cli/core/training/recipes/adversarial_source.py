@@ -1,0 +1,65 @@
+"""Where adversarial training images come from, shared by the adv, alp and dunet recipes:
+cached adversarial sets of the train split (`--adv`) or an attack run on every batch (`--online`).
+
+`AdversarialSourceOptions` is the options group those recipes' own options inherit;
+`make_online_attack` turns it into a callable; `adv_set_parents` records the cached sets used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from defendr_cli.core.attacks import build_attack, eps_in_pixels, parse_eps
+from defendr_cli.core.attacks.registry import attack_parameters
+from defendr_cli.core.fingerprint import file_fingerprint
+from defendr_cli.core.training.options import MethodOptions, check_at_least, check_choice, option
+from defendr_cli.core.training.recipes.base import TrainContext
+
+EPS_SPACES = ("pixel", "normalized")
+
+OnlineAttack = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class AdversarialSourceOptions(MethodOptions):
+    """Cached adversarial sets (`adv`) or an online attack (`online`, `eps`, `eps_space`, `attack_steps`)."""
+
+    adv: list[str] = option(default_factory=list, help="Cached adversarial sets of the train split (names or "
+                                                       "prefixes, repeat or comma-separate).")
+    online: str | None = option(None, help="Attack each batch with this attack (fgsm, pgd, bim, mifgsm).")
+    eps: str = option("4/255", help="Online attack eps, e.g. 4/255 (pixel units unless --eps-space normalized).")
+    eps_space: str = option("pixel", help="Online attack eps units: pixel | normalized.")
+    attack_steps: int = option(10, help="Online attack: steps of iterative attacks.")
+
+    def validate(self) -> "AdversarialSourceOptions":
+        super().validate()
+        check_choice("--eps-space", self.eps_space, EPS_SPACES)
+        check_at_least("--attack-steps", self.attack_steps, 1)
+        return self
+
+
+def make_online_attack(options: AdversarialSourceOptions, context: TrainContext) -> OnlineAttack:
+    """build_attack(options.online, eps=pixel eps [, steps]) as a callable (model, images, labels)
+    -> adversarial images float32 (n, 3, H, W) in [0, 1]."""
+    eps = eps_in_pixels(parse_eps(options.eps), options.eps_space)
+    allowed = attack_parameters(options.online)
+    params: dict[str, Any] = {"eps": eps}
+    if "steps" in allowed:
+        params["steps"] = options.attack_steps
+    if "check_success" in allowed:
+        params["check_success"] = False
+    attack = build_attack(options.online, **params)
+
+    def run(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return attack(model, images, labels, runtime=context.runtime).adv.detach()
+
+    return run
+
+
+def adv_set_parents(paths: list[Path]) -> list[dict[str, str]]:
+    return [{"role": "adversarial-set", "name": p.stem, "fingerprint": file_fingerprint(p)} for p in paths]
