@@ -141,7 +141,7 @@ class AttackSpec:
                 return float(text)
         except ValueError as exc:
             kind = type(default).__name__
-            raise InputError(f"option {key} of {self.name} takes a {kind}, got '{text}'") from exc
+            raise InputError(f"option {key} of {self.name} takes a value of type {kind}, got '{text}'") from exc
         for convert in (int, float):
             try:
                 return convert(text)
