@@ -53,7 +53,8 @@ class AttackSpec:
     stochastic: the attack draws from `generator` (random start, random search); the stage then
         passes a seeded generator and restores its state before every eps.
     multi_eps: optional `(model, images, labels, eps_list, **same keywords) -> [AttackResult]` that
-        attacks several eps at once (FGSM shares one gradient); the stage prefers it.
+        attacks several eps at once (FGSM shares one gradient); the stage prefers it and calls it
+        with check_success=False (it measures success on the stored images).
     name_suffix: optional `(options) -> str` appended after the eps in a set's name; `options`
         holds the attack's own options as the stage passes them (steps, restarts, ...). The default
         (`standard_name_suffix`) writes '-s<steps>', '-norand', '-r<restarts>' and '-<key><value>'
