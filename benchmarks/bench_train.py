@@ -124,7 +124,7 @@ def accuracy(ws: Workspace, model_name: str, images: torch.Tensor, labels: torch
 
 def section_accuracy(tmp: Path) -> dict:
     from defendr_cli.core.attacks import parse_eps_list
-    from defendr_cli.core.attacks.stage import AttackStageConfig, run_attack_stage
+    from defendr_cli.core.stages.attack import AttackStageConfig, run_attack
     from defendr_cli.core.io.adversarial import AdvSetReader
 
     ws, cache = make_workspace(tmp / "acc", classes=10, size=32, per_class={"train": 240, "val": 20, "test": 40})
@@ -142,8 +142,8 @@ def section_accuracy(tmp: Path) -> dict:
     attack_seconds = {}
     for attack, steps, splits in (("fgsm", None, ["train", "test"]), ("pgd", 10, ["train"])):
         started = time.perf_counter()
-        run_attack_stage(ws, AttackStageConfig(attack=attack, eps=parse_eps_list("8/255"), steps=steps,
-                                               model="baseline", splits=splits, preview=False), Runtime())
+        run_attack(ws, AttackStageConfig(attack=attack, eps=parse_eps_list("8/255"), steps=steps,
+                                         model="baseline", splits=splits, preview=False), Runtime())
         attack_seconds[attack] = round(time.perf_counter() - started, 1)
     run("adv", adv=["fgsm-eps8_255"])
     run("alp", adv=["pgd-eps8_255-s10"], pair_weight=0.5)

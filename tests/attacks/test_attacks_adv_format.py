@@ -1,20 +1,20 @@
-"""The adversarial-set file: writer/reader round trip, partial files, resume checks; OOM fallback."""
+"""The adversarial-set file: writer/reader round trip, partial files, resume checks, storage rounding."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from defendr_cli.core.attacks.batches import attack_batch, batch_generator
 from defendr_cli.core.io.adversarial import (
     AdvSetReader,
     AdvSetWriter,
+    from_storage,
     partial_adv_path,
     read_adv_info,
+    round_to_storage,
+    to_storage,
 )
 from defendr_cli.core.errors import ArtefactExistsError, CorruptArtefactError, InputError
-from defendr_cli.core.progress import NullReporter
-from defendr_cli.core.runtime import Runtime
 
 PARAMS = {"name": "x", "attack": "fgsm", "eps": 0.1, "eps_label": "0.1", "eps_space": "pixel", "split": "test",
           "source_model": "m", "source_model_fingerprint": "f" * 16, "clean_fingerprint": "c" * 16, "seed": 0}
@@ -70,42 +70,7 @@ def test_partial_file_is_not_a_set_and_resumes_only_with_equal_params(tmp_path):
         AdvSetWriter(path, count=6, image_shape=(3, 4, 4), dtype="float16", params=PARAMS)
 
 
-class _OomAttacker:
-    """Raises CUDA OOM for chunks larger than 4 rows; otherwise returns the rows + 1."""
-
-    runtime = Runtime(device=torch.device("cuda"))  # never touched: only its device type is read
-
-    def __init__(self):
-        self.sizes = []
-
-    def attack(self, images, labels, generator, active):
-        self.sizes.append(images.shape[0])
-        if images.shape[0] > 4:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return labels.clone(), [{"adv": images + 1, "adv_pred": labels, "success": labels > 0, "targets": None}]
-
-
-def test_cuda_oom_halves_the_chunk_and_keeps_going():
-    attacker, reporter, chunk = _OomAttacker(), NullReporter(), [16]
-    images, labels = torch.rand(10, 3, 2, 2), torch.arange(10)
-    clean_pred, outs = attack_batch(attacker, images, labels, seed=0, split="test", batch_index=0, active=[True],
-                                     chunk=chunk, reporter=reporter)
-    assert chunk == [2] and attacker.sizes == [10, 5, 2, 2, 2, 2, 2]
-    assert torch.equal(outs[0]["adv"], images + 1) and torch.equal(clean_pred, labels)
-    assert "retrying with 5" in reporter.notes[0] and "retrying with 2" in reporter.notes[1]
-
-
-def test_batch_generator_depends_on_seed_split_and_batch():
-    draw = lambda *key: torch.rand(3, generator=batch_generator(*key))  # noqa: E731
-    assert torch.equal(draw(0, "test", 1), draw(0, "test", 1))
-    assert not torch.equal(draw(0, "test", 1), draw(0, "test", 2))
-    assert not torch.equal(draw(0, "test", 1), draw(0, "train", 1))
-    assert not torch.equal(draw(0, "test", 1), draw(1, "test", 1))
-
-
 @pytest.mark.parametrize("dtype", ["float16", "uint8"])
 def test_round_to_storage_equals_a_write_read_round_trip(dtype):
-    from defendr_cli.core.io.adversarial import from_storage, round_to_storage, to_storage
-
     images = torch.rand(20, 3, 4, 4)
     assert torch.equal(round_to_storage(images, dtype), from_storage(to_storage(images, dtype)))

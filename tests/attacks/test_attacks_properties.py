@@ -1,5 +1,6 @@
-"""Properties every attack must have: eps-ball and [0, 1], eps=0 identity, restored model state,
-monotone success in eps, PGD >= FGSM, targeted attacks beating chance, multi-eps FGSM."""
+"""Properties every registered attack must have (parametrized over the registry): eps-ball and
+[0, 1], eps=0 identity, restored model state; then monotone success in eps, PGD >= FGSM,
+targeted attacks beating chance, multi-eps FGSM."""
 
 from __future__ import annotations
 
@@ -7,10 +8,25 @@ import pytest
 import torch
 from torch import nn
 
-from defendr_cli.core.attacks import build_attack, fgsm, fgsm_multi, normalized_eps_to_pixel, pgd
+from defendr_cli.core.attacks import (
+    attack_names,
+    build_attack,
+    fgsm,
+    fgsm_multi,
+    get_attack,
+    normalized_eps_to_pixel,
+    pgd,
+)
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.runtime import Runtime
 
-ATTACKS = ["fgsm", "bim", "pgd", "mifgsm"]
+ATTACKS = attack_names()  # every registered attack
+
+
+def _run(name, model, x, y, eps):
+    """The attack with its defaults; a seeded generator for the attacks that draw random numbers."""
+    extra = {"generator": torch.Generator().manual_seed(0)} if get_attack(name).stochastic else {}
+    return build_attack(name, eps=eps)(model, x, y, **extra)
 
 
 def _small():
@@ -25,7 +41,7 @@ def _small():
 @pytest.mark.parametrize("eps", [0.05, normalized_eps_to_pixel(0.2)])
 def test_outputs_stay_in_ball_and_unit_range(name, eps):
     model, x, y = _small()
-    result = build_attack(name, eps=eps)(model, x, y, generator=torch.Generator().manual_seed(0))
+    result = _run(name, model, x, y, eps)
     bound = eps if isinstance(eps, float) else eps.view(1, 3, 1, 1)
     assert result.adv.shape == x.shape and result.adv.dtype == torch.float32
     assert ((result.adv - x).abs() <= bound + 1e-6).all()
@@ -37,7 +53,7 @@ def test_outputs_stay_in_ball_and_unit_range(name, eps):
 def test_eps_zero_is_identity(name):
     model, x, y = _small()
     model.eval()
-    result = build_attack(name, eps=0.0)(model, x, y)
+    result = _run(name, model, x, y, 0.0)
     assert torch.equal(result.adv, x)
     assert torch.equal(model(result.adv).argmax(1), model(x).argmax(1))
     assert not result.success[model(x).argmax(1) == y].any()
@@ -51,7 +67,7 @@ def test_model_mode_and_requires_grad_restored(name):
     model[0].weight.requires_grad_(False)
     before_modes = [m.training for m in model.modules()]
     before_flags = [p.requires_grad for p in model.parameters()]
-    build_attack(name, eps=0.1)(model, x, y)
+    _run(name, model, x, y, 0.1)
     assert [m.training for m in model.modules()] == before_modes
     assert [p.requires_grad for p in model.parameters()] == before_flags
     assert all(p.grad is None for p in model.parameters())
@@ -130,8 +146,6 @@ def test_predicted_labels_and_margin_loss(tiny_trained):
 
 
 def test_bf16_runtime_keeps_fp32_images(tiny_trained):
-    from defendr_cli.core.runtime import Runtime
-
     model, x, y = tiny_trained
     result = pgd(model, x, y, 0.03, steps=3, random_start=False, runtime=Runtime(precision="bf16"))
     assert result.adv.dtype == torch.float32 and ((result.adv - x).abs() <= 0.03 + 1e-6).all()

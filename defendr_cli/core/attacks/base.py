@@ -80,12 +80,15 @@ def frozen_model(model: nn.Module, *, eval_mode: bool = True) -> Iterator[nn.Mod
 
 
 class AttackContext:
-    """The model, runtime and loss one attack call uses; made by `attack_context`."""
+    """The model, runtime and loss one attack call uses; made by `attack_context`.
 
-    def __init__(self, model: nn.Module, runtime: Runtime | None, loss: str) -> None:
+    loss None: a context that only classifies (`goal`, `result`), e.g. the attack stage's own.
+    """
+
+    def __init__(self, model: nn.Module, runtime: Runtime | None, loss: str | None) -> None:
         self.model = model
         self.runtime = runtime
-        self.loss_fn = get_loss(loss)
+        self.loss_fn = get_loss(loss) if loss is not None else None
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """Images as fp32 (channels_last on CUDA runtimes), detached."""
@@ -121,19 +124,19 @@ class AttackContext:
 
     def goal(self, images: torch.Tensor, labels: torch.Tensor, *, targeted: bool | str = False,
              targets: torch.Tensor | None = None, label_mode: str = "true",
-             generator: torch.Generator | None = None) -> Goal:
+             generator: torch.Generator | None = None, clean_logits: torch.Tensor | None = None) -> Goal:
         """Resolve label mode and target mode into the classes the loss uses.
 
         label_mode 'predicted' replaces labels by the model's clean predictions (no label leaking).
         Targets: 'given' uses `targets`; 'random' draws a class != label uniformly (from
-        `generator`); 'least-likely' takes the clean logits' argmin.
+        `generator`); 'least-likely' takes the clean logits' argmin. `clean_logits` (N, K): the
+        model's logits on `images` when the caller has them already (saves a forward pass).
         """
         if label_mode not in LABEL_MODES:
             raise InputError(f"unknown label mode '{label_mode}': use one of {', '.join(LABEL_MODES)}")
         mode = normalize_target_mode(targeted)
         labels = labels.to(images.device, torch.long)
-        clean_logits = None
-        if label_mode == "predicted" or mode == "least-likely":
+        if clean_logits is None and (label_mode == "predicted" or mode == "least-likely"):
             clean_logits = self.logits(images)
         if label_mode == "predicted":
             labels = clean_logits.argmax(dim=1)

@@ -1,8 +1,8 @@
 """Parsing eps values ('8/255', '0.03', lists) and converting the paper's normalized-space eps.
 
 eps is always used in pixel units (images in [0, 1]). The paper's values (0.06, 0.12, 0.3) were
-most likely given on normalized tensors ((x - mean) / std); a normalized-space eps e equals a
-per-channel pixel eps e * std (DESIGN.md §4).
+most likely given on normalized tensors ((x - mean) / std, ImageNet mean and std); a
+normalized-space eps e equals a per-channel pixel eps e * std.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.models.normalize import IMAGENET_STD
+
 EPS_SPACES = ("pixel", "normalized")
 
 

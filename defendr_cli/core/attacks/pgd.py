@@ -22,8 +22,8 @@ from defendr_cli.core.attacks.base import (
     check_inputs,
     check_steps,
 )
-from defendr_cli.core.attacks import geometry
 from defendr_cli.core.attacks.geometry import as_channel_tensor, ball_bounds, project, sign_step
+from defendr_cli.core.attacks.geometry import random_start as random_start_point
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.runtime import Runtime
 
@@ -75,7 +75,7 @@ def pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLi
         best: AttackResult | None = None
         best_loss: torch.Tensor | None = None
         for _ in range(restarts):
-            adv = geometry.random_start(clean, eps_t, generator) if random_start else clean.clone()
+            adv = random_start_point(clean, eps_t, generator) if random_start else clean.clone()
             adv = sign_iterations(ctx, adv, goal, lower, upper, alpha, steps, eot)
             if restarts == 1:
                 return ctx.result(adv, goal) if check_success else ctx.unchecked(adv, goal)

@@ -1,27 +1,195 @@
-"""Attacks by name, for the stages that attack inside their loops (adversarial training, adaptive
-evaluation): `build_attack('pgd', eps=8/255, steps=10)(model, images, labels)`.
+"""The attacks by name: one `AttackSpec` per attack, read by everything that handles attacks by name.
+
+`build_attack('pgd', eps=8/255, steps=10)(model, images, labels)` is how the stages that attack
+inside their loops (adversarial training, adaptive evaluation) call an attack; the `attack` stage
+(core/stages/attack.py) reads the spec for which options an attack takes, its default step size,
+whether it draws random numbers, and how its sets are named. Adding an attack: write its function
+in its own module and add one `AttackSpec` to `_BUILT_IN` below (or call `register_attack`).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from defendr_cli.core.attacks.apgd import apgd
+from defendr_cli.core.attacks.apgd_t import apgd_t
 from defendr_cli.core.attacks.base import AttackResult
 from defendr_cli.core.attacks.bim import bim
-from defendr_cli.core.attacks.fgsm import fgsm
+from defendr_cli.core.attacks.fgsm import fgsm, fgsm_multi
+from defendr_cli.core.attacks.losses import LOSSES
 from defendr_cli.core.attacks.mifgsm import mifgsm
-from defendr_cli.core.attacks.pgd import pgd
+from defendr_cli.core.attacks.pgd import default_iterative_step_size, default_pgd_step_size, pgd
+from defendr_cli.core.attacks.square import square
 from defendr_cli.core.errors import InputError
 
-ATTACKS: dict[str, Callable[..., AttackResult]] = {"fgsm": fgsm, "bim": bim, "pgd": pgd, "mifgsm": mifgsm}
-ALIASES = {"i-fgsm": "bim", "ifgsm": "bim", "mi-fgsm": "mifgsm"}
-_CALL_ARGS = ("model", "images", "labels")
+EpsLike = float | torch.Tensor
+
+CALL_ARGS = ("model", "images", "labels")
+# Keywords every caller may pass to any attack; they are not the attack's own options.
+CALL_KEYWORDS = ("eps", "eps_list", "targeted", "targets", "label_mode", "loss", "generator", "runtime",
+                 "eval_mode", "check_success")
+# Keywords every attack function takes (generator too when stochastic). The stage passes
+# targeted/targets and loss only to attacks whose function takes them.
+REQUIRED_KEYWORDS = ("runtime",)
+_NO_DEFAULT = inspect.Parameter.empty
+
+
+def _format_value(value: Any) -> str:
+    """Filename-safe text of an option value: 0.75 -> '0.75', 'dlr' -> 'dlr'."""
+    return str(value).replace("/", "_").replace(" ", "")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack: its function and what the stages need to know about it.
+
+    function: `(model, images (N, 3, H, W) in [0, 1], labels int64 (N,), eps (pixel units), *,
+        targeted, targets, loss, runtime[, generator], **options) -> AttackResult`.
+    aliases: other accepted spellings ('i-fgsm' for 'bim'), lower case.
+    default_step_size: `(eps, steps) -> step size` in pixel units, recorded in a set's attributes
+        when the user gives none (None: the attack has no step size, or records none).
+    stochastic: the attack draws from `generator` (random start, random search); the stage then
+        passes a seeded generator and restores its state before every eps.
+    multi_eps: optional `(model, images, labels, eps_list, **same keywords) -> [AttackResult]` that
+        attacks several eps at once (FGSM shares one gradient); the stage prefers it and calls it
+        with check_success=False (it measures success on the stored images).
+    name_suffix: optional `(options) -> str` appended after the eps in a set's name; `options`
+        holds the attack's own options as the stage passes them (steps, restarts, ...). The default
+        (`standard_name_suffix`) writes '-s<steps>', '-norand', '-r<restarts>' and '-<key><value>'
+        for every other option that differs from its default; step_size never enters the name.
+    losses: the values `loss` may take for this attack.
+    description: one line for help texts.
+    """
+
+    name: str
+    function: Callable[..., AttackResult]
+    aliases: tuple[str, ...] = ()
+    default_step_size: Callable[[EpsLike, int], EpsLike] | None = None
+    stochastic: bool = False
+    multi_eps: Callable[..., list[AttackResult]] | None = None
+    name_suffix: Callable[[Mapping[str, Any]], str] | None = None
+    losses: tuple[str, ...] = LOSSES
+    description: str = ""
+    parameters: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    defaults: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        signature = inspect.signature(self.function)
+        params = [p for p in signature.parameters.values() if p.name not in CALL_ARGS]
+        object.__setattr__(self, "parameters", tuple(p.name for p in params))
+        object.__setattr__(self, "defaults", {p.name: p.default for p in params if p.default is not _NO_DEFAULT})
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The attack's own keyword options (signature order), e.g. ('steps', 'step_size', ...)."""
+        return tuple(p for p in self.parameters if p not in CALL_KEYWORDS)
+
+    @property
+    def iterative(self) -> bool:
+        """Takes `steps`."""
+        return "steps" in self.options
+
+    @property
+    def takes_restarts(self) -> bool:
+        return "restarts" in self.options
+
+    @property
+    def takes_loss(self) -> bool:
+        """The caller chooses the objective (`loss`); False for attacks with their own (Square's margin)."""
+        return "loss" in self.parameters
+
+    @property
+    def takes_targets(self) -> bool:
+        """The attack has a targeted mode (`targeted`, `targets`)."""
+        return "targeted" in self.parameters
+
+    def suffix(self, options: Mapping[str, Any]) -> str:
+        """The name part after the eps for these options (see `name_suffix`)."""
+        rule = self.name_suffix if self.name_suffix is not None else self.standard_suffix
+        return rule(options)
+
+    def standard_suffix(self, options: Mapping[str, Any]) -> str:
+        """'-s<steps>', '-norand' (random start off where it is on by default), '-r<restarts>' (> 1),
+        then '-<key><value>' for every other option given with a non-default value."""
+        parts = []
+        if "steps" in options:
+            parts.append(f"-s{options['steps']}")
+        if self.defaults.get("random_start") is True and options.get("random_start") is False:
+            parts.append("-norand")
+        if (options.get("restarts") or 1) > 1:
+            parts.append(f"-r{options['restarts']}")
+        for key in self.options:
+            if key in ("steps", "step_size", "random_start", "restarts") or key not in options:
+                continue
+            value = options[key]
+            if key in self.defaults and value == self.defaults[key]:
+                continue
+            label = key.replace("_", "")
+            if isinstance(value, bool):
+                parts.append(f"-{label}" if value else f"-no{label}")
+            else:
+                parts.append(f"-{label}{_format_value(value)}")
+        return "".join(parts)
+
+    def parse_option(self, key: str, text: str) -> Any:
+        """An option's value from text ('4', '0.75', 'true', 'dlr'), typed like its default."""
+        if key not in self.options:
+            raise InputError(f"{self.name} does not take the option '{key}'"
+                             + (f" (it takes {', '.join(self.options)})" if self.options else ""))
+        default = self.defaults.get(key)
+        text = str(text).strip()
+        try:
+            if isinstance(default, bool):
+                lowered = text.lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError(text)
+                return lowered in ("true", "1", "yes", "on")
+            if isinstance(default, int):
+                return int(text)
+            if isinstance(default, float):
+                return float(text)
+        except ValueError as exc:
+            kind = type(default).__name__
+            raise InputError(f"option {key} of {self.name} takes a value of type {kind}, got '{text}'") from exc
+        for convert in (int, float):
+            try:
+                return convert(text)
+            except ValueError:
+                pass
+        return text
+
+
+ATTACKS: dict[str, AttackSpec] = {}
+ALIASES: dict[str, str] = {}
+
+
+def register_attack(spec: AttackSpec) -> AttackSpec:
+    """Add `spec` to ATTACKS (its aliases to ALIASES); ValueError when a name is taken or the
+    function lacks a keyword the stages pass."""
+    taken = [key for key in (spec.name, *spec.aliases) if key in ATTACKS or key in ALIASES]
+    if taken:
+        raise ValueError(f"attack name {', '.join(taken)} is already registered")
+    required = (*REQUIRED_KEYWORDS, "eps", *(("generator",) if spec.stochastic else ()))
+    missing = [key for key in required if key not in spec.parameters]
+    if missing:
+        raise ValueError(f"attack {spec.name}: its function must take {', '.join(missing)}")
+    ATTACKS[spec.name] = spec
+    for alias in spec.aliases:
+        ALIASES[alias] = spec.name
+    return spec
+
+
+def unregister_attack(name: str) -> None:
+    """Remove an attack and its aliases (tests that register a toy attack clean up with this)."""
+    spec = ATTACKS.pop(name)
+    for alias in spec.aliases:
+        ALIASES.pop(alias, None)
 
 
 def attack_names() -> list[str]:
@@ -37,10 +205,14 @@ def canonical_attack_name(name: str) -> str:
     return key
 
 
+def get_attack(name: str) -> AttackSpec:
+    """The spec of `name` (any alias, any case); InputError for unknown names."""
+    return ATTACKS[canonical_attack_name(name)]
+
+
 def attack_parameters(name: str) -> list[str]:
     """Keyword parameters the attack accepts (besides model, images, labels)."""
-    signature = inspect.signature(ATTACKS[canonical_attack_name(name)])
-    return [p for p in signature.parameters if p not in _CALL_ARGS]
+    return list(get_attack(name).parameters)
 
 
 @dataclass
@@ -54,7 +226,7 @@ class Attack:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **overrides: Any) -> AttackResult:
-        return ATTACKS[self.name](model, images, labels, **{**self.params, **overrides})
+        return ATTACKS[self.name].function(model, images, labels, **{**self.params, **overrides})
 
 
 def build_attack(name: str, **params: Any) -> Attack:
@@ -67,3 +239,22 @@ def build_attack(name: str, **params: Any) -> Attack:
     if "eps" not in params:
         raise InputError(f"attack '{key}' needs eps")
     return Attack(key, dict(params))
+
+
+_BUILT_IN = (
+    AttackSpec("fgsm", fgsm, multi_eps=fgsm_multi, description="one signed-gradient step"),
+    AttackSpec("bim", bim, aliases=("i-fgsm", "ifgsm"), default_step_size=default_iterative_step_size,
+               description="iterative FGSM from the clean image"),
+    AttackSpec("pgd", pgd, default_step_size=default_pgd_step_size, stochastic=True,
+               description="projected gradient descent with random start and restarts"),
+    AttackSpec("mifgsm", mifgsm, aliases=("mi-fgsm",), default_step_size=default_iterative_step_size,
+               description="momentum iterative FGSM"),
+    AttackSpec("apgd", apgd, aliases=("auto-pgd", "apgd-ce"), stochastic=True, losses=("ce", "dlr"),
+               description="Auto-PGD (Croce & Hein 2020): step-size schedule, momentum, CE or DLR loss"),
+    AttackSpec("apgd-t", apgd_t, aliases=("apgd_t", "apgdt"), stochastic=True,
+               description="targeted APGD with the targeted DLR loss over the top-k other classes"),
+    AttackSpec("square", square, stochastic=True,
+               description="Square Attack (Andriushchenko et al. 2020): score-based random search, no gradient"),
+)
+for _spec in _BUILT_IN:
+    register_attack(_spec)

@@ -120,12 +120,15 @@ def _check_format(path: Path, attrs: dict[str, Any], *, need_complete: bool = Tr
                                    hint="finish it with: defendr attack ... --resume")
 
 
+_BOOKKEEPING = ("format", "complete", "done")  # file-format attributes, not the set's settings
+
+
 def _info_from_attrs(path: Path, attrs: dict[str, Any]) -> AdvSetInfo:
     known = {f.name for f in fields(AdvSetInfo)} - {"path", "extra"}
     try:
         values = {key: attrs[key] for key in known if key in attrs}
-        extra = {key: attrs[key] for key in ("eps_given", "batch_size", "precision", "software_version")
-                 if key in attrs}
+        # eps_given, batch_size, precision, software_version and an attack's other options
+        extra = {key: value for key, value in attrs.items() if key not in known and key not in _BOOKKEEPING}
         return AdvSetInfo(path=Path(path), extra=extra, **values)
     except TypeError as exc:
         raise CorruptArtefactError(f"{path} is a damaged adversarial set ({exc})") from exc

@@ -12,8 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
+from defendr_cli.core.stages import attack as attack_stage
 from defendr_cli.core.stages import train as train_stage
 from defendr_cli.core.training.options import TrainOptions
 from defendr_cli.core.training.recipes.registry import train_options as recipe_train_options
@@ -136,17 +138,14 @@ def attack_specs(settings: dict[str, Any]) -> list[tuple[dict[str, Any], list[st
 
 
 def run_attack(env: StageEnv, spec: dict[str, Any], splits: list[str]) -> list[Path]:
-    from defendr_cli.core.attacks.eps import parse_eps_list
-    from defendr_cli.core.attacks.stage import AttackStageConfig, run_attack_stage
-
-    config = AttackStageConfig(
+    config = attack_stage.AttackStageConfig(
         attack=spec["attack"], eps=parse_eps_list(str(spec["eps"])), eps_space=spec.get("eps_space", "pixel"),
         steps=spec.get("steps"), model="baseline", data=data_name(env.settings), splits=splits,
         batch_size=int(env.settings["evaluate"].get("batch_size", 128)), seed=env.seed,
         # resuming keeps a complete set and continues a partial one; otherwise rewrite
         resume=env.resume, force=not env.resume,
     )
-    results = run_attack_stage(env.workspace, config, env.runtime, reporter=env.reporter)
+    results = attack_stage.run_attack(env.workspace, config, env.runtime, reporter=env.reporter)
     for item in results:
         env.reporter.note(f"{item.name}: accuracy {item.clean_accuracy:.1%} -> {item.adv_accuracy:.1%}")
     return [Path(item.path) for item in results]

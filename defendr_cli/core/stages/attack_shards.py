@@ -21,21 +21,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from defendr_cli.core.attacks.stage import (
-    AttackSetResult,
-    _attack_rows,
-    _finish,
-    _kept_result,
-    _Stage,
-    _stage_params,
-    set_name,
-)
 from defendr_cli.core.atomic import check_writable
+from defendr_cli.core.attacks.eps import EpsValue
+from defendr_cli.core.distributed import DistContext, all_gather_objects, barrier, shard_range
+from defendr_cli.core.errors import CorruptArtefactError
 from defendr_cli.core.io.adversarial import AdvSetWriter, from_storage, partial_adv_path
 from defendr_cli.core.io.h5 import open_h5
 from defendr_cli.core.io.reader import SplitReader
-from defendr_cli.core.distributed import DistContext, all_gather_objects, barrier, shard_range
-from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.stages.attack_config import AttackSetResult, set_name
+from defendr_cli.core.stages.attack_preview import write_preview
+from defendr_cli.core.stages.attack_sets import AttackRun, attack_rows, finish_set, kept_result, run_attributes
 
 _COLUMNS = ("labels", "clean_indices", "success", "clean_pred", "adv_pred", "targets")
 
@@ -64,25 +59,25 @@ class _SplitPlan:
     resumed: list[bool]  # per eps: some rank continued an interrupted shard
 
 
-def run_sharded(stage: _Stage, dist: DistContext) -> list[AttackSetResult]:
+def run_sharded(run: AttackRun, dist: DistContext) -> list[AttackSetResult]:
     """Attack this rank's shard of every split, then (rank 0) assemble; see the module docstring."""
-    plans = [_attack_shard(stage, split, dist) for split in stage.config.splits]
+    plans = [_attack_shard(run, split, dist) for split in run.config.splits]
     barrier(dist)  # every shard of every split is written
     results: list[AttackSetResult] = []
     if dist.is_main:
         for plan in plans:
-            results += _assemble(stage, plan, dist)
+            results += _assemble(run, plan, dist)
     barrier(dist)  # the sets exist when the command returns on any rank
     return results
 
 
-def _attack_shard(stage: _Stage, split: str, dist: DistContext) -> _SplitPlan:
-    config = stage.config
-    names = [set_name(config, eps, stage.model_name, split) for eps in config.eps]
-    finals = [stage.workspace.path_for("adv", name) for name in names]
+def _attack_shard(run: AttackRun, split: str, dist: DistContext) -> _SplitPlan:
+    config = run.config
+    names = [set_name(config, eps, run.model_name, split) for eps in config.eps]
+    finals = [run.workspace.path_for("adv", name) for name in names]
     keep = [config.resume and not config.force and path.exists() for path in finals]
-    kept = [_kept_result(stage, k, finals[k], names[k], split) for k in range(len(finals)) if keep[k]]
-    with SplitReader(stage.cache_path, split) as reader:
+    kept = [kept_result(run, k, finals[k], names[k], split) for k in range(len(finals)) if keep[k]]
+    with SplitReader(run.cache_path, split) as reader:
         count = len(reader)
         resumed = [False] * len(finals)
         if not all(keep):
@@ -93,11 +88,11 @@ def _attack_shard(stage: _Stage, split: str, dist: DistContext) -> _SplitPlan:
             writers: list[AdvSetWriter | None] = []
             try:
                 for k, eps in enumerate(config.eps):
-                    writers.append(None if keep[k] else _shard_writer(stage, reader, eps, k, names[k], finals[k],
+                    writers.append(None if keep[k] else _shard_writer(run, reader, eps, k, names[k], finals[k],
                                                                       split, first, stop, dist))
                 resumed = [w is not None and w.resumed_from > 0 for w in writers]
                 if stop > first:
-                    _attack_rows(stage, reader, split, writers, first_row=first, stop_row=stop)
+                    attack_rows(run, reader, split, writers, first_row=first, stop_row=stop)
             finally:
                 for writer in writers:
                     if writer is not None:
@@ -106,53 +101,51 @@ def _attack_shard(stage: _Stage, split: str, dist: DistContext) -> _SplitPlan:
     return _SplitPlan(split, names, finals, keep, kept, count, resumed)
 
 
-def _shard_writer(stage: _Stage, reader: SplitReader, eps, k: int, name: str, final: Path, split: str,
+def _shard_writer(run: AttackRun, reader: SplitReader, eps: EpsValue, k: int, name: str, final: Path, split: str,
                   first: int, stop: int, dist: DistContext) -> AdvSetWriter:
     """The writer of this rank's shard: the set's parameters plus the shard's rows (resumable)."""
-    params = {**_stage_params(stage, eps, k, name, split), "shard_rows": [first, stop], "world_size": dist.world_size}
+    params = {**run_attributes(run, eps, k, name, split), "shard_rows": [first, stop], "world_size": dist.world_size}
     return AdvSetWriter(_shard_final(final, dist.rank, dist.world_size), count=stop - first,
-                        image_shape=reader.image_shape, dtype=stage.config.dtype, params=params,
-                        resume=stage.config.resume, force=True)
+                        image_shape=reader.image_shape, dtype=run.config.dtype, params=params,
+                        resume=run.config.resume, force=True)
 
 
-def _assemble(stage: _Stage, plan: _SplitPlan, dist: DistContext) -> list[AttackSetResult]:
+def _assemble(run: AttackRun, plan: _SplitPlan, dist: DistContext) -> list[AttackSetResult]:
     """Rank 0: the final set of every eps from the shards, in row order, then the results."""
-    from defendr_cli.core.attacks.preview import write_preview
-
-    config = stage.config
+    config = run.config
     results = list(plan.kept)
     if all(plan.keep):
         return results
-    with SplitReader(stage.cache_path, plan.split) as reader:
+    with SplitReader(run.cache_path, plan.split) as reader:
         for k, eps in enumerate(config.eps):
             if plan.keep[k]:
                 continue
             shards = [shard_file(plan.finals[k], r, dist.world_size) for r in range(dist.world_size)]
-            final_writer = _open_final_writer(stage, reader, eps, k, plan)
+            final_writer = _open_final_writer(run, reader, eps, k, plan)
             try:
                 for rank, path in enumerate(shards):
-                    _copy_shard(path, final_writer, expected=shard_range(plan.count, replace(dist, rank=rank),
+                    copy_shard(path, final_writer, expected=shard_range(plan.count, replace(dist, rank=rank),
                                                                           align=config.batch_size))
-                result = _finish(final_writer, config, plan.names[k], plan.split, eps, stage.model_name,
+                result = finish_set(final_writer, config, plan.names[k], plan.split, eps, run.model_name,
                                  status="resumed" if plan.resumed[k] else "written")
             finally:
                 final_writer.close()
             for path in shards:
                 path.unlink(missing_ok=True)
             if config.preview:
-                result.preview = write_preview(result.path, reader, stage.cache_info.class_names)
+                result.preview = write_preview(result.path, reader, run.cache_info.class_names)
             results.append(result)
     return results
 
 
-def _open_final_writer(stage: _Stage, reader: SplitReader, eps, k: int, plan: _SplitPlan) -> AdvSetWriter:
+def _open_final_writer(run: AttackRun, reader: SplitReader, eps: EpsValue, k: int, plan: _SplitPlan) -> AdvSetWriter:
     """A fresh writer of the whole set with exactly the single-process parameters."""
-    return AdvSetWriter(plan.finals[k], count=len(reader), image_shape=reader.image_shape, dtype=stage.config.dtype,
-                        params=_stage_params(stage, eps, k, plan.names[k], plan.split), resume=False,
-                        force=stage.config.force)
+    return AdvSetWriter(plan.finals[k], count=len(reader), image_shape=reader.image_shape, dtype=run.config.dtype,
+                        params=run_attributes(run, eps, k, plan.names[k], plan.split), resume=False,
+                        force=run.config.force)
 
 
-def _copy_shard(path: Path, writer: AdvSetWriter, *, expected: tuple[int, int], chunk_rows: int = 256) -> None:
+def copy_shard(path: Path, writer: AdvSetWriter, *, expected: tuple[int, int], chunk_rows: int = 256) -> None:
     """Append the rows of one complete shard file to `writer` (stored values copied exactly)."""
     first, stop = expected
     if not path.exists():

@@ -13,6 +13,7 @@ import numpy as np
 
 from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.io.adversarial import read_adv_head
+from defendr_cli.core.io.reader import SplitReader
 
 PREVIEW_ROWS = 4
 
@@ -30,9 +31,9 @@ def amplified(perturbation: np.ndarray) -> np.ndarray:
     return np.clip(0.5 + perturbation / (2.0 * scale), 0.0, 1.0)
 
 
-def write_preview(set_path: Path, clean_reader, class_names: list[str], rows: int = PREVIEW_ROWS) -> Path:
+def write_preview(set_path: Path, clean_reader: SplitReader, class_names: list[str], rows: int = PREVIEW_ROWS) -> Path:
     """Draw the grid for the set at `set_path` (clean rows from `clean_reader`, a SplitReader)."""
-    import matplotlib
+    import matplotlib  # heavy optional import: loaded only when a preview is drawn
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
