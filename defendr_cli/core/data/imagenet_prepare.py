@@ -31,7 +31,8 @@ from defendr_cli.core.data.class_names import class_names_for
 from defendr_cli.core.data.imagenet_source import (DecodeResult, decode_image, decode_task, init_worker,
                                                    list_classes,
                                                    list_images, read_class_list, select_classes, train_folder)
-from defendr_cli.core.data.prepare import PrepareResult, SkippedFile, cache_name, check_image_size
+from defendr_cli.core.data.prepare import (PrepareResult, SkippedFile, cache_name, check_class_count,
+                                          check_image_size)
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.data.splits import SplitSpec, parse_split
 from defendr_cli.core.errors import InputError, SourceError
@@ -136,7 +137,7 @@ def _write_class(writer: CacheWriter, got: _ClassImages, spec: SplitSpec) -> Non
 
 
 def prepare_imagenet(workspace: Workspace, source: Path, *, classes: int | None = None,
-                     class_list: Path | None = None, per_class: int = 70, split: SplitSpec | str | None = None,
+                     class_list: Path | None = None, per_class: int | None = 70, split: SplitSpec | str | None = None,
                      image_size: int = 299, resize: str = "stretch", seed: int = 0, workers: int | None = None,
                      allow_short: bool = False, force: bool = False, reporter: Reporter | None = None,
                      name: str | None = None, path: Path | None = None) -> PrepareResult:
@@ -148,7 +149,6 @@ def prepare_imagenet(workspace: Workspace, source: Path, *, classes: int | None 
     the CPU count). Raises SourceError for an unusable folder or a short class (unless
     allow_short), ArtefactExistsError when the cache exists and `force` is False.
     """
-    reporter = reporter or NullReporter()
     if resize not in RESIZE_RULES:
         raise InputError(f"unknown --resize '{resize}': use {' or '.join(RESIZE_RULES)}")
     check_image_size(image_size)
@@ -156,17 +156,35 @@ def prepare_imagenet(workspace: Workspace, source: Path, *, classes: int | None 
     folder = train_folder(source)
     wnids = select_classes(list_classes(folder), classes,
                            read_class_list(class_list) if class_list is not None else None)
+    check_class_count(len(wnids))
     kind = "imagenet" if class_list is None else "imagenet-list"
     name = name or cache_name(kind, len(wnids), spec.per_class, image_size, resize=resize, seed=seed)
     out = Path(path) if path is not None else workspace.path_for("data", name)
-    check_writable(out, force=force)
-    plans = _plans(folder, wnids, spec.per_class, seed, allow_short)
     names, names_origin = class_names_for(wnids, folder)
+    return prepare_class_folders(folder, wnids, names, out, spec=spec, image_size=image_size, resize=resize,
+                                 seed=seed, workers=workers, allow_short=allow_short, force=force,
+                                 reporter=reporter, source=f"ImageNet-layout folder {folder.resolve()}",
+                                 source_kind="imagenet", notes=[names_origin])
+
+
+def prepare_class_folders(folder: Path, class_dirs: list[str], class_names: list[str], out: Path, *,
+                          spec: SplitSpec, image_size: int, resize: str, seed: int, workers: int | None,
+                          allow_short: bool, force: bool, reporter: Reporter | None, source: str,
+                          source_kind: str, notes: list[str]) -> PrepareResult:
+    """Decode `folder/<class_dirs[i]>/*` (label i, class id = the folder name) into the cache `out`.
+
+    The shared engine of every class-folder source (ImageNet layout, generic class folders): the
+    per-class seeded choice, the decoding pool, replacement of unreadable files, short classes.
+    `notes` are returned in the result (e.g. where the class names came from).
+    """
+    reporter = reporter or NullReporter()
+    check_writable(out, force=force)
+    plans = _plans(folder, class_dirs, spec.per_class, seed, allow_short)
     workers = default_workers() if workers is None else max(1, workers)
     started = time.perf_counter()
     collected: list[_ClassImages] = []
-    writer_args = dict(image_size=image_size, resize=resize, class_ids=wnids, class_names=names, seed=seed,
-                       source=f"ImageNet-layout folder {folder.resolve()}", source_kind="imagenet", force=force)
+    writer_args = dict(image_size=image_size, resize=resize, class_ids=class_dirs, class_names=class_names,
+                       seed=seed, source=source, source_kind=source_kind, force=force)
 
     with reporter.task("decode images", total=sum(p.need for p in plans)) as task, \
             contextlib.closing(_decode_classes(plans, folder, image_size, resize, workers, task)) as decoded:
@@ -180,7 +198,7 @@ def prepare_imagenet(workspace: Workspace, source: Path, *, classes: int | None 
                 for got in collected:
                     _write_class(writer, got, spec)
         else:
-            with CacheWriter(out, split_counts=spec.counts(len(wnids)), **writer_args) as writer:
+            with CacheWriter(out, split_counts=spec.counts(len(class_dirs)), **writer_args) as writer:
                 for got in decoded:
                     collected.append(_ClassImages(got.plan, [], [], got.skipped, got.replaced))
                     if len(got.images) < spec.per_class:
@@ -192,7 +210,7 @@ def prepare_imagenet(workspace: Workspace, source: Path, *, classes: int | None 
     seconds = time.perf_counter() - started
     skipped = [s for got in collected for s in got.skipped]
     short = {got.plan.wnid: len(got.images) for got in collected if allow_short and len(got.images) < spec.per_class}
-    notes = [names_origin]
+    notes = list(notes)
     if short:
         notes.append(f"{len(short)} class(es) kept with fewer than {spec.per_class} images (--allow-short)")
     info = read_cache_info(out)
