@@ -30,7 +30,8 @@ from defendr_cli.core.io.cache import RESIZE_RULES, CacheWriter
 from defendr_cli.core.data.class_names import class_names_for
 from defendr_cli.core.data.imagenet_source import (DecodeResult, decode_image, decode_task, init_worker,
                                                    list_classes,
-                                                   list_images, read_class_list, select_classes, train_folder)
+                                                   list_images, printable, read_class_list, select_classes,
+                                                   train_folder)
 from defendr_cli.core.data.prepare import (PrepareResult, SkippedFile, cache_name, check_class_count,
                                           check_image_size)
 from defendr_cli.core.io.reader import read_cache_info
@@ -77,11 +78,11 @@ def _plans(folder: Path, wnids: list[str], per_class: int, seed: int, allow_shor
     plans, short = [], []
     for index, wnid in enumerate(wnids):
         files = list_images(folder / wnid)
-        rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(wnid.encode())])
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(wnid.encode("utf-8", "surrogateescape"))])
         order = [files[i] for i in rng.permutation(len(files))]
         plans.append(_ClassPlan(index, wnid, order, min(per_class, len(files))))
         if len(files) < per_class:
-            short.append(f"{wnid} ({len(files)})")
+            short.append(f"{printable(wnid)} ({len(files)})")
     if short and not allow_short:
         raise SourceError(f"{len(short)} class(es) have fewer than {per_class} images: {', '.join(short[:5])}"
                           + (" ..." if len(short) > 5 else "")
@@ -116,7 +117,7 @@ def _decode_classes(plans: list[_ClassPlan], folder: Path, size: int, resize: st
 
 
 def _accept(got: _ClassImages, result: DecodeResult, folder: Path) -> bool:
-    relative = os.path.relpath(result.path, folder)
+    relative = printable(os.path.relpath(result.path, folder))
     if result.image is None:
         got.skipped.append(SkippedFile(relative, result.reason))
         return False
@@ -183,7 +184,8 @@ def prepare_class_folders(folder: Path, class_dirs: list[str], class_names: list
     workers = default_workers() if workers is None else max(1, workers)
     started = time.perf_counter()
     collected: list[_ClassImages] = []
-    writer_args = dict(image_size=image_size, resize=resize, class_ids=class_dirs, class_names=class_names,
+    writer_args = dict(image_size=image_size, resize=resize, class_ids=[printable(c) for c in class_dirs],
+                       class_names=[printable(n) for n in class_names],
                        seed=seed, source=source, source_kind=source_kind, force=force)
 
     with reporter.task("decode images", total=sum(p.need for p in plans)) as task, \
@@ -203,13 +205,13 @@ def prepare_class_folders(folder: Path, class_dirs: list[str], class_names: list
                     collected.append(_ClassImages(got.plan, [], [], got.skipped, got.replaced))
                     if len(got.images) < spec.per_class:
                         raise SourceError(
-                            f"class {got.plan.wnid} has only {len(got.images)} readable images of the "
+                            f"class {printable(got.plan.wnid)} has only {len(got.images)} readable images of the "
                             f"{spec.per_class} needed ({len(got.skipped)} unreadable); lower --per-class "
                             f"or pass --allow-short")
                     _write_class(writer, got, spec)
     seconds = time.perf_counter() - started
     skipped = [s for got in collected for s in got.skipped]
-    short = {got.plan.wnid: len(got.images) for got in collected if allow_short and len(got.images) < spec.per_class}
+    short = {printable(got.plan.wnid): len(got.images) for got in collected if allow_short and len(got.images) < spec.per_class}
     notes = list(notes)
     if short:
         notes.append(f"{len(short)} class(es) kept with fewer than {spec.per_class} images (--allow-short)")
