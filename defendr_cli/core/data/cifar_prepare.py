@@ -117,6 +117,6 @@ def prepare_cifar(workspace: Workspace, source: Path, *, kind: str | None = None
             task.advance(1)
     seconds = time.perf_counter() - started
     info = read_cache_info(out)
-    notes = [f"class ids are the {layout.title} class names; test split = CIFAR test set, "
+    notes = [f"class ids are the {layout.title.split()[0]} class names; test split = the CIFAR test set, "
              f"val carved out of the CIFAR training set"]
     return PrepareResult(path=out, info=info, seconds=seconds, images=sum(info.split_counts.values()), notes=notes)
