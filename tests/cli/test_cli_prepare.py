@@ -55,3 +55,57 @@ def test_prepare_from_an_imagenet_folder(tmp_path):
     assert "n00000002/notes.JPEG: not an image" in out and "short classes" in out
     strict = _run(ws, "prepare", "--source", str(train), "--classes", "4", "--per-class", "3", "--image-size", "8")
     assert strict.exit_code == 1 and "n00000004 (0)" in strict.output and "--allow-short" in strict.output
+
+
+def test_prepare_cifar_detected_and_with_format(tmp_path):
+    from tests.data.cifar_helpers import make_cifar
+
+    make_cifar(tmp_path / "src", "cifar10-bin", train_per_class=5, test_per_class=3)
+    ws = tmp_path / "ws"
+    detected = _run(ws, "prepare", "--source", str(tmp_path / "src"))
+    assert detected.exit_code == 0, detected.output
+    out = " ".join(detected.output.split())
+    assert "cifar10-c10-n8-32px" in out and "train 40 / val 10 / test 30" in out and "airplane .. truck" in out
+    make_cifar(tmp_path / "py", "cifar100-py", train_per_class=4, test_per_class=2)
+    chosen = _run(ws, "prepare", "--source", str(tmp_path / "py"), "--format", "cifar100", "--classes", "5",
+                  "--split", "3,1,2", "--image-size", "16", "--json")
+    assert chosen.exit_code == 0, chosen.output
+    assert json.loads(chosen.output)["split_counts"] == {"train": 15, "val": 5, "test": 10}
+    wrong = _run(ws, "prepare", "--source", str(tmp_path / "py"), "--format", "cifar10")
+    assert wrong.exit_code == 1 and "looks like cifar100-py" in wrong.output
+
+
+def test_prepare_refuses_a_poisoned_cifar_pickle(tmp_path):
+    import os
+    import pickle
+
+    from tests.data.cifar_helpers import make_cifar
+
+    class Poison:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'marker'}",)
+
+    folder = make_cifar(tmp_path / "src", "cifar10-py", train_per_class=1, test_per_class=1)
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": Poison()}))
+    result = _run(tmp_path / "ws", "prepare", "--source", str(folder))
+    assert result.exit_code == 1 and "refused to load" in result.output and "system" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "marker").exists()
+
+
+def test_prepare_class_folders_and_one_class_errors(tmp_path):
+    from tests.data.folder_helpers import make_class_folders
+
+    source = make_class_folders(tmp_path / "flowers", ["rose", "tulip"], per_class=4)
+    ws = tmp_path / "ws"
+    result = _run(ws, "prepare", "--source", str(source), "--format", "folder", "--per-class", "4",
+                  "--image-size", "8", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert read_cache_info(ws / "data" / "folder-c2-n4-8px.h5").class_ids == ["rose", "tulip"]
+    for args in (["--source", "synthetic", "--classes", "1"], ["--source", str(source), "--classes", "1"]):
+        one = _run(ws, "prepare", *args, "--per-class", "4")
+        assert one.exit_code == 1 and "at least 2 classes, not 1" in one.output
+        assert len(one.output.strip().splitlines()) == 1
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "notes.txt").write_text("x")
+    odd = _run(ws, "prepare", "--source", str(tmp_path / "odd"))
+    assert odd.exit_code == 1 and "1 file(s) (notes.txt)" in " ".join(odd.output.split())

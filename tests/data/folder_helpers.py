@@ -46,3 +46,24 @@ def make_imagenet_folder(root: Path, *, per_class: int = 6, with_problems: bool 
         (folder / "notes.JPEG").write_text("this is not an image\n")
         (folder / "readme.txt").write_text("ignored: not an image suffix\n")
     return train
+
+
+def make_class_folders(root: Path, classes: list[str], *, per_class: int = 4, suffix: str = ".jpg") -> Path:
+    """root/<class>/img_<i><suffix> with `per_class` small images each (varied sizes); returns root.
+    Image i of class c has a flat colour (10 * c + 1, 20 * i + 1, 7) so tests can tell them apart."""
+    for c, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("RGB", (24 + 3 * i, 18 + 2 * c), flat_colour(c, i)).save(folder / f"img_{i}{suffix}")
+    return root
+
+
+def flat_colour(c: int, i: int) -> tuple[int, int, int]:
+    return (10 * c + 1, 20 * i + 1, 7)
+
+
+def save_flat(path: Path, size: tuple[int, int], colour: tuple[int, int, int]) -> Path:
+    """A flat-colour image file of `size` (w, h); the format follows the suffix."""
+    Image.new("RGB", size, colour).save(path)
+    return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -63,7 +65,7 @@ def test_all_files_of_a_class_are_used_and_bad_ones_counted(folder, workspace):
 
 
 def test_deterministic_per_seed_and_choice_changes_with_seed(folder, workspace):
-    kwargs = dict(classes=1, per_class=3, split="1,1,1", image_size=8, workers=1)
+    kwargs = dict(classes=2, per_class=3, split="1,1,1", image_size=8, workers=1)
     a = prepare_imagenet(workspace, folder, seed=0, name="a", **kwargs)
     b = prepare_imagenet(workspace, folder, seed=0, name="b", **kwargs)
     assert a.info.fingerprint == b.info.fingerprint
@@ -75,14 +77,18 @@ def test_deterministic_per_seed_and_choice_changes_with_seed(folder, workspace):
     assert len(chosen) > 1
 
 
-def test_short_and_empty_classes_stop_the_run_naming_them(folder, workspace):
+def test_short_and_empty_classes_stop_the_run_naming_them(folder, workspace, tmp_path):
     with pytest.raises(SourceError, match="n00000001 \\(6\\)"):
         prepare_imagenet(workspace, folder, classes=2, per_class=7, image_size=8, workers=1)
     with pytest.raises(SourceError, match="n00000004 \\(0\\)"):
         prepare_imagenet(workspace, folder, classes=4, per_class=3, image_size=8, workers=1)
     # 13 files >= 12 needed, so the early check passes; 2 are unreadable -> 11 < 12 after decoding
+    # (a fresh copy whose n00000001 has 12 good files, since a cache needs two classes)
+    fresh = make_imagenet_folder(tmp_path / "fresh")
+    for good in sorted((fresh / "n00000001").iterdir()):
+        shutil.copy(good, good.with_name("copy_" + good.name))
     with pytest.raises(SourceError, match="n00000002 has only 11 readable"):
-        prepare_imagenet(workspace, folder, class_list=_list(workspace, "n00000002"), per_class=12,
+        prepare_imagenet(workspace, fresh, class_list=_list(workspace, "n00000001", "n00000002"), per_class=12,
                          split="10,1,1", image_size=8, workers=2)
     assert workspace.names("data") == []
     assert not any(workspace.data_dir.iterdir())  # no partial file left behind
@@ -106,14 +112,14 @@ def test_class_list_names_force_and_errors(folder, workspace):
     with pytest.raises(ArtefactExistsError):
         prepare_imagenet(workspace, folder, class_list=_list(workspace, "n00000003", "n00000001"),
                          per_class=3, split="1,1,1", image_size=8, resize="center-crop", workers=1)
-    unnamed = prepare_imagenet(workspace, folder, classes=1, per_class=3, split="1,1,1", image_size=8, workers=1)
-    assert unnamed.info.class_names == ["n00000001"]  # not in the shipped table: the wnid itself
+    unnamed = prepare_imagenet(workspace, folder, classes=2, per_class=3, split="1,1,1", image_size=8, workers=1)
+    assert unnamed.info.class_names == ["n00000001", "n00000002"]  # not in the shipped table: the wnid itself
     with pytest.raises(SourceError, match="n09999999"):
         prepare_imagenet(workspace, folder, class_list=_list(workspace, "n09999999"), per_class=3, image_size=8)
     with pytest.raises(SourceError, match="only 4 class folders"):
         prepare_imagenet(workspace, folder, classes=5, per_class=3, image_size=8)
     with pytest.raises(InputError, match="--resize"):
-        prepare_imagenet(workspace, folder, classes=1, per_class=3, image_size=8, resize="squash")
+        prepare_imagenet(workspace, folder, classes=2, per_class=3, image_size=8, resize="squash")
 
 
 def test_shipped_table_names_real_wnids():

@@ -30,8 +30,10 @@ from defendr_cli.core.io.cache import RESIZE_RULES, CacheWriter
 from defendr_cli.core.data.class_names import class_names_for
 from defendr_cli.core.data.imagenet_source import (DecodeResult, decode_image, decode_task, init_worker,
                                                    list_classes,
-                                                   list_images, read_class_list, select_classes, train_folder)
-from defendr_cli.core.data.prepare import PrepareResult, SkippedFile, cache_name, check_image_size
+                                                   list_images, printable, read_class_list, select_classes,
+                                                   train_folder)
+from defendr_cli.core.data.prepare import (PrepareResult, SkippedFile, cache_name, check_class_count,
+                                          check_image_size)
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.data.splits import SplitSpec, parse_split
 from defendr_cli.core.errors import InputError, SourceError
@@ -76,11 +78,11 @@ def _plans(folder: Path, wnids: list[str], per_class: int, seed: int, allow_shor
     plans, short = [], []
     for index, wnid in enumerate(wnids):
         files = list_images(folder / wnid)
-        rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(wnid.encode())])
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(wnid.encode("utf-8", "surrogateescape"))])
         order = [files[i] for i in rng.permutation(len(files))]
         plans.append(_ClassPlan(index, wnid, order, min(per_class, len(files))))
         if len(files) < per_class:
-            short.append(f"{wnid} ({len(files)})")
+            short.append(f"{printable(wnid)} ({len(files)})")
     if short and not allow_short:
         raise SourceError(f"{len(short)} class(es) have fewer than {per_class} images: {', '.join(short[:5])}"
                           + (" ..." if len(short) > 5 else "")
@@ -115,7 +117,7 @@ def _decode_classes(plans: list[_ClassPlan], folder: Path, size: int, resize: st
 
 
 def _accept(got: _ClassImages, result: DecodeResult, folder: Path) -> bool:
-    relative = os.path.relpath(result.path, folder)
+    relative = printable(os.path.relpath(result.path, folder))
     if result.image is None:
         got.skipped.append(SkippedFile(relative, result.reason))
         return False
@@ -136,7 +138,7 @@ def _write_class(writer: CacheWriter, got: _ClassImages, spec: SplitSpec) -> Non
 
 
 def prepare_imagenet(workspace: Workspace, source: Path, *, classes: int | None = None,
-                     class_list: Path | None = None, per_class: int = 70, split: SplitSpec | str | None = None,
+                     class_list: Path | None = None, per_class: int | None = 70, split: SplitSpec | str | None = None,
                      image_size: int = 299, resize: str = "stretch", seed: int = 0, workers: int | None = None,
                      allow_short: bool = False, force: bool = False, reporter: Reporter | None = None,
                      name: str | None = None, path: Path | None = None) -> PrepareResult:
@@ -148,7 +150,6 @@ def prepare_imagenet(workspace: Workspace, source: Path, *, classes: int | None 
     the CPU count). Raises SourceError for an unusable folder or a short class (unless
     allow_short), ArtefactExistsError when the cache exists and `force` is False.
     """
-    reporter = reporter or NullReporter()
     if resize not in RESIZE_RULES:
         raise InputError(f"unknown --resize '{resize}': use {' or '.join(RESIZE_RULES)}")
     check_image_size(image_size)
@@ -156,17 +157,36 @@ def prepare_imagenet(workspace: Workspace, source: Path, *, classes: int | None 
     folder = train_folder(source)
     wnids = select_classes(list_classes(folder), classes,
                            read_class_list(class_list) if class_list is not None else None)
+    check_class_count(len(wnids))
     kind = "imagenet" if class_list is None else "imagenet-list"
     name = name or cache_name(kind, len(wnids), spec.per_class, image_size, resize=resize, seed=seed)
     out = Path(path) if path is not None else workspace.path_for("data", name)
-    check_writable(out, force=force)
-    plans = _plans(folder, wnids, spec.per_class, seed, allow_short)
     names, names_origin = class_names_for(wnids, folder)
+    return prepare_class_folders(folder, wnids, names, out, spec=spec, image_size=image_size, resize=resize,
+                                 seed=seed, workers=workers, allow_short=allow_short, force=force,
+                                 reporter=reporter, source=f"ImageNet-layout folder {folder.resolve()}",
+                                 source_kind="imagenet", notes=[names_origin])
+
+
+def prepare_class_folders(folder: Path, class_dirs: list[str], class_names: list[str], out: Path, *,
+                          spec: SplitSpec, image_size: int, resize: str, seed: int, workers: int | None,
+                          allow_short: bool, force: bool, reporter: Reporter | None, source: str,
+                          source_kind: str, notes: list[str]) -> PrepareResult:
+    """Decode `folder/<class_dirs[i]>/*` (label i, class id = the folder name) into the cache `out`.
+
+    The shared engine of every class-folder source (ImageNet layout, generic class folders): the
+    per-class seeded choice, the decoding pool, replacement of unreadable files, short classes.
+    `notes` are returned in the result (e.g. where the class names came from).
+    """
+    reporter = reporter or NullReporter()
+    check_writable(out, force=force)
+    plans = _plans(folder, class_dirs, spec.per_class, seed, allow_short)
     workers = default_workers() if workers is None else max(1, workers)
     started = time.perf_counter()
     collected: list[_ClassImages] = []
-    writer_args = dict(image_size=image_size, resize=resize, class_ids=wnids, class_names=names, seed=seed,
-                       source=f"ImageNet-layout folder {folder.resolve()}", source_kind="imagenet", force=force)
+    writer_args = dict(image_size=image_size, resize=resize, class_ids=[printable(c) for c in class_dirs],
+                       class_names=[printable(n) for n in class_names],
+                       seed=seed, source=source, source_kind=source_kind, force=force)
 
     with reporter.task("decode images", total=sum(p.need for p in plans)) as task, \
             contextlib.closing(_decode_classes(plans, folder, image_size, resize, workers, task)) as decoded:
@@ -180,19 +200,19 @@ def prepare_imagenet(workspace: Workspace, source: Path, *, classes: int | None 
                 for got in collected:
                     _write_class(writer, got, spec)
         else:
-            with CacheWriter(out, split_counts=spec.counts(len(wnids)), **writer_args) as writer:
+            with CacheWriter(out, split_counts=spec.counts(len(class_dirs)), **writer_args) as writer:
                 for got in decoded:
                     collected.append(_ClassImages(got.plan, [], [], got.skipped, got.replaced))
                     if len(got.images) < spec.per_class:
                         raise SourceError(
-                            f"class {got.plan.wnid} has only {len(got.images)} readable images of the "
+                            f"class {printable(got.plan.wnid)} has only {len(got.images)} readable images of the "
                             f"{spec.per_class} needed ({len(got.skipped)} unreadable); lower --per-class "
                             f"or pass --allow-short")
                     _write_class(writer, got, spec)
     seconds = time.perf_counter() - started
     skipped = [s for got in collected for s in got.skipped]
-    short = {got.plan.wnid: len(got.images) for got in collected if allow_short and len(got.images) < spec.per_class}
-    notes = [names_origin]
+    short = {printable(got.plan.wnid): len(got.images) for got in collected if allow_short and len(got.images) < spec.per_class}
+    notes = list(notes)
     if short:
         notes.append(f"{len(short)} class(es) kept with fewer than {spec.per_class} images (--allow-short)")
     info = read_cache_info(out)

@@ -44,7 +44,22 @@ def train_folder(source: Path) -> Path:
 
 
 def _class_dirs(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Sub-folder names, sorted; hidden ones and symlinks back to `folder` or above it (loops) left out."""
+    here = folder.resolve()
+    names = []
+    for p in folder.iterdir():
+        if p.name.startswith(".") or not p.is_dir():
+            continue
+        if p.is_symlink() and (p.resolve() == here or p.resolve() in here.parents):
+            continue
+        names.append(p.name)
+    return sorted(names)
+
+
+def printable(text: str) -> str:
+    """`text` with bytes that are not UTF-8 (a file name from another encoding) shown as \\xNN escapes,
+    so that it can be stored in a cache and printed."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def list_classes(folder: Path) -> list[str]:
@@ -131,7 +146,8 @@ def decode_image(path: str, size: int, resize: str = "stretch") -> DecodeResult:
             image.load()
             array = np.array(_to_rgb(image), dtype=np.uint8)  # (h, w, 3), writable
     except Image.DecompressionBombError:
-        return DecodeResult(path, None, "image too large")
+        return DecodeResult(path, None, f"image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels: PIL's "
+                                        f"decompression-bomb guard)")
     except (OSError, ValueError, SyntaxError, Image.UnidentifiedImageError) as exc:
         return DecodeResult(path, None, _reason(exc))
     return DecodeResult(path, resize_uint8(array, size, resize))
@@ -155,6 +171,10 @@ def resize_uint8(array: np.ndarray, size: int, resize: str = "stretch") -> np.nd
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return exc.strerror  # an error of the file itself (loop, I/O error...), not of its content
     text = str(exc)
     if isinstance(exc, Image.UnidentifiedImageError) or "cannot identify" in text:
         return "not an image"

@@ -1,7 +1,10 @@
-"""`prepare`: build a clean cache in a workspace from the synthetic source or an ImageNet folder.
+"""`prepare`: build a clean cache in a workspace; the shared result type and checks of every source.
 
-    prepare_synthetic(ws, classes=10, per_class=70, image_size=32)      -> PrepareResult
-    prepare_imagenet(ws, source, classes=201, per_class=70, ...)         -> PrepareResult
+    prepare_synthetic(ws, classes=10, per_class=70, image_size=32)      -> PrepareResult  (here)
+    prepare_imagenet(ws, source, classes=201, per_class=70, ...)         -> PrepareResult  (imagenet_prepare)
+    prepare_folder(ws, source, classes=None, per_class=70, ...)          -> PrepareResult  (folder_prepare)
+    prepare_cifar(ws, source, per_class=None, split=None, ...)           -> PrepareResult  (cifar_prepare)
+    detect_format(source) -> DetectedSource (which of the above reads `source`)      (source_detect)
 """
 
 from __future__ import annotations
@@ -73,13 +76,23 @@ def check_image_size(image_size: int) -> None:
         raise InputError(f"--image-size must be between 8 and 1024 pixels, not {image_size}")
 
 
+MIN_CLASSES = 2
+
+
+def check_class_count(count: int) -> None:
+    """A cache needs at least two classes: nothing can be learned or attacked on one."""
+    if count < MIN_CLASSES:
+        raise InputError(f"a clean cache needs at least {MIN_CLASSES} classes, not {count}: "
+                         f"nothing can be learned or attacked on it (raise --classes or add class folders)")
+
+
 def prepare_synthetic(workspace: Workspace, classes: int = 10, per_class: int | None = 70,
                       image_size: int = 32, split: SplitSpec | str | None = None, seed: int = 0,
                       force: bool = False, reporter: Reporter | None = None, *,
                       name: str | None = None, path: Path | None = None) -> PrepareResult:
     """Draw the synthetic dataset into `workspace/data/<name>.h5` (or `path`).
 
-    classes: 1..MAX_CLASSES; per_class images per class, split per `split` ('54,6,10' or a
+    classes: 2..MAX_CLASSES (fewer is an InputError); per_class images per class, split per `split` ('54,6,10' or a
     SplitSpec; default the paper's proportions); image_size in pixels. Deterministic in `seed`.
     Raises ArtefactExistsError when the cache exists and `force` is False.
     """
@@ -88,6 +101,7 @@ def prepare_synthetic(workspace: Workspace, classes: int = 10, per_class: int | 
     if per_class is not None and spec.per_class != per_class:
         raise InputError(f"split {spec} adds up to {spec.per_class} images per class, not {per_class}")
     check_image_size(image_size)
+    check_class_count(classes)
     class_list = synthetic_classes(classes)
     name = name or cache_name("synthetic", classes, spec.per_class, image_size, seed=seed)
     out = Path(path) if path is not None else workspace.path_for("data", name)
