@@ -12,8 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from defendr_cli.core.data.prepare import cache_name
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
+from defendr_cli.core.stages.ensemble import EnsembleConfig
+from defendr_cli.core.stages.ensemble import run_ensemble as ensemble_stage
+from defendr_cli.core.stages.prepare import SYNTHETIC, PrepareConfig, source_kind
+from defendr_cli.core.stages.prepare import run_prepare as prepare_stage
 from defendr_cli.core.workspace import Workspace, adv_set_name, format_number
 
 
@@ -34,8 +39,6 @@ class StageEnv:
 
 def data_name(settings: dict[str, Any]) -> str:
     """The clean cache the profile makes, named by `prepare`'s own rule ('synthetic-c10-n300-32px')."""
-    from defendr_cli.core.data.prepare import cache_name
-
     data = settings["data"]
     kind = "synthetic" if data["source"] == "synthetic" else "imagenet"
     return cache_name(kind, int(data["classes"]), int(data["per_class"]), int(data["image_size"]),
@@ -65,17 +68,14 @@ def method_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------------------------- the stages
 
 def run_prepare(env: StageEnv) -> list[Path]:
-    from defendr_cli.core.data.imagenet_prepare import prepare_imagenet
-    from defendr_cli.core.data.prepare import prepare_synthetic
-
     data = env.settings["data"]
-    common = dict(per_class=int(data["per_class"]), split=str(data["split"]), image_size=int(data["image_size"]),
-                  seed=env.seed, force=True, reporter=env.reporter, name=data_name(env.settings))
-    if data["source"] == "synthetic":
-        result = prepare_synthetic(env.workspace, classes=int(data["classes"]), **common)
-    else:
-        result = prepare_imagenet(env.workspace, Path(data["source"]).expanduser(), classes=int(data["classes"]),
-                                  resize=str(data.get("resize", "stretch")), **common)
+    source = str(data["source"])
+    # a synthetic source draws images at size: the profile's resize applies to folders only
+    resize = "stretch" if source_kind(source) == SYNTHETIC else str(data.get("resize", "stretch"))
+    config = PrepareConfig(source=source, classes=int(data["classes"]), per_class=int(data["per_class"]),
+                           split=str(data["split"]), image_size=int(data["image_size"]), resize=resize,
+                           seed=env.seed, force=True, name=data_name(env.settings))
+    result = prepare_stage(env.workspace, config, reporter=env.reporter)
     for note in result.notes:
         env.reporter.note(note)
     return [Path(result.path)]
@@ -153,10 +153,8 @@ def run_attack(env: StageEnv, spec: dict[str, Any], splits: list[str]) -> list[P
 
 
 def run_ensemble(env: StageEnv, name: str, members: list[str]) -> list[Path]:
-    from defendr_cli.core.models.ensemble import create_ensemble
-
-    path, _ = create_ensemble(env.workspace, name, members, force=True)
-    return [Path(path)]
+    result = ensemble_stage(env.workspace, EnsembleConfig(name=name, members=list(members), force=True))
+    return [result.path]
 
 
 def _fmt_metrics(metrics: dict[str, Any]) -> str:
