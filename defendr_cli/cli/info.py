@@ -9,9 +9,8 @@ from rich.table import Table
 
 from defendr_cli.cli.common import JsonOpt, print_json, state
 from defendr_cli.cli.progress import RichReporter
-from defendr_cli.core.io.reader import CacheInfo, read_cache_info
-from defendr_cli.core.io.verify import verify_cache
-from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.io.reader import CacheInfo
+from defendr_cli.core.stages.info import run_info
 
 SHOW_CLASSES = 12
 
@@ -56,39 +55,30 @@ def _class_table(info: CacheInfo) -> Table:
     return table
 
 
+def info_command(
+    ctx: typer.Context,
+    cache: Annotated[str | None, typer.Argument(
+        help="Clean cache name (in data/) or path; default the workspace's only cache.")] = None,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Re-read every image and label and check the content fingerprint.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a clean cache's splits, counts, classes and attributes."""
+    app_state = state(ctx)
+    with RichReporter(app_state.err_console, enabled=verify and not as_json) as reporter:
+        result = run_info(app_state.workspace, cache, verify=verify, reporter=reporter)
+    report = result.verify
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        console = app_state.console
+        console.print(_info_table(result.info))
+        console.print(_class_table(result.info))
+        if report is not None and report.ok:
+            console.print(f"verified: {report.rows} images and labels match fingerprint {report.recorded} "
+                          f"({report.seconds:.1f} s)", markup=False, highlight=False)
+    result.raise_if_corrupt()
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("info")
-    def info_command(
-        ctx: typer.Context,
-        cache: Annotated[str | None, typer.Argument(
-            help="Clean cache name (in data/) or path; default the workspace's only cache.")] = None,
-        verify: Annotated[bool, typer.Option(
-            "--verify", help="Re-read every image and label and check the content fingerprint.")] = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Show a clean cache's splits, counts, classes and attributes."""
-        app_state = state(ctx)
-        workspace = app_state.workspace
-        path = workspace.resolve("data", cache) if cache else workspace.default_data()
-        info = read_cache_info(path)
-        report = None
-        if verify:
-            with RichReporter(app_state.err_console, enabled=not as_json) as reporter:
-                report = verify_cache(path, reporter=reporter)
-        if as_json:
-            payload = info.to_dict()
-            if report is not None:
-                payload["verify"] = {"ok": report.ok, "recorded": report.recorded, "computed": report.computed,
-                                     "rows": report.rows, "seconds": round(report.seconds, 3)}
-            print_json(payload)
-        else:
-            console = app_state.console
-            console.print(_info_table(info))
-            console.print(_class_table(info))
-            if report is not None and report.ok:
-                console.print(f"verified: {report.rows} images and labels match fingerprint {report.recorded} "
-                              f"({report.seconds:.1f} s)", markup=False, highlight=False)
-        if report is not None and not report.ok:
-            raise CorruptArtefactError(
-                f"the content of {path} does not match its fingerprint (recorded {report.recorded}, "
-                f"computed {report.computed})", hint="make it again with: defendr prepare --force")
+    app.command("info")(info_command)

@@ -11,12 +11,9 @@ from rich.table import Table
 
 from defendr_cli.cli.common import ForceOpt, JsonOpt, print_json, state
 from defendr_cli.cli.progress import RichReporter
-from defendr_cli.core.data.cifar_prepare import prepare_cifar
-from defendr_cli.core.data.folder_prepare import prepare_folder
-from defendr_cli.core.data.imagenet_prepare import prepare_imagenet
-from defendr_cli.core.data.prepare import PrepareResult, prepare_synthetic
-from defendr_cli.core.data.source_detect import FORMAT_CHOICES, resolve_source
-from defendr_cli.core.errors import InputError
+from defendr_cli.core.data.prepare import PrepareResult
+from defendr_cli.core.data.source_detect import FORMAT_CHOICES
+from defendr_cli.core.stages.prepare import PrepareConfig, run_prepare
 
 SHOW_SKIPPED = 20
 
@@ -42,76 +39,60 @@ def _summary_table(result: PrepareResult) -> Table:
     return table
 
 
+def prepare_command(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Option(
+        "--source", help="'synthetic' (built-in dataset), an ImageNet-layout folder train/<wnid>/*.JPEG, "
+                         "class folders <class>/*.jpg, or a CIFAR-10/100 folder (binary or python version).")
+    ] = "synthetic",
+    fmt: Annotated[str, typer.Option(
+        "--format", help=f"What --source holds: {' | '.join(FORMAT_CHOICES)} (auto: detected from its files).")
+    ] = "auto",
+    classes: Annotated[int | None, typer.Option(
+        "--classes", help="Number of classes (at least 2): the first N in sorted folder / label order "
+                                 "(default 201 for ImageNet, 10 for synthetic, all for class folders and CIFAR).")] = None,
+    class_list: Annotated[Path | None, typer.Option(
+        "--class-list", help="File with one wnid / class folder name per line (instead of --classes).")] = None,
+    per_class: Annotated[int | None, typer.Option(
+        "--per-class", help="Images per class (default 70; CIFAR: all of them).")] = None,
+    split: Annotated[str | None, typer.Option(
+        "--split", help="train,val,test images per class, e.g. 54,6,10 (default: those proportions; CIFAR: "
+                        "test from its test set, val carved out of its training set).")] = None,
+    image_size: Annotated[int | None, typer.Option(
+        "--image-size", help="Side of the square images in pixels (default 299 for a folder, "
+                                              "32 for synthetic and CIFAR).")
+    ] = None,
+    resize: Annotated[str, typer.Option(
+        "--resize", help="stretch (the paper) or center-crop (keep aspect, crop the middle).")] = "stretch",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for image choice / synthetic drawing.")] = 0,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Decoding processes (default: the CPU count).")] = None,
+    allow_short: Annotated[bool, typer.Option(
+        "--allow-short", help="Keep classes with fewer images than --per-class (fewer rows).")] = False,
+    name: Annotated[str | None, typer.Option("--name", help="Cache name (default derived from the parameters).")]
+    = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a clean cache in the workspace's data/ folder (HDF5, uint8, train/val/test splits)."""
+    app_state = state(ctx)
+    config = PrepareConfig(source=source, format=fmt, classes=classes, class_list=class_list, per_class=per_class, split=split,
+                           image_size=image_size, resize=resize, seed=seed, workers=workers,
+                           allow_short=allow_short, name=name, force=force)
+    with RichReporter(app_state.err_console, enabled=not as_json) as reporter:
+        result = run_prepare(app_state.workspace, config, reporter=reporter)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console = app_state.console
+    console.print(_summary_table(result))
+    for skipped in result.skipped[:SHOW_SKIPPED]:
+        console.print(f"  skipped {skipped.path}: {skipped.reason}", markup=False, highlight=False)
+    if len(result.skipped) > SHOW_SKIPPED:
+        console.print(f"  ... and {len(result.skipped) - SHOW_SKIPPED} more (see --json)")
+    for note in result.notes:
+        console.print(note, markup=False, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("prepare")
-    def prepare_command(
-        ctx: typer.Context,
-        source: Annotated[str, typer.Option(
-            "--source", help="'synthetic' (built-in dataset), an ImageNet-layout folder train/<wnid>/*.JPEG, "
-                             "class folders <class>/*.jpg, or a CIFAR-10/100 folder (binary or python version).")
-        ] = "synthetic",
-        fmt: Annotated[str, typer.Option(
-            "--format", help=f"What --source holds: {' | '.join(FORMAT_CHOICES)} (auto: detected from its files).")
-        ] = "auto",
-        classes: Annotated[int | None, typer.Option(
-            "--classes", help="Number of classes (at least 2): the first N in sorted folder / label order "
-                              "(default 201 for ImageNet, 10 for synthetic, all for class folders and CIFAR).")] = None,
-        class_list: Annotated[Path | None, typer.Option(
-            "--class-list", help="File with one wnid / class folder name per line (instead of --classes).")] = None,
-        per_class: Annotated[int | None, typer.Option(
-            "--per-class", help="Images per class (default 70; CIFAR: all of them).")] = None,
-        split: Annotated[str | None, typer.Option(
-            "--split", help="train,val,test images per class, e.g. 54,6,10 (default: those proportions; CIFAR: "
-                            "test from its test set, val carved out of its training set).")] = None,
-        image_size: Annotated[int | None, typer.Option(
-            "--image-size", help="Side of the square images in pixels (default 299 for a folder, 32 for synthetic "
-                                 "and CIFAR).")
-        ] = None,
-        resize: Annotated[str, typer.Option(
-            "--resize", help="stretch (the paper) or center-crop (keep aspect, crop the middle).")] = "stretch",
-        seed: Annotated[int, typer.Option("--seed", help="Seed for image choice / synthetic drawing.")] = 0,
-        workers: Annotated[int | None, typer.Option(
-            "--workers", help="Decoding processes (default: the CPU count).")] = None,
-        allow_short: Annotated[bool, typer.Option(
-            "--allow-short", help="Keep classes with fewer images than --per-class (fewer rows).")] = False,
-        name: Annotated[str | None, typer.Option("--name", help="Cache name (default derived from the parameters).")]
-        = None,
-        force: ForceOpt = False,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Build a clean cache in the workspace's data/ folder (HDF5, uint8, train/val/test splits)."""
-        app_state = state(ctx)
-        workspace = app_state.workspace
-        with RichReporter(app_state.err_console, enabled=not as_json) as reporter:
-            detected = resolve_source(source, fmt)
-            if detected.kind == "synthetic":
-                if class_list is not None:
-                    raise InputError("--class-list applies to an image folder, not to --source synthetic")
-                if resize != "stretch":
-                    raise InputError("--resize applies to an image folder; synthetic images are drawn at size")
-                result = prepare_synthetic(workspace, classes=10 if classes is None else classes,
-                                           per_class=per_class, image_size=image_size or 32, split=split, seed=seed,
-                                           force=force, reporter=reporter, name=name)
-            elif detected.kind in ("imagenet", "folder"):
-                prepare = prepare_imagenet if detected.kind == "imagenet" else prepare_folder
-                result = prepare(workspace, detected.path, classes=classes, class_list=class_list,
-                                 per_class=per_class, split=split, image_size=image_size or 299, resize=resize,
-                                 seed=seed, workers=workers, allow_short=allow_short, force=force,
-                                 reporter=reporter, name=name)
-            else:
-                if class_list is not None:
-                    raise InputError("--class-list applies to an image folder; for CIFAR use --classes N")
-                result = prepare_cifar(workspace, detected.path, kind=detected.kind, classes=classes,
-                                       per_class=per_class, split=split, image_size=image_size or 32,
-                                       resize=resize, seed=seed, force=force, reporter=reporter, name=name)
-        if as_json:
-            print_json(result.to_dict())
-            return
-        console = app_state.console
-        console.print(_summary_table(result))
-        for skipped in result.skipped[:SHOW_SKIPPED]:
-            console.print(f"  skipped {skipped.path}: {skipped.reason}", markup=False, highlight=False)
-        if len(result.skipped) > SHOW_SKIPPED:
-            console.print(f"  ... and {len(result.skipped) - SHOW_SKIPPED} more (see --json)")
-        for note in result.notes:
-            console.print(note, markup=False, highlight=False)
+    app.command("prepare")(prepare_command)

@@ -9,57 +9,57 @@ from rich.table import Table
 
 from defendr_cli.cli.common import JsonOpt, print_json, state
 from defendr_cli.cli.progress import RichReporter
+from defendr_cli.core.errors import InputError
+from defendr_cli.core.pipeline.paper_report import format_check_values
+from defendr_cli.core.pipeline.profile import resolve_settings
+from defendr_cli.core.pipeline.reproduce import reproduce
 from defendr_cli.core.runtime import Runtime
 
 
+def reproduce_command(
+    ctx: typer.Context,
+    profile: Annotated[str, typer.Option("--profile", help="quick (synthetic, CPU, minutes) | paper (ImageNet).")] = "quick",
+    source: Annotated[str | None, typer.Option("--source", help="ImageNet-layout folder (train/<wnid>/*.JPEG) or 'synthetic'.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a profile setting: key.sub=value (repeatable).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted training runs and attack sets.")] = False,
+    device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda[:N] (default: the profile's).")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="fp32 | bf16 | fp16 (default: the profile's).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every stage (prepare, train, attack, defenses, ensembles, evaluate, gradcam) and write one report.
+
+    Stages whose artefacts are current (same parameters and inputs) are skipped, so a second run is
+    instant and a changed setting reruns only what depends on it.
+    """
+    app_state = state(ctx)
+    settings = resolve_settings(profile, overrides or [], source=source)
+    if settings["data"]["source"] in (None, ""):
+        raise InputError(f"the '{profile}' profile needs --source PATH (an ImageNet-layout train folder)")
+    runtime = Runtime.create(device or settings.get("device", "auto"), precision or settings.get("precision", "fp32"))
+    settings["device"], settings["precision"] = str(runtime.device), runtime.precision
+    console = app_state.err_console
+
+    def on_stage(record) -> None:
+        mark = "[green]ran[/green]" if record.status == "ran" else "[dim]current, skipped[/dim]"
+        timing = f" in {record.seconds:.1f}s" if record.status == "ran" else ""
+        console.print(f"stage {record.id}: {mark}{timing}")
+
+    with RichReporter(console, enabled=not as_json) as reporter:
+        result = reproduce(app_state.workspace, settings, runtime, resume=resume, reporter=reporter,
+                           on_stage=on_stage)
+    if as_json:
+        print_json({"report": str(result.report_dir), "seconds": result.seconds,
+                    "stages": [vars(r) for r in result.stages], "phenomena": result.phenomena})
+        return
+    table = Table(title="Phenomena the run must show")
+    for column in ("check", "value", "threshold", "result"):
+        table.add_column(column)
+    for item in result.phenomena:
+        value, threshold = format_check_values(item)
+        table.add_row(item["name"], value, threshold, "[green]PASS[/green]" if item["passed"] else "[red]FAIL[/red]")
+    app_state.console.print(table)
+    app_state.console.print(f"report: {result.report_dir / 'report.md'}  ({result.seconds:.0f}s)")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("reproduce")
-    def reproduce_command(
-        ctx: typer.Context,
-        profile: Annotated[str, typer.Option("--profile", help="quick (synthetic, CPU, minutes) | paper (ImageNet).")] = "quick",
-        source: Annotated[str | None, typer.Option("--source", help="ImageNet-layout folder (train/<wnid>/*.JPEG) or 'synthetic'.")] = None,
-        overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a profile setting: key.sub=value (repeatable).")] = None,
-        resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted training runs and attack sets.")] = False,
-        device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda[:N] (default: the profile's).")] = None,
-        precision: Annotated[str | None, typer.Option("--precision", help="fp32 | bf16 | fp16 (default: the profile's).")] = None,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Run every stage (prepare, train, attack, defenses, ensembles, evaluate, gradcam) and write one report.
-
-        Stages whose artefacts are current (same parameters and inputs) are skipped, so a second run is
-        instant and a changed setting reruns only what depends on it.
-        """
-        from defendr_cli.core.pipeline.paper_report import format_check_values
-        from defendr_cli.core.pipeline.profile import resolve_settings
-        from defendr_cli.core.pipeline.reproduce import reproduce
-
-        app_state = state(ctx)
-        settings = resolve_settings(profile, overrides or [], source=source)
-        if settings["data"]["source"] in (None, ""):
-            from defendr_cli.core.errors import InputError
-
-            raise InputError(f"the '{profile}' profile needs --source PATH (an ImageNet-layout train folder)")
-        runtime = Runtime.create(device or settings.get("device", "auto"), precision or settings.get("precision", "fp32"))
-        settings["device"], settings["precision"] = str(runtime.device), runtime.precision
-        console = app_state.err_console
-
-        def on_stage(record) -> None:
-            mark = "[green]ran[/green]" if record.status == "ran" else "[dim]current, skipped[/dim]"
-            timing = f" in {record.seconds:.1f}s" if record.status == "ran" else ""
-            console.print(f"stage {record.id}: {mark}{timing}")
-
-        with RichReporter(console, enabled=not as_json) as reporter:
-            result = reproduce(app_state.workspace, settings, runtime, resume=resume, reporter=reporter,
-                               on_stage=on_stage)
-        if as_json:
-            print_json({"report": str(result.report_dir), "seconds": result.seconds,
-                        "stages": [vars(r) for r in result.stages], "phenomena": result.phenomena})
-            return
-        table = Table(title="Phenomena the run must show")
-        for column in ("check", "value", "threshold", "result"):
-            table.add_column(column)
-        for item in result.phenomena:
-            value, threshold = format_check_values(item)
-            table.add_row(item["name"], value, threshold, "[green]PASS[/green]" if item["passed"] else "[red]FAIL[/red]")
-        app_state.console.print(table)
-        app_state.console.print(f"report: {result.report_dir / 'report.md'}  ({result.seconds:.0f}s)")
+    app.command("reproduce")(reproduce_command)

@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from defendr_cli.core.evaluation import sanity
-from defendr_cli.core.evaluation.adaptive import AdaptiveEps, comparison_rows, is_stochastic, run_adaptive, subset_rows
+from defendr_cli.core.evaluation.adaptive import AdaptiveEps, is_stochastic, run_adaptive, subset_rows
+from defendr_cli.core.evaluation.report_tables import comparison_rows
+from defendr_cli.core.evaluation.results import AdaptiveRow, GridPoint
 from defendr_cli.core.evaluation.subjects import EvalModel, load_eval_model
 from defendr_cli.core.evaluation.transfer import run_transfer
 from defendr_cli.core.models.denoised import DenoisedClassifier
@@ -38,18 +40,19 @@ def test_adaptive_attack_through_denoiser_and_randomization_beats_transfer(eval_
     adaptive = run_adaptive(models, data, runtime=CPU, eps_values=[AdaptiveEps("32/255", 32 / 255)], steps=[5],
                             restarts=[1], eot=4, subset=None, batch_size=40,
                             transfer_sets=[pgd_set])
-    by_name = {m["name"]: m for m in adaptive["models"]}
-    assert by_name["rand"]["stochastic"] and by_name["rand"]["eot"] == 4
-    assert not by_name["dunet"]["stochastic"] and by_name["dunet"]["eot"] == 1
+    rand, dunet = adaptive.model("rand"), adaptive.model("dunet")
+    assert rand.stochastic and rand.eot == 4
+    assert not dunet.stochastic and dunet.eot == 1
     for row in comparison_rows(adaptive, transfer):
-        assert row["adaptive"] < row["transfer"], row
-        if row["model"] == "dunet":  # deterministic, subset=None: the same 40 images
-            assert row["transfer"] == row["transfer_all"]
-    for m in adaptive["models"]:
-        assert m["clean"] >= 0.9
-        checks = {c["name"]: c for c in m["checks"]}
-        assert checks["eps0-equals-clean"]["passed"]  # exact equality, randomized model included
-        assert m["eps0_accuracy"] == m["clean"]
+        assert row.adaptive < row.transfer, row
+        if row.model == "dunet":  # deterministic, subset=None: the same 40 images
+            assert row.transfer == row.transfer_all
+    for m in adaptive.models:
+        assert m.clean >= 0.9
+        checks = {c.name: c for c in m.checks}
+        assert checks["eps0-equals-clean"].passed  # exact equality, randomized model included
+        assert m.eps0_accuracy == m.clean
+    assert "attacks" not in adaptive.to_dict()["models"][0]  # per-attack columns only when filled
 
 
 def test_subset_is_seeded_and_sorted():
@@ -67,12 +70,12 @@ def test_is_stochastic_tells_randomization_apart():
 
 
 def _entry(grid, clean=0.8, eps0=0.8, large=0.0, stochastic=False):
-    return {"clean": clean, "eps0_accuracy": eps0, "large_eps_accuracy": large, "stochastic": stochastic,
-            "grid": grid}
+    return AdaptiveRow(name="m", kind="classifier", stochastic=stochastic, eot=1, clean=clean, grid=grid, robust={},
+                       transfer={}, eps0_accuracy=eps0, large_eps_accuracy=large)
 
 
 def _g(eps, steps, acc, restarts=1):
-    return {"eps_label": str(eps), "eps": eps, "steps": steps, "restarts": restarts, "accuracy": acc}
+    return GridPoint(eps_label=str(eps), eps=eps, steps=steps, restarts=restarts, accuracy=acc)
 
 
 def test_sanity_checks_pass_and_fail_as_they_should():

@@ -11,7 +11,8 @@ from defendr_cli.core.io.reader import SplitReader
 from defendr_cli.core.errors import MismatchError
 from defendr_cli.core.evaluation import metrics
 from defendr_cli.core.evaluation.subjects import load_eval_model
-from defendr_cli.core.evaluation.transfer import run_transfer, transfer_tables
+from defendr_cli.core.evaluation.report_tables import transfer_tables
+from defendr_cli.core.evaluation.transfer import run_transfer
 from defendr_cli.core.runtime import Runtime
 from tests.evaluation import eval_builders as B
 
@@ -35,16 +36,19 @@ def test_transfer_numbers_match_a_direct_computation(eval_ws):
         xa = a.read(np.arange(len(a)))
     with torch.no_grad():
         clean_pred, adv_pred = baseline(x).argmax(1).numpy(), baseline(xa).argmax(1).numpy()
-    row = result["models"][0]
-    assert row["name"] == "baseline"
-    assert row["clean"] == metrics.accuracy(clean_pred, y)
-    cell = row["sets"][pgd_name]
-    assert cell["adv100"] == metrics.accuracy(adv_pred, y)
-    assert cell["adv50"] == metrics.mixed_accuracy(clean_pred, adv_pred, y, seed=3)
-    assert cell["adv100"] < row["clean"]  # white-box pgd against the source model itself
-    assert [s["name"] for s in result["adv_sets"]] == ["fgsm-eps8_255-baseline-test", pgd_name]
-    assert result["models"][1]["train_attack"] == "fgsm-eps8_255"
-    assert np.asarray(result["confusion"]["matrix"]).sum() == len(y)
+    row = result.models[0]
+    assert row.name == "baseline"
+    assert row.clean == metrics.accuracy(clean_pred, y)
+    cell = row.sets[pgd_name]
+    assert cell.adv100 == metrics.accuracy(adv_pred, y)
+    assert cell.adv50 == metrics.mixed_accuracy(clean_pred, adv_pred, y, seed=3)
+    assert cell.adv100 < row.clean  # white-box pgd against the source model itself
+    assert [s.name for s in result.adv_sets] == ["fgsm-eps8_255-baseline-test", pgd_name]
+    assert result.models[1].train_attack == "fgsm-eps8_255"
+    assert np.asarray(result.confusion.matrix).sum() == len(y)
+    as_json = result.to_dict()  # results.json content: plain dicts under the same keys
+    assert as_json["models"][0]["sets"][pgd_name]["adv100"] == cell.adv100
+    assert as_json["cache"] == {"hits": result.cache_hits, "misses": result.cache_misses}
 
 
 def test_tables_follow_the_paper_layout(eval_ws):
@@ -59,10 +63,10 @@ def test_tables_follow_the_paper_layout(eval_ws):
 
 def test_predictions_are_cached_per_model_and_set(eval_ws, tmp_path):
     _, first = _run(eval_ws, cache_dir=tmp_path / "cache")
-    assert first["cache"] == {"hits": 0, "misses": 6}
+    assert (first.cache_hits, first.cache_misses) == (0, 6)
     _, second = _run(eval_ws, cache_dir=tmp_path / "cache")
-    assert second["cache"] == {"hits": 6, "misses": 0}
-    assert second["models"] == first["models"]
+    assert (second.cache_hits, second.cache_misses) == (6, 0)
+    assert second.models == first.models
 
 
 def test_adv_set_from_another_cache_is_a_mismatch(eval_ws, tmp_path):

@@ -10,21 +10,24 @@ Sanity checks (core.evaluation.sanity) are run on the results.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from defendr_cli.core.attacks import pgd
 from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation import sanity
-from defendr_cli.core.evaluation.predictions import seeded_randomness
+from defendr_cli.core.evaluation.metrics import eps_scalar
+from defendr_cli.core.evaluation.predictions import is_stochastic, seeded_randomness
+from defendr_cli.core.evaluation.results import AdaptiveResult, AdaptiveRow, AdaptiveSettings, AdvSetSummary, GridPoint
 from defendr_cli.core.evaluation.sharded import map_over_ranks
 from defendr_cli.core.evaluation.subjects import EvalModel
-from defendr_cli.core.evaluation.tables import Table
-from defendr_cli.core.evaluation.transfer import eps_scalar
+from defendr_cli.core.io.adversarial import AdvSetReader
+from defendr_cli.core.io.reader import SplitReader
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
 
@@ -42,10 +45,10 @@ class AdaptiveEps:
         return torch.tensor(self.value, dtype=torch.float32) if isinstance(self.value, list) else float(self.value)
 
 
-def sweep_eps(adv_sets: list[dict], extra: list = ()) -> list[AdaptiveEps]:
-    """The eps of the adaptive sweep: those of `adv_sets` (transfer-result dicts with 'eps_label' and
-    'eps'), then `extra` (EpsValue(label, value) in pixel units), one entry per distinct value."""
-    values = [AdaptiveEps(s["eps_label"], s["eps"]) for s in adv_sets]
+def sweep_eps(adv_sets: Sequence[AdvSetSummary], extra: Sequence = ()) -> list[AdaptiveEps]:
+    """The eps of the adaptive sweep: those of `adv_sets` (a transfer result's sets), then `extra`
+    (EpsValue(label, value) in pixel units), one entry per distinct value."""
+    values = [AdaptiveEps(s.eps_label, s.eps) for s in adv_sets]
     values += [AdaptiveEps(e.label, e.value) for e in extra]
     unique: dict[str, AdaptiveEps] = {}
     for value in values:
@@ -61,14 +64,6 @@ def subset_rows(count: int, subset: int | None, seed: int) -> np.ndarray:
         raise InputError(f"--subset must be at least 1, got {subset}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, count, 7]))
     return np.sort(rng.choice(count, size=subset, replace=False))
-
-
-@torch.no_grad()
-def is_stochastic(module: torch.nn.Module, images: torch.Tensor) -> bool:
-    """True when two forward passes on the same images differ (a randomized defense)."""
-    module.eval()
-    first, second = module(images), module(images)
-    return not torch.allclose(first.float(), second.float(), atol=1e-4, rtol=1e-4)
 
 
 @torch.no_grad()
@@ -88,8 +83,6 @@ def correct_mask(module: torch.nn.Module, images: torch.Tensor, labels: torch.Te
 def attack_correct_mask(module: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, runtime: Runtime, *,
                         eps: AdaptiveEps, steps: int, restarts: int, eot: int, seed: int, batch_size: int) -> np.ndarray:
     """Per-image correctness (N,) of `module` on PGD examples computed against `module` itself."""
-    from defendr_cli.core.attacks import pgd
-
     advs = []
     with seeded_randomness(seed, runtime):
         generator = torch.Generator().manual_seed(seed)  # CPU: the same starts on every device
@@ -120,20 +113,17 @@ def run_adaptive(
     transfer_sets: list[Path] = (),
     reporter: Reporter | None = None,
     dist: DistContext = SINGLE,
-) -> dict:
+) -> AdaptiveResult:
     """White-box PGD sweeps against every model end to end, plus sanity checks.
 
-    Returns a JSON-able dict: 'subset' (rows used), 'settings', and per model
-    {'name', 'stochastic', 'eot', 'clean', 'grid': [{'eps_label', 'eps', 'steps', 'restarts',
-    'accuracy'}], 'robust': {eps_label: worst-case accuracy over the grid}, 'checks': [...]}.
+    Returns an AdaptiveResult: the subset rows used, the settings, and per model an AdaptiveRow
+    (grid of GridPoints, 'robust' {eps_label: worst-case accuracy over the grid}, sanity checks).
     Accuracies are fractions in [0, 1] on the subset. With `transfer_sets` (cached adversarial
     test sets), each model also gets 'transfer': {set name: accuracy on the subset's copies}, so
     transfer and adaptive numbers compare on the same images. With `dist` (a torchrun run) the
     grid's configurations are spread over the ranks (core.evaluation.sharded.map_over_ranks); the
     result is the single-process one on every rank.
     """
-    from defendr_cli.core.io.reader import SplitReader
-
     if not models:
         raise InputError("no model to evaluate: give --model or --models")
     if not eps_values:
@@ -169,8 +159,7 @@ def run_adaptive(
             for index, (eps, n_steps, n_restarts) in enumerate(configs):
                 mask = shared[index] if shared is not None else attack_config(index)
                 masks.setdefault(eps.label, []).append(mask)
-                grid.append({"eps_label": eps.label, "eps": eps.value, "steps": n_steps, "restarts": n_restarts,
-                             "accuracy": float(mask.mean())})
+                grid.append(GridPoint(eps.label, eps.value, n_steps, n_restarts, float(mask.mean())))
                 task.advance(1, eps=eps.label, steps=n_steps, acc=float(mask.mean()))
             zero = attack_correct_mask(module, images, labels, runtime, eps=AdaptiveEps("0", 0.0), steps=steps[0],
                                        restarts=1, eot=used_eot, seed=seed, batch_size=batch_size)
@@ -181,86 +170,22 @@ def run_adaptive(
         transfer = {name: float(correct_mask(module, x, y, runtime, seed=seed + 1, batch_size=batch_size).mean())
                     for name, (x, y) in transfer_images.items()}
         robust = {label: float(np.logical_and.reduce(ms).mean()) for label, ms in masks.items()}
-        entry = {"name": model.name, "kind": model.kind, "stochastic": stochastic, "eot": used_eot,
-                 "clean": float(clean.mean()), "grid": grid, "robust": robust, "transfer": transfer,
-                 "eps0_accuracy": float(zero.mean()), "large_eps_accuracy": float(large.mean())}
-        entry["checks"] = [c.to_dict() for c in sanity.run_checks(entry, count=len(rows), near_zero=near_zero)]
+        entry = AdaptiveRow(name=model.name, kind=model.kind, stochastic=stochastic, eot=used_eot,
+                            clean=float(clean.mean()), grid=grid, robust=robust, transfer=transfer,
+                            eps0_accuracy=float(zero.mean()), large_eps_accuracy=float(large.mean()))
+        entry.checks = sanity.run_checks(entry, count=len(rows), near_zero=near_zero)
         results.append(entry)
-    return {
-        "protocol": "adaptive", "seed": seed, "subset": rows.tolist(),
-        "settings": {"eps": [e.label for e in eps_values], "steps": steps, "restarts": restarts, "eot": eot,
-                     "subset": len(rows), "large_eps": large_eps, "near_zero": near_zero},
-        "models": results,
-    }
+    settings = AdaptiveSettings(eps=[e.label for e in eps_values], steps=steps, restarts=restarts, eot=eot,
+                                subset=len(rows), large_eps=large_eps, near_zero=near_zero)
+    return AdaptiveResult(seed=seed, subset=rows.tolist(), settings=settings, models=results)
 
 
 def _subset_copies(paths: list[Path], rows: np.ndarray) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{set name: (adversarial copies of the subset rows it holds, their labels)}."""
-    from defendr_cli.core.io.adversarial import AdvSetReader
-
     out = {}
     for path in paths:
         with AdvSetReader(path) as reader:
             positions = np.flatnonzero(np.isin(reader.clean_indices, rows))
             out[reader.info.name] = (reader.read(positions),
                                      torch.as_tensor(reader.labels[positions], dtype=torch.int64))
-    return out
-
-
-def _eps_matches(a: Any, b: Any) -> bool:
-    a_arr, b_arr = np.atleast_1d(np.asarray(a, dtype=np.float64)), np.atleast_1d(np.asarray(b, dtype=np.float64))
-    if a_arr.shape != b_arr.shape and 1 not in (a_arr.size, b_arr.size):
-        return False
-    return bool(np.allclose(a_arr, b_arr, rtol=1e-4, atol=1e-6))
-
-
-def adaptive_tables(adaptive: dict, transfer: dict | None = None) -> list[Table]:
-    """Adaptive sweep table, sanity table and (with a transfer result) transfer-vs-adaptive table."""
-    tables = []
-    sweep = Table("adaptive-sweep", "Adaptive white-box PGD through the whole defense",
-                  ["Model", "EOT", "eps", "Steps", "Restarts", "Accuracy"], percent_columns={5},
-                  caption=f"Accuracy (%) on {adaptive['settings']['subset']} seeded test images.")
-    for m in adaptive["models"]:
-        sweep.add(m["name"], m["eot"], "0 (clean)", "-", "-", m["clean"])
-        for g in m["grid"]:
-            sweep.add(m["name"], m["eot"], g["eps_label"], g["steps"], g["restarts"], g["accuracy"])
-    tables.append(sweep)
-    checks = Table("sanity-checks", "Sanity checks", ["Model", "Check", "Result", "Detail"])
-    for m in adaptive["models"]:
-        for c in m["checks"]:
-            checks.add(m["name"], c["name"], c["status"].upper(), c["detail"])
-    tables.append(checks)
-    if transfer:
-        compare = Table("adaptive-vs-transfer", "Transfer (paper) vs adaptive white-box accuracy at the same eps",
-                        ["Model", "Adversarial set", "eps", "Transfer (all test)", "Transfer (subset)",
-                         "Adaptive (subset, worst case)"], percent_columns={3, 4, 5},
-                        caption="Transfer: the cached set (whole test split, and the adaptive subset's copies). "
-                                "Adaptive: worst case per image over the step/restart sweep on the seeded subset, "
-                                "attacking the whole defense.")
-        for row in comparison_rows(adaptive, transfer):
-            compare.add(row["model"], row["set"], row["eps_label"], row["transfer_all"], row["transfer"],
-                        row["adaptive"])
-        tables.append(compare)
-    return tables
-
-
-def comparison_rows(adaptive: dict, transfer: dict) -> list[dict]:
-    """Per model and cached adversarial set: transfer accuracy beside the adaptive worst case at that eps.
-
-    'transfer' is on the adaptive subset's copies when run_adaptive had the set, else on the whole
-    test split ('transfer_all').
-    """
-    out = []
-    by_name = {m["name"]: m for m in transfer["models"]}
-    for m in adaptive["models"]:
-        t = by_name.get(m["name"])
-        if t is None:
-            continue
-        for s in transfer["adv_sets"]:
-            match = next((g for g in m["grid"] if _eps_matches(g["eps"], s["eps"])), None)
-            transfer_all = t["sets"][s["name"]]["adv100"]
-            out.append({"model": m["name"], "set": s["name"], "eps_label": s["eps_label"],
-                        "transfer_all": transfer_all,
-                        "transfer": (m.get("transfer") or {}).get(s["name"], transfer_all),
-                        "adaptive": m["robust"][match["eps_label"]] if match else None})
     return out

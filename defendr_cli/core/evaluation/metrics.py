@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from defendr_cli.core.errors import MismatchError
 
@@ -99,3 +100,10 @@ def best_and_worst_classes(
     best = sorted(scores, key=lambda s: (-s.accuracy, s.index))[:k]
     worst = sorted(scores, key=lambda s: (s.accuracy, s.index))[:k]
     return best, worst
+
+
+def eps_scalar(eps: object) -> float:
+    """A number for plotting or sorting an eps that may be per-channel (mean of the channels)."""
+    if isinstance(eps, (list, tuple, np.ndarray, torch.Tensor)):
+        return float(np.mean(np.asarray(eps, dtype=np.float64)))
+    return float(eps)

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from defendr_cli.core.atomic import atomic_path  # noqa: E402
+from defendr_cli.core.evaluation.results import ComparisonRow  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -57,11 +58,11 @@ def accuracy_vs_eps_png(curves: dict[str, list[tuple[float, float]]], path: Path
     return _save(fig, path)
 
 
-def comparison_bars_png(rows: list[dict], path: Path, *, title: str) -> Path:
-    """Grouped bars: transfer vs adaptive accuracy per (model, set) row (keys model, set, transfer, adaptive)."""
-    labels = [f"{r['model']}\n{r['set']}" for r in rows]
-    transfer = [100 * (r["transfer"] or 0.0) for r in rows]
-    adaptive = [100 * (r["adaptive"] or 0.0) if r["adaptive"] is not None else np.nan for r in rows]
+def comparison_bars_png(rows: list[ComparisonRow], path: Path, *, title: str) -> Path:
+    """Grouped bars: transfer vs adaptive accuracy (in [0, 1]) per (model, set) row."""
+    labels = [f"{r.model}\n{r.set}" for r in rows]
+    transfer = [100 * (r.transfer or 0.0) for r in rows]
+    adaptive = [100 * (r.adaptive or 0.0) if r.adaptive is not None else np.nan for r in rows]
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4.5))
     ax.bar(x - 0.2, transfer, 0.4, label="transfer (paper protocol)")

@@ -70,6 +70,14 @@ def seeded_randomness(seed: int, runtime: Runtime):
 
 
 @torch.no_grad()
+@torch.no_grad()
+def is_stochastic(module: torch.nn.Module, images: torch.Tensor) -> bool:
+    """True when two forward passes on the same images (N,3,H,W) in [0,1] differ (a randomized defense)."""
+    module.eval()
+    first, second = module(images), module(images)
+    return not torch.allclose(first.float(), second.float(), atol=1e-4, rtol=1e-4)
+
+
 def predict(
     model: torch.nn.Module,
     batches: Iterable[BatchLike],

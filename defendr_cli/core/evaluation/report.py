@@ -16,9 +16,10 @@ from pathlib import Path
 from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.errors import CorruptArtefactError, MissingArtefactError
 from defendr_cli.core.evaluation import plots
-from defendr_cli.core.evaluation.adaptive import adaptive_tables, comparison_rows
+from defendr_cli.core.evaluation.metrics import eps_scalar
+from defendr_cli.core.evaluation.report_tables import adaptive_tables, comparison_rows, transfer_tables
+from defendr_cli.core.evaluation.results import AdaptiveResult, TransferResult
 from defendr_cli.core.evaluation.tables import Table
-from defendr_cli.core.evaluation.transfer import eps_scalar, transfer_tables
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.md"
@@ -33,7 +34,7 @@ class ReportFiles:
     figures: list[Path] = field(default_factory=list)
 
 
-def all_tables(transfer: dict | None, adaptive: dict | None) -> list[Table]:
+def all_tables(transfer: TransferResult | None, adaptive: AdaptiveResult | None) -> list[Table]:
     """Every table of a report, paper tables first."""
     tables = transfer_tables(transfer) if transfer else []
     if adaptive:
@@ -47,30 +48,29 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
-def _figures(folder: Path, transfer: dict | None, adaptive: dict | None) -> list[tuple[str, Path]]:
+def _figures(folder: Path, transfer: TransferResult | None, adaptive: AdaptiveResult | None) -> list[tuple[str, Path]]:
     figures = []
-    if transfer and transfer.get("confusion"):
-        c = transfer["confusion"]
+    if transfer and transfer.confusion:
+        c = transfer.confusion
         figures.append(("Figure 15. Confusion matrix between predictions on clean and adversarial images "
-                        f"({c['model']}, {c['set']})",
-                        plots.confusion_png(c["matrix"], transfer["data"]["class_names"], folder / "confusion.png",
-                                            title=f"{c['model']}: clean vs {c['set']}")))
-    if transfer and transfer["adv_sets"]:
+                        f"({c.model}, {c.set})",
+                        plots.confusion_png(c.matrix, transfer.data.class_names, folder / "confusion.png",
+                                            title=f"{c.model}: clean vs {c.set}")))
+    if transfer and transfer.adv_sets:
         curves: dict[str, list[tuple[float, float]]] = {}
-        for m in transfer["models"]:
-            for s in transfer["adv_sets"]:
-                points = curves.setdefault(f"{m['name']} / {s['attack']}" + (f" s{s['steps']}" if s["steps"] else ""),
-                                           [(0.0, m["clean"])])
-                points.append((eps_scalar(s["eps"]), m["sets"][s["name"]]["adv100"]))
+        for m in transfer.models:
+            for s in transfer.adv_sets:
+                points = curves.setdefault(f"{m.name} / {s.attack}" + (f" s{s.steps}" if s.steps else ""),
+                                           [(0.0, m.clean)])
+                points.append((eps_scalar(s.eps), m.sets[s.name].adv100))
         figures.append(("Accuracy vs eps, transfer protocol (eps 0 = clean)",
                         plots.accuracy_vs_eps_png(curves, folder / "accuracy-vs-eps.png",
                                                   title="Transfer: accuracy vs eps")))
     if adaptive:
         curves = {}
-        for m in adaptive["models"]:
-            eps_of_label = {g["eps_label"]: eps_scalar(g["eps"]) for g in m["grid"]}
-            curves[m["name"]] = [(0.0, m["clean"])] + [(value, m["robust"][label])
-                                                       for label, value in eps_of_label.items()]
+        for m in adaptive.models:
+            eps_of_label = {g.eps_label: eps_scalar(g.eps) for g in m.grid}
+            curves[m.name] = [(0.0, m.clean)] + [(value, m.robust[label]) for label, value in eps_of_label.items()]
         figures.append(("Accuracy vs eps, adaptive white-box PGD (worst case over the sweep)",
                         plots.accuracy_vs_eps_png(curves, folder / "adaptive-accuracy-vs-eps.png",
                                                   title="Adaptive: accuracy vs eps")))
@@ -84,21 +84,21 @@ def _figures(folder: Path, transfer: dict | None, adaptive: dict | None) -> list
 
 
 def _markdown(name: str, settings: dict, tables: list[Table], figures: list[tuple[str, Path]],
-              transfer: dict | None, adaptive: dict | None) -> str:
+              transfer: TransferResult | None, adaptive: AdaptiveResult | None) -> str:
     lines = [f"# Defendr evaluation report: {name}", ""]
     if transfer:
-        d = transfer["data"]
-        lines += [f"Clean cache `{Path(d['path']).name}` (fingerprint `{d['fingerprint']}`), "
-                  f"{d['num_classes']} classes, {d['test_count']} test images of {d['image_size']} px. "
-                  f"Seed {transfer['seed']}. Accuracies in %.", ""]
-        if transfer["adv_sets"]:
+        d = transfer.data
+        lines += [f"Clean cache `{Path(d.path).name}` (fingerprint `{d.fingerprint}`), "
+                  f"{d.num_classes} classes, {d.test_count} test images of {d.image_size} px. "
+                  f"Seed {transfer.seed}. Accuracies in %.", ""]
+        if transfer.adv_sets:
             lines += ["Adversarial test sets:", ""]
-            lines += [f"- `{s['name']}`: {s['attack']}, eps {s['eps_label']} ({s['eps_space']}), "
-                      f"steps {s['steps'] or '-'}, from `{s['source_model']}`, {s['count']} images, "
-                      f"stored {s['dtype']}" for s in transfer["adv_sets"]]
+            lines += [f"- `{s.name}`: {s.attack}, eps {s.eps_label} ({s.eps_space}), "
+                      f"steps {s.steps or '-'}, from `{s.source_model}`, {s.count} images, "
+                      f"stored {s.dtype}" for s in transfer.adv_sets]
             lines.append("")
     if adaptive:
-        failed = [(m["name"], c["name"], c["status"]) for m in adaptive["models"] for c in m["checks"] if not c["passed"]]
+        failed = [(m.name, c.name, c.status) for m in adaptive.models for c in m.checks if not c.passed]
         lines += ["## Sanity checks: " + ("all passed" if not failed else
                                           ", ".join(f"{n} {c} {s.upper()}" for n, c, s in failed)), ""]
     for table in tables:
@@ -110,7 +110,8 @@ def _markdown(name: str, settings: dict, tables: list[Table], figures: list[tupl
     return "\n".join(lines)
 
 
-def write_report(folder: Path, *, name: str, transfer: dict | None = None, adaptive: dict | None = None,
+def write_report(folder: Path, *, name: str, transfer: TransferResult | None = None,
+                 adaptive: AdaptiveResult | None = None,
                  settings: dict | None = None) -> ReportFiles:
     """Write results.json, tables/*.csv, the PNGs and report.md into `folder` (created)."""
     folder = Path(folder)
@@ -122,7 +123,8 @@ def write_report(folder: Path, *, name: str, transfer: dict | None = None, adapt
     figures = _figures(folder, transfer, adaptive)
     files.figures = [p for _, p in figures]
     results = {"name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings or {},
-               "transfer": transfer, "adaptive": adaptive, "tables": [t.to_dict() for t in tables],
+               "transfer": transfer.to_dict() if transfer else None,
+               "adaptive": adaptive.to_dict() if adaptive else None, "tables": [t.to_dict() for t in tables],
                "figures": [p.name for p in files.figures]}
     _write_text(files.results, json.dumps(results, indent=2, default=str))
     _write_text(files.markdown, _markdown(name, settings or {}, tables, figures, transfer, adaptive))

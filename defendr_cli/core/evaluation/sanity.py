@@ -10,40 +10,26 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
-from defendr_cli.core.evaluation.transfer import eps_scalar
+from defendr_cli.core.evaluation.metrics import eps_scalar
+from defendr_cli.core.evaluation.results import AdaptiveRow, GridPoint, SanityCheck
 
-
-@dataclass(frozen=True)
-class SanityCheck:
-    """name: check id; status: 'pass' | 'fail' | 'warn'; detail: one human-readable line."""
-
-    name: str
-    status: str
-    detail: str
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "pass"
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "passed": self.passed}
+__all__ = ["SanityCheck", "tolerance", "check_eps_zero", "check_monotone", "check_large_eps", "run_checks"]
 
 
-def tolerance(entry: dict, count: int) -> float:
+def tolerance(entry: AdaptiveRow, count: int) -> float:
     """Allowed rise in accuracy between two attack settings (fraction of the subset)."""
     if count <= 0:
         return 0.0
-    if not entry.get("stochastic"):
+    if not entry.stochastic:
         return 1.0 / count
-    p = min(max(entry["clean"], 0.05), 0.95)
+    p = min(max(entry.clean, 0.05), 0.95)
     return max(1.0 / count, 2.0 * math.sqrt(2.0 * p * (1 - p) / count))
 
 
-def check_eps_zero(entry: dict) -> SanityCheck:
-    clean, zero = entry["clean"], entry["eps0_accuracy"]
-    zeros = [g["accuracy"] for g in entry["grid"] if _is_zero(g["eps"])]
+def check_eps_zero(entry: AdaptiveRow) -> SanityCheck:
+    clean, zero = entry.clean, entry.eps0_accuracy
+    zeros = [g.accuracy for g in entry.grid if _is_zero(g.eps)]
     ok = zero == clean and all(a == clean for a in zeros)
     return SanityCheck("eps0-equals-clean", "pass" if ok else "fail",
                        f"clean {100 * clean:.2f}%, eps=0 attack {100 * zero:.2f}%")
@@ -60,24 +46,29 @@ def _rises(sequence: list[tuple[str, float]], tol: float) -> list[str]:
             for (a, x), (b, y) in zip(sequence, sequence[1:]) if y > x + tol]
 
 
-def check_monotone(entry: dict, count: int) -> list[SanityCheck]:
+def _order_key(order_by: str):
+    return (lambda g: eps_scalar(g.eps)) if order_by == "eps" else (lambda g: getattr(g, order_by))
+
+
+def _setting(g: GridPoint, order_by: str) -> str:
+    return f"{order_by}={g.eps_label if order_by == 'eps' else getattr(g, order_by)}"
+
+
+def check_monotone(entry: AdaptiveRow, count: int) -> list[SanityCheck]:
     """Accuracy must not rise with eps (clean counts as eps 0), steps or restarts."""
     tol = tolerance(entry, count)
-    grid = entry["grid"]
     checks = []
     for axis, group_by, order_by in (("eps", ("steps", "restarts"), "eps"),
                                      ("steps", ("eps_label", "restarts"), "steps"),
                                      ("restarts", ("eps_label", "steps"), "restarts")):
-        groups: dict[tuple, list[dict]] = {}
-        for g in grid:
-            groups.setdefault(tuple(g[k] for k in group_by), []).append(g)
+        groups: dict[tuple, list[GridPoint]] = {}
+        for g in entry.grid:
+            groups.setdefault(tuple(getattr(g, k) for k in group_by), []).append(g)
         problems = []
         for items in groups.values():
-            key = (lambda g: eps_scalar(g["eps"])) if order_by == "eps" else (lambda g: g[order_by])
-            seq = [(f"{order_by}={g['eps_label'] if order_by == 'eps' else g[order_by]}", g["accuracy"])
-                   for g in sorted(items, key=key)]
+            seq = [(_setting(g, order_by), g.accuracy) for g in sorted(items, key=_order_key(order_by))]
             if axis == "eps":
-                seq = [("clean", entry["clean"])] + seq
+                seq = [("clean", entry.clean)] + seq
             problems += _rises(seq, tol)
         status = "fail" if problems else "pass"
         detail = "; ".join(problems[:3]) if problems else f"non-increasing (tolerance {100 * tol:.1f} points)"
@@ -85,14 +76,14 @@ def check_monotone(entry: dict, count: int) -> list[SanityCheck]:
     return checks
 
 
-def check_large_eps(entry: dict, near_zero: float) -> SanityCheck:
-    acc = entry["large_eps_accuracy"]
+def check_large_eps(entry: AdaptiveRow, near_zero: float) -> SanityCheck:
+    acc = entry.large_eps_accuracy
     if acc <= near_zero:
         return SanityCheck("large-eps-near-zero", "pass", f"eps=64/255 leaves {100 * acc:.2f}%")
     return SanityCheck("large-eps-near-zero", "warn",
                        f"eps=64/255 leaves {100 * acc:.2f}% (> {100 * near_zero:.0f}%): possible gradient masking")
 
 
-def run_checks(entry: dict, *, count: int, near_zero: float = 0.1) -> list[SanityCheck]:
-    """Every check on one model's adaptive entry (see core.evaluation.adaptive.run_adaptive)."""
+def run_checks(entry: AdaptiveRow, *, count: int, near_zero: float = 0.1) -> list[SanityCheck]:
+    """Every check on one model's adaptive row (see core.evaluation.adaptive.run_adaptive)."""
     return [check_eps_zero(entry), *check_monotone(entry, count), check_large_eps(entry, near_zero)]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from defendr_cli.core.errors import InputError, MissingArtefactError
 from defendr_cli.core.evaluation.subjects import EvalModel, ensemble_of, load_eval_model
+from defendr_cli.core.io.adversarial import find_adv_sets
+from defendr_cli.core.models.defenses import DEFENSE_NAMES, defense_spec
 from defendr_cli.core.workspace import Workspace
 
 
@@ -17,8 +19,6 @@ def split_names(text: str | None) -> list[str]:
 
 def select_adv_sets(ws: Workspace, spec: str, clean_fingerprint: str, notes: list[str]) -> list:
     """Paths of the adversarial TEST sets to evaluate: 'all' (those of this cache) or names/prefixes."""
-    from defendr_cli.core.io.adversarial import find_adv_sets
-
     if spec.strip().lower() in ("", "none"):
         return []
     if spec.strip().lower() == "all":
@@ -36,8 +36,6 @@ def resolve_test_sets(ws: Workspace, ref: str, *, unique: bool = False) -> list:
 
     With `unique`, a prefix matching several sets is an InputError (give the full name).
     """
-    from defendr_cli.core.io.adversarial import find_adv_sets
-
     if ws.path_for("adv", ref, create_dir=False).exists() or "/" in ref or ref.endswith(".h5"):
         return [ws.resolve("adv", ref)]
     matches = find_adv_sets(ws, split="test", prefix=ref)
@@ -53,8 +51,6 @@ def resolve_test_sets(ws: Workspace, ref: str, *, unique: bool = False) -> list:
 def split_defense_suffix(ws: Workspace, ref: str, defense: dict | None, variant: str,
                          passes: int | None = None) -> tuple[str, dict | None]:
     """'baseline+random-resize-pad' -> ('baseline', its spec) unless a model file has that very name."""
-    from defendr_cli.core.models.defenses import DEFENSE_NAMES, defense_spec
-
     for name in DEFENSE_NAMES:
         suffix = f"+{name}"
         if ref.endswith(suffix) and not ws.path_for("model", ref, create_dir=False).exists():

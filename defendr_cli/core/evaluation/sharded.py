@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from defendr_cli.core.distributed import SINGLE, DistContext, all_gather_objects, broadcast_object, shard_range
-from defendr_cli.core.evaluation.predictions import Predictions, _sorted_predictions, predict
+from defendr_cli.core.evaluation.predictions import Predictions, _sorted_predictions, is_stochastic, predict
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
 
@@ -47,8 +47,6 @@ def _is_stochastic(model: torch.nn.Module, reader: Any, runtime: Runtime, dist: 
     """Rank 0's verdict on whether two passes over the first two rows differ."""
     verdict = False
     if dist.is_main and len(reader):
-        from defendr_cli.core.evaluation.adaptive import is_stochastic
-
         images = next(iter(reader.iter_batches(2))).images
         with runtime.autocast():
             verdict = is_stochastic(model, runtime.to_device(images))

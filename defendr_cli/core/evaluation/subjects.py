@@ -16,6 +16,10 @@ import torch
 from torch import nn
 
 from defendr_cli.core.evaluation.predictions import safe_key
+from defendr_cli.core.models.loading import load_model
+from defendr_cli.core.models.defenses import wrap_defense
+from defendr_cli.core.models.ensemble import Ensemble
+from defendr_cli.core.models.randomization import RandomResizePad
 from defendr_cli.core.workspace import Workspace
 
 
@@ -50,8 +54,6 @@ class EvalModel:
     @property
     def is_randomized(self) -> bool:
         """True when the module contains a random resize-pad (its predictions depend on the seed)."""
-        from defendr_cli.core.models.randomization import RandomResizePad
-
         return any(isinstance(m, RandomResizePad) for m in self.module.modules())
 
     def cache_key(self, seed: int, batch_size: int) -> str:
@@ -105,15 +107,12 @@ def training_attack(payload: dict) -> str | None:
 def load_eval_model(workspace: Workspace, ref: str, *, device: torch.device,
                     defense: dict | None = None, image_size: int | None = None) -> EvalModel:
     """Load checkpoint `ref` (name or path) and wrap it with `defense` when given."""
-    from defendr_cli.core.models.loading import load_model
 
     loaded = load_model(workspace, ref, device=device)
     module = loaded.module
     payload = loaded.payload or {}
     name = loaded.name
     if defense:
-        from defendr_cli.core.models.defenses import wrap_defense
-
         size = image_size or int((payload.get("data") or {}).get("image_size"))
         module = wrap_defense(module, defense, size).to(device)
         name = f"{name}+{defense['name']}"
@@ -127,7 +126,6 @@ def load_eval_model(workspace: Workspace, ref: str, *, device: torch.device,
 
 def ensemble_of(models: list[EvalModel], *, name: str | None = None) -> EvalModel:
     """An ensemble (the paper's probability-averaging rule) of already loaded models."""
-    from defendr_cli.core.models.ensemble import Ensemble
 
     names = [m.name for m in models]
     module = Ensemble([m.module for m in models], names=names).eval()

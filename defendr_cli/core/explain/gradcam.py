@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from defendr_cli.core.models.ensemble import Ensemble
+from defendr_cli.core.models.randomization import RandomResizePad
 from defendr_cli.core.errors import InputError
 
 
@@ -98,8 +100,6 @@ class ExplainTarget:
 
 def explain_targets(module: nn.Module, name: str) -> list[ExplainTarget]:
     """One target per classifier the model contains (see the module docstring)."""
-    from defendr_cli.core.models.ensemble import Ensemble
-    from defendr_cli.core.models.randomization import RandomResizePad
 
     if isinstance(module, Ensemble):
         targets = []

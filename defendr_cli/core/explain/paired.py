@@ -22,6 +22,8 @@ from defendr_cli.core.evaluation.subjects import EvalModel
 from defendr_cli.core.evaluation.transfer import check_adv_set
 from defendr_cli.core.explain.figures import PairedCam, paired_grid_png
 from defendr_cli.core.explain.gradcam import GradCAM, explain_targets
+from defendr_cli.core.io.adversarial import AdvSetReader
+from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
 
@@ -65,8 +67,6 @@ def run_gradcam(model: EvalModel, data_path: Path, adv_path: Path, out_dir: Path
                 count: int = 16, select: str = "fooled", seed: int = 0, batch_size: int = 32,
                 reporter: Reporter | None = None) -> dict:
     """Write paired Grad-CAM grids for `model` into `out_dir`; return what was done (JSON-able)."""
-    from defendr_cli.core.io.adversarial import AdvSetReader
-    from defendr_cli.core.io.reader import SplitReader, read_cache_info
 
     if count < 1:
         raise InputError(f"--count must be at least 1, got {count}")

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.pipeline import stages as st
 from defendr_cli.core.pipeline.paper_report import write_paper_comparison
+from defendr_cli.core.stages.evaluate import EvaluateConfig
+from defendr_cli.core.stages.evaluate import run_evaluate as evaluate_stage
+from defendr_cli.core.stages.gradcam import GradcamConfig
+from defendr_cli.core.stages.gradcam import run_gradcam as gradcam_stage
 
 DEFENSE_NAME = "random-resize-pad"
+GRADCAM_BATCH_SIZE = 32
 
 
 def _model_names(env: st.StageEnv) -> list[str]:
@@ -31,51 +37,30 @@ def evaluation_inputs(env: st.StageEnv) -> list[Path]:
     return models + _test_sets(env)
 
 
-def load_models(env: st.StageEnv) -> list:
-    """EvalModels in table order: singles, randomized wraps, ensembles."""
-    from defendr_cli.core.evaluation.selection import load_eval_models
-
+def evaluate_config(env: st.StageEnv, report_name: str) -> EvaluateConfig:
+    """Models in table order (singles, randomized wraps, ensembles) over the baseline's cached test sets;
+    the adaptive sweep starts at the reference set's eps, so adaptive and transfer compare there."""
+    settings = env.settings["evaluate"]
     rand = env.settings["randomization"]
     refs = ["baseline", *st.method_specs(env.settings)]
     refs += [f"{name}+{DEFENSE_NAME}" for name in rand.get("wrap", [])]
     refs += list(env.settings.get("ensembles", {}))
-    return load_eval_models(env.workspace, refs, [], device=env.runtime.device, defense=None,
-                            variant=rand.get("variant", "paper"), passes=rand.get("passes"),
-                            image_size=int(env.settings["data"]["image_size"]))
+    return EvaluateConfig(
+        models=refs, data=env.workspace.path_for("data", st.data_name(env.settings), create_dir=False),
+        adv_paths=_test_sets(env), defense_variant=rand.get("variant", "paper"), passes=rand.get("passes"),
+        name=report_name, seed=env.seed, batch_size=int(settings.get("batch_size", 128)),
+        adaptive=bool(settings.get("adaptive", True)), adaptive_models=settings.get("adaptive_models") or None,
+        eps_from_sets=[st.adv_path_name(env.settings["checks"]["reference_set"], "test")],
+        extra_eps=parse_eps_list(",".join(settings["eps"])), eot=int(settings["eot"]),
+        steps=[int(s) for s in settings["steps"]], restarts=[int(r) for r in settings["restarts"]],
+        subset=settings.get("subset"), report_settings=env.settings,
+    )
 
 
 def run_evaluate(env: st.StageEnv, report_name: str) -> list[Path]:
-    from defendr_cli.core.attacks.eps import parse_eps_list
-    from defendr_cli.core.evaluation.adaptive import run_adaptive, sweep_eps
-    from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME
-    from defendr_cli.core.evaluation.report import write_report
-    from defendr_cli.core.evaluation.transfer import run_transfer
-
-    settings = env.settings["evaluate"]
-    folder = env.workspace.dir_for("report", create=True) / report_name
-    data_path = env.workspace.path_for("data", st.data_name(env.settings), create_dir=False)
-    models = load_models(env)
-    test_sets = _test_sets(env)
-    batch_size = int(settings.get("batch_size", 128))
-    transfer = run_transfer(models, data_path, test_sets, runtime=env.runtime,
-                            cache_dir=env.workspace.reports_dir / PREDICTIONS_DIRNAME,
-                            seed=env.seed, batch_size=batch_size, reporter=env.reporter)
-    adaptive = None
-    if settings.get("adaptive", True):
-        wanted = settings.get("adaptive_models") or [m.name for m in models]
-        chosen = [m for m in models if m.name in wanted]
-        # the reference set's eps first, so adaptive and transfer compare at the same eps
-        reference = st.adv_path_name(env.settings["checks"]["reference_set"], "test")
-        eps_values = sweep_eps([s for s in transfer["adv_sets"] if s["name"] == reference],
-                               parse_eps_list(",".join(settings["eps"])))
-        adaptive = run_adaptive(chosen, data_path, runtime=env.runtime, eps_values=eps_values,
-                                steps=[int(s) for s in settings["steps"]],
-                                restarts=[int(r) for r in settings["restarts"]], eot=int(settings["eot"]),
-                                subset=settings.get("subset"), seed=env.seed, batch_size=batch_size,
-                                transfer_sets=test_sets, reporter=env.reporter)
-    files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=env.settings)
-    extra = write_paper_comparison(folder, transfer, adaptive, env.settings)
-    return [files.results, files.markdown, *extra]
+    result = evaluate_stage(env.workspace, evaluate_config(env, report_name), env.runtime, reporter=env.reporter)
+    extra = write_paper_comparison(result.report_dir, result.transfer, result.adaptive, env.settings)
+    return [result.files.results, result.files.markdown, *extra]
 
 
 def gradcam_inputs(env: st.StageEnv) -> list[Path]:
@@ -90,13 +75,10 @@ def gradcam_outputs(env: st.StageEnv, report_name: str) -> list[Path]:
 
 
 def run_gradcam_stage(env: st.StageEnv, report_name: str) -> list[Path]:
-    from defendr_cli.core.evaluation.subjects import load_eval_model
-    from defendr_cli.core.explain.paired import run_gradcam
-
     spec = env.settings["gradcam"]
-    folder = env.workspace.dir_for("report", create=True) / report_name / "gradcam"
-    model = load_eval_model(env.workspace, spec["model"], device=env.runtime.device)
-    data_path = env.workspace.path_for("data", st.data_name(env.settings), create_dir=False)
-    result = run_gradcam(model, data_path, st.adv_path(env, spec["attack"], "test"), folder,
-                         runtime=env.runtime, count=int(spec["count"]), seed=env.seed, reporter=env.reporter)
-    return [Path(p) for p in result.get("files", [])] or [folder]
+    config = GradcamConfig(model=spec["model"], attack=str(st.adv_path(env, spec["attack"], "test")),
+                           count=int(spec["count"]), seed=env.seed, batch_size=GRADCAM_BATCH_SIZE,
+                           data=env.workspace.path_for("data", st.data_name(env.settings), create_dir=False),
+                           folder=env.workspace.dir_for("report", create=True) / report_name / "gradcam")
+    result = gradcam_stage(env.workspace, config, env.runtime, reporter=env.reporter)
+    return result.files or [result.folder]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from defendr_cli.core.atomic import atomic_path
+from defendr_cli.core.evaluation.results import AdaptiveResult, SetScores, TransferResult, TransferRow
 
 PAPER_TABLES = "paper_tables.json"
 PHENOMENA_FILE = "phenomena.json"
@@ -38,8 +39,12 @@ def paper_tables() -> dict[str, Any]:
     return json.loads(text)
 
 
-def _rows_by_name(transfer: dict) -> dict[str, dict]:
-    return {row["name"]: row for row in transfer.get("models", [])}
+def _rows_by_name(transfer: TransferResult) -> dict[str, TransferRow]:
+    return {row.name: row for row in transfer.models}
+
+
+def _cell(row: TransferRow | None, set_name: str) -> SetScores | None:
+    return row.sets.get(set_name) if row else None
 
 
 def _set_name(prefix: str) -> str:
@@ -54,7 +59,8 @@ def _paper(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def phenomena(transfer: dict, adaptive: dict | None, checks: dict[str, Any]) -> list[dict[str, Any]]:
+def phenomena(transfer: TransferResult, adaptive: AdaptiveResult | None,
+              checks: dict[str, Any]) -> list[dict[str, Any]]:
     """The four checks of the quick profile, each {'name', 'value', 'threshold', 'passed', 'detail'}."""
     rows = _rows_by_name(transfer)
     ref = _set_name(checks["reference_set"])
@@ -66,30 +72,30 @@ def phenomena(transfer: dict, adaptive: dict | None, checks: dict[str, Any]) -> 
                     "detail": detail})
 
     base = rows.get("baseline")
-    base_cell = (base or {}).get("sets", {}).get(ref)
-    add("baseline clean accuracy", base["clean"] if base else None, checks["min_clean"],
+    base_cell = _cell(base, ref)
+    add("baseline clean accuracy", base.clean if base else None, checks["min_clean"],
         "clean test accuracy of the undefended baseline", unit="%")
     add(f"accuracy drop under {checks['reference_set']}",
-        (base_cell["clean"] - base_cell["adv100"]) if base_cell else None, checks["min_drop"],
+        (base_cell.clean - base_cell.adv100) if base_cell else None, checks["min_drop"],
         "baseline clean minus 100%-adversarial accuracy on the same images")
-    adv_cell = rows.get("adv", {}).get("sets", {}).get(ref)
+    adv_cell = _cell(rows.get("adv"), ref)
     add("adversarial training gain",
-        (adv_cell["adv100"] - base_cell["adv100"]) if adv_cell and base_cell else None, checks["min_adv_gain"],
+        (adv_cell.adv100 - base_cell.adv100) if adv_cell and base_cell else None, checks["min_adv_gain"],
         f"'adv' minus 'baseline' accuracy on {ref}")
-    ref_eps = next((s["eps_label"] for s in transfer.get("adv_sets", []) if s["name"] == ref), None)
+    ref_eps = next((s.eps_label for s in transfer.adv_sets if s.name == ref), None)
     for model in checks.get("adaptive_below_transfer", []):
-        entry = next((m for m in (adaptive or {}).get("models", []) if m["name"] == model), None)
+        entry = adaptive.model(model) if adaptive else None
         gap = None
-        if entry and ref in entry.get("transfer", {}):
-            robust = entry.get("robust", {}).get(ref_eps)
+        if entry and ref in entry.transfer:
+            robust = entry.robust.get(ref_eps)
             if robust is not None:
-                gap = entry["transfer"][ref] - robust
+                gap = entry.transfer[ref] - robust
         add(f"adaptive attack beats transfer on {model}", gap, 1e-9,
             f"transfer accuracy on {ref} minus worst adaptive accuracy at eps {ref_eps} (same images)")
     return out
 
 
-def _comparison_markdown(transfer: dict, settings: dict[str, Any]) -> list[str]:
+def _comparison_markdown(transfer: TransferResult, settings: dict[str, Any]) -> list[str]:
     paper = paper_tables()
     rows = _rows_by_name(transfer)
     ref = _set_name(settings["checks"]["reference_set"])
@@ -103,16 +109,16 @@ def _comparison_markdown(transfer: dict, settings: dict[str, Any]) -> list[str]:
     for label, ours in TABLE1_ROWS.items():
         theirs = " / ".join(_paper(v) for v in paper["table1"]["rows"][label])
         row = rows.get(ours)
-        cell = (row or {}).get("sets", {}).get(ref)
-        mine = " / ".join(_pct(v) for v in ((row["clean"], cell["adv50"], cell["adv100"]) if cell else (None,) * 3))
+        cell = _cell(row, ref)
+        mine = " / ".join(_pct(v) for v in ((row.clean, cell.adv50, cell.adv100) if cell else (None,) * 3))
         lines.append(f"| {label} | {ours if row else '(not run)'} | {theirs} | {mine} |")
     lines += ["", f"### {paper['table3']['title']}", "", "| Paper ensemble | Ours | Paper | Ours (100% adv.) |",
               "|---|---|---|---|"]
     for label, ours in TABLE3_ROWS.items():
         row = rows.get(ours)
-        cell = (row or {}).get("sets", {}).get(ref)
+        cell = _cell(row, ref)
         lines.append(f"| {label} | {ours if row else '(not run)'} | {_paper(paper['table3']['rows'][label][0])} | "
-                     f"{_pct(cell['adv100']) if cell else '-'} |")
+                     f"{_pct(cell.adv100) if cell else '-'} |")
     lines += ["", "Paper Tables 2 and 4 (attack strength and cross-attack robustness) correspond to our Table 2 and "
               "Table 4 above, with the profile's attacks as columns.", ""]
     return lines
@@ -149,7 +155,7 @@ def _phenomena_markdown(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_paper_comparison(folder: Path, transfer: dict, adaptive: dict | None,
+def write_paper_comparison(folder: Path, transfer: TransferResult, adaptive: AdaptiveResult | None,
                            settings: dict[str, Any]) -> list[Path]:
     """Append the comparison and phenomena sections to report.md; write phenomena.json."""
     folder = Path(folder)

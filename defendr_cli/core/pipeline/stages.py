@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from defendr_cli.core.attacks.eps import parse_eps_list
+from defendr_cli.core.data.prepare import cache_name
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages import attack as attack_stage
 from defendr_cli.core.stages import train as train_stage
+from defendr_cli.core.stages.ensemble import EnsembleConfig
+from defendr_cli.core.stages.ensemble import run_ensemble as ensemble_stage
+from defendr_cli.core.stages.prepare import SYNTHETIC, PrepareConfig
+from defendr_cli.core.stages.prepare import run_prepare as prepare_stage
 from defendr_cli.core.training.options import TrainOptions
 from defendr_cli.core.training.recipes.registry import train_options as recipe_train_options
 from defendr_cli.core.training.resume import resume_path
@@ -40,8 +45,6 @@ class StageEnv:
 
 def data_name(settings: dict[str, Any]) -> str:
     """The clean cache the profile makes, named by `prepare`'s own rule ('synthetic-c10-n300-32px')."""
-    from defendr_cli.core.data.prepare import cache_name
-
     data = settings["data"]
     kind = "synthetic" if data["source"] == "synthetic" else "imagenet"
     return cache_name(kind, int(data["classes"]), int(data["per_class"]), int(data["image_size"]),
@@ -71,17 +74,14 @@ def method_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------------------------- the stages
 
 def run_prepare(env: StageEnv) -> list[Path]:
-    from defendr_cli.core.data.imagenet_prepare import prepare_imagenet
-    from defendr_cli.core.data.prepare import prepare_synthetic
-
     data = env.settings["data"]
-    common = dict(per_class=int(data["per_class"]), split=str(data["split"]), image_size=int(data["image_size"]),
-                  seed=env.seed, force=True, reporter=env.reporter, name=data_name(env.settings))
-    if data["source"] == "synthetic":
-        result = prepare_synthetic(env.workspace, classes=int(data["classes"]), **common)
-    else:
-        result = prepare_imagenet(env.workspace, Path(data["source"]).expanduser(), classes=int(data["classes"]),
-                                  resize=str(data.get("resize", "stretch")), **common)
+    source = str(data["source"])
+    # a synthetic source draws images at size: the profile's resize applies to folders only
+    resize = "stretch" if source == SYNTHETIC else str(data.get("resize", "stretch"))
+    config = PrepareConfig(source=source, classes=int(data["classes"]), per_class=int(data["per_class"]),
+                           split=str(data["split"]), image_size=int(data["image_size"]), resize=resize,
+                           seed=env.seed, force=True, name=data_name(env.settings))
+    result = prepare_stage(env.workspace, config, reporter=env.reporter)
     for note in result.notes:
         env.reporter.note(note)
     return [Path(result.path)]
@@ -152,10 +152,8 @@ def run_attack(env: StageEnv, spec: dict[str, Any], splits: list[str]) -> list[P
 
 
 def run_ensemble(env: StageEnv, name: str, members: list[str]) -> list[Path]:
-    from defendr_cli.core.models.ensemble_manifest import create_ensemble
-
-    path, _ = create_ensemble(env.workspace, name, members, force=True)
-    return [Path(path)]
+    result = ensemble_stage(env.workspace, EnsembleConfig(name=name, members=list(members), force=True))
+    return [result.path]
 
 
 def _fmt_metrics(metrics: dict[str, Any]) -> str:

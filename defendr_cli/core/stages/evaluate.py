@@ -1,0 +1,154 @@
+"""`evaluate` as one function: transfer tables, the optional adaptive sweep, a report folder.
+
+    run_evaluate(workspace, EvaluateConfig(models=["baseline", "adv"]), runtime) -> EvaluateResult
+
+Both `defendr evaluate` and the reproduce pipeline call this. Under torchrun (`dist`) every rank
+computes its share; only rank 0 writes the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from defendr_cli.core.attacks.eps import EpsValue
+from defendr_cli.core.distributed import SINGLE, DistContext
+from defendr_cli.core.errors import InputError
+from defendr_cli.core.evaluation.adaptive import AdaptiveEps, run_adaptive, sweep_eps
+from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
+from defendr_cli.core.evaluation.report import ReportFiles, all_tables, write_report
+from defendr_cli.core.evaluation.results import AdaptiveResult, TransferResult
+from defendr_cli.core.evaluation.selection import load_eval_models, select_adv_sets
+from defendr_cli.core.evaluation.tables import Table
+from defendr_cli.core.evaluation.transfer import run_transfer
+from defendr_cli.core.io.reader import read_cache_info
+from defendr_cli.core.models.defenses import defense_spec
+from defendr_cli.core.progress import NullReporter, Reporter
+from defendr_cli.core.runtime import Runtime
+from defendr_cli.core.workspace import Workspace
+
+DEFAULT_ADAPTIVE_EPS = AdaptiveEps("8/255", 8 / 255)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What to evaluate and how.
+
+    models: names or paths ('M+random-resize-pad' wraps M at evaluation time); ensembles: member
+    lists, one on-the-spot ensemble row each. data: clean cache name or path (None: the
+    workspace's only one). adv: adversarial test sets by names / prefixes / 'all' / 'none', or
+    `adv_paths` (explicit files, used instead of `adv` when given). defense: wrap every model
+    ('random-resize-pad'), with `defense_variant` and `passes`. name: report folder under
+    reports/ (None: derived from the model names). batch_size: images per forward pass.
+    Adaptive sweep (when `adaptive`): eps are those of the evaluated sets (only the sets named in
+    `eps_from_sets` when given), then `extra_eps` (pixel units); `adaptive_models` restricts the
+    models attacked (None: all); steps / restarts grids, `eot` samples for randomized models,
+    `subset` seeded test images (None: all). report_settings: the settings dump written into the
+    report (None: this config's evaluation settings).
+    """
+
+    models: list[str] = field(default_factory=list)
+    ensembles: list[list[str]] = field(default_factory=list)
+    data: str | Path | None = None
+    adv: str = "all"
+    adv_paths: list[Path] | None = None
+    defense: str | None = None
+    defense_variant: str = "paper"
+    passes: int | None = None
+    name: str | None = None
+    seed: int = 0
+    batch_size: int = 128
+    adaptive: bool = False
+    adaptive_models: list[str] | None = None
+    eps_from_sets: list[str] | None = None
+    extra_eps: list[EpsValue] = field(default_factory=list)
+    eot: int = 30
+    steps: list[int] = field(default_factory=lambda: [10, 100])
+    restarts: list[int] = field(default_factory=lambda: [1, 5])
+    subset: int | None = 200
+    report_settings: dict[str, Any] | None = None
+
+
+@dataclass
+class EvaluateResult:
+    """The results, their tables and the report written (files is None on ranks other than 0)."""
+
+    report_name: str
+    report_dir: Path
+    transfer: TransferResult
+    adaptive: AdaptiveResult | None
+    tables: list[Table]
+    files: ReportFiles | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _check(config: EvaluateConfig) -> None:
+    if not config.models and not config.ensembles:
+        raise InputError("nothing to evaluate: give --model M, --models a,b,c or --ensemble a,b,c")
+    if config.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+
+
+def _report_settings(config: EvaluateConfig, data_path: Path, model_names: list[str], runtime: Runtime,
+                     spec: dict | None) -> dict[str, Any]:
+    settings = {"models": model_names, "data": str(data_path), "adv": config.adv, "seed": config.seed,
+                "device": str(runtime.device), "precision": runtime.precision, "batch_size": config.batch_size,
+                "defense": spec}
+    if config.adaptive:
+        settings.update({"eot": config.eot, "steps": config.steps, "restarts": config.restarts,
+                         "subset": config.subset})
+    return settings
+
+
+def _adaptive_eps(config: EvaluateConfig, transfer: TransferResult, reporter: Reporter) -> list[AdaptiveEps]:
+    sets = transfer.adv_sets
+    if config.eps_from_sets is not None:
+        sets = [s for s in sets if s.name in config.eps_from_sets]
+    eps_values = sweep_eps(sets, config.extra_eps)
+    if not eps_values:
+        reporter.note("no cached adversarial set and no --eps: the adaptive sweep uses eps 8/255")
+        eps_values = [DEFAULT_ADAPTIVE_EPS]
+    return eps_values
+
+
+def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime, *,
+                 reporter: Reporter | None = None, dist: DistContext = SINGLE) -> EvaluateResult:
+    """Select data, models and adversarial sets; run the transfer protocol and (optionally) the
+    adaptive sweep; write reports/<name>/ (results.json, CSV tables, figures, report.md) on rank 0."""
+    _check(config)
+    reporter = reporter or NullReporter()
+    data_path = workspace.resolve("data", str(config.data)) if config.data else workspace.default_data()
+    cache_info = read_cache_info(data_path)
+    spec = defense_spec(config.defense, config.defense_variant) if config.defense else None
+    notes: list[str] = []
+    if config.adv_paths is not None:
+        adv_paths = list(config.adv_paths)
+    else:
+        adv_paths = select_adv_sets(workspace, config.adv, cache_info.fingerprint, notes)
+    models = load_eval_models(workspace, config.models, config.ensembles, device=runtime.device, defense=spec,
+                              variant=config.defense_variant, passes=config.passes,
+                              image_size=cache_info.image_size)
+    report_name = config.name or safe_key("eval", *[m.name for m in models])[:80]
+    for note in notes:
+        reporter.note(note)
+    transfer = run_transfer(models, data_path, adv_paths, runtime=runtime, seed=config.seed,
+                            batch_size=config.batch_size, cache_dir=workspace.reports_dir / PREDICTIONS_DIRNAME,
+                            reporter=reporter, dist=dist)
+    adaptive = None
+    if config.adaptive:
+        wanted = config.adaptive_models
+        attacked = [m for m in models if m.name in wanted] if wanted else models
+        adaptive = run_adaptive(attacked, data_path, runtime=runtime, eps_values=_adaptive_eps(config, transfer, reporter),
+                                steps=config.steps, restarts=config.restarts, eot=config.eot, subset=config.subset,
+                                seed=config.seed, batch_size=config.batch_size, transfer_sets=adv_paths,
+                                reporter=reporter, dist=dist)
+    folder = workspace.reports_dir / report_name
+    files = None
+    if dist.is_main:
+        settings = config.report_settings
+        if settings is None:
+            settings = _report_settings(config, data_path, [m.name for m in models], runtime, spec)
+        files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings)
+    return EvaluateResult(report_name=report_name, report_dir=folder, transfer=transfer, adaptive=adaptive,
+                          tables=all_tables(transfer, adaptive), files=files, notes=notes)

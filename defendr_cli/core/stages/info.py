@@ -1,0 +1,64 @@
+"""`info` and `ls` as functions: a clean cache's description (optionally re-verified), the workspace's artefacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from defendr_cli.core.errors import CorruptArtefactError, InputError
+from defendr_cli.core.io.catalog import KIND_ORDER, ArtefactEntry, list_artefacts
+from defendr_cli.core.io.reader import CacheInfo, read_cache_info
+from defendr_cli.core.io.verify import VerifyReport, verify_cache
+from defendr_cli.core.progress import Reporter
+from defendr_cli.core.workspace import Workspace
+
+KIND_ALIASES = {"data": "data", "adv": "adv", "model": "model", "models": "model", "report": "report",
+                "reports": "report"}
+
+
+@dataclass
+class InfoResult:
+    path: Path
+    info: CacheInfo
+    verify: VerifyReport | None = None
+
+    def to_dict(self) -> dict:
+        payload = self.info.to_dict()
+        if self.verify is not None:
+            v = self.verify
+            payload["verify"] = {"ok": v.ok, "recorded": v.recorded, "computed": v.computed, "rows": v.rows,
+                                 "seconds": round(v.seconds, 3)}
+        return payload
+
+    def raise_if_corrupt(self) -> None:
+        """CorruptArtefactError when a verification ran and the content does not match its fingerprint."""
+        if self.verify is not None and not self.verify.ok:
+            raise CorruptArtefactError(
+                f"the content of {self.path} does not match its fingerprint (recorded {self.verify.recorded}, "
+                f"computed {self.verify.computed})", hint="make it again with: defendr prepare --force")
+
+
+def run_info(workspace: Workspace, cache: str | None = None, *, verify: bool = False,
+             reporter: Reporter | None = None) -> InfoResult:
+    """Describe a clean cache (name, path, or the workspace's only one); re-read it all with `verify`."""
+    path = workspace.resolve("data", cache) if cache else workspace.default_data()
+    info = read_cache_info(path)
+    return InfoResult(path, info, verify_cache(path, reporter=reporter) if verify else None)
+
+
+@dataclass
+class LsResult:
+    root: Path
+    kinds: tuple[str, ...]
+    entries: list[ArtefactEntry]
+
+    def to_dict(self) -> dict:
+        return {"workspace": str(self.root), "artefacts": [e.to_dict() for e in self.entries]}
+
+
+def run_ls(workspace: Workspace, kind: str | None = None) -> LsResult:
+    """The artefacts of every kind, or of one (data, adv, model(s), report(s)), with their summaries."""
+    if kind is not None and kind not in KIND_ALIASES:
+        raise InputError(f"unknown kind '{kind}': use data, adv, models or reports")
+    kinds = (KIND_ALIASES[kind],) if kind else KIND_ORDER
+    return LsResult(workspace.root, kinds, list_artefacts(workspace, kinds))
