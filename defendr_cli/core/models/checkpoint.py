@@ -39,7 +39,7 @@ KindBuilder = Callable[..., nn.Module]
 _KIND_BUILDERS: dict[str, KindBuilder] = {}
 # Modules that register kinds of other parts of the package; imported on first need.
 _KIND_MODULES = ("defendr_cli.core.models.denoised", "defendr_cli.core.models.ensemble",
-                 "defendr_cli.core.models.defenses")
+                 "defendr_cli.core.models.defenses", "defendr_cli.core.models.imported")
 
 
 def register_kind(kind: str, builder: KindBuilder) -> None:
