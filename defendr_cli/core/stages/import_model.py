@@ -139,6 +139,12 @@ def _default_normalize(source: str, net: torch.nn.Module) -> tuple[dict | None, 
     return None, "none (an exported program is taken as it is)"
 
 
+def _probe_size(net: torch.nn.Module) -> int:
+    """The input size a timm model was made for (its pretrained_cfg), else 224."""
+    input_size = (getattr(net, "pretrained_cfg", None) or {}).get("input_size")
+    return int(input_size[-1]) if input_size else PROBE_SIZE
+
+
 def _probe(model: ImportedClassifier, size: int, cam_layer: str | None) -> tuple[int, tuple | None]:
     """(outputs K, shape of the cam layer's output or None) from one forward pass on zeros."""
     shapes: list[tuple] = []
@@ -182,7 +188,7 @@ def run_import(workspace: Workspace, config: ImportConfig) -> ImportResult:
     cam_layer, cam_note = (config.cam_layer, "given with --cam-layer") if config.cam_layer \
         else default_cam_layer(source, arch, net)
     model = ImportedClassifier(net, normalize=norm, frozen_mode=frozen).eval()
-    outputs, cam_shape = _probe(model, image_size or PROBE_SIZE, cam_layer)
+    outputs, cam_shape = _probe(model, image_size or _probe_size(net), cam_layer)
     if cam_layer and (cam_shape is None or len(cam_shape) != 4):
         if config.cam_layer:
             raise InputError(f"--cam-layer {cam_layer} outputs shape {cam_shape}; Grad-CAM needs a (N, C, h, w) map")
