@@ -202,6 +202,8 @@ def run_import(workspace: Workspace, config: ImportConfig) -> ImportResult:
         mapping = read_class_map_file(config.class_map) if config.class_map is not None else None
         class_map = resolve_class_map(list(cache.class_ids), outputs, mapping=mapping,
                                       source=str(config.class_map or ""))
+    if class_map is not None:
+        notes.append(f"class map: {class_map.describe(list(cache.class_ids), outputs)}")
     exported_ref = None
     if source == "exported":
         copy = workspace.path_for("model", config.name).with_suffix(".pt2")
