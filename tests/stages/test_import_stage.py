@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 from defendr_cli.core.errors import InputError, MismatchError
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.models.checkpoint import check_checkpoint_against_cache, load_model, read_checkpoint
+from defendr_cli.core.models.imported import build_network
 from defendr_cli.core.models.normalize import Normalize
 from defendr_cli.core.stages.import_model import ImportConfig, run_import
 from tests.models import import_helpers as H
@@ -88,8 +89,6 @@ def test_mismatch_without_map_and_class_map_file(workspace, tmp_path):
 
 
 def test_timm_import_uses_the_models_own_normalization(workspace, tmp_path):
-    from defendr_cli.core.models.imported import build_network
-
     net = build_network("timm", "test_resnet", 4).eval()
     torch.save(net.state_dict(), tmp_path / "t.pth")
     result = run_import(workspace, ImportConfig("t", arch="timm:test_resnet", weights=tmp_path / "t.pth",
