@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from defendr_cli import __version__
-from defendr_cli.cli import attack, ensemble, evaluate, gradcam, info, ls, prepare, reproduce, train
+from defendr_cli.cli import attack, ensemble, evaluate, gradcam, import_model, info, ls, prepare, reproduce, train
 from defendr_cli.cli._errors import DefendrGroup
 from defendr_cli.cli.common import AppState
 from defendr_cli.core.memory import tune_allocator
@@ -49,7 +49,7 @@ def root(
     ctx.obj = AppState(workspace=Workspace.from_option(workdir), debug=debug)
 
 
-for module in (prepare, attack, train, ensemble, evaluate, gradcam, reproduce, info, ls):
+for module in (prepare, import_model, attack, train, ensemble, evaluate, gradcam, reproduce, info, ls):
     module.register(app)
 
 

@@ -30,6 +30,7 @@ from defendr_cli.core.io.checkpoint import read_checkpoint
 from defendr_cli.core.models.defenses import wrap_defense
 from defendr_cli.core.models.denoised import build_denoised
 from defendr_cli.core.models.ensemble import build_ensemble
+from defendr_cli.core.models.imported import build_imported
 from defendr_cli.core.models.registry import build_classifier
 from defendr_cli.core.workspace import Workspace
 
@@ -89,6 +90,7 @@ KIND_BUILDERS: dict[str, KindBuilder] = {
     "randomized": build_randomized,
     "denoised": build_denoised,
     "ensemble": build_ensemble,
+    "imported": build_imported,
 }
 
 
