@@ -214,7 +214,6 @@ def run_suite(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, atta
     if draws < 1 or batch_size < 1:
         raise InputError(f"draws and batch_size must be >= 1 (got {draws}, {batch_size})")
     images, labels = images.detach().float().cpu(), labels.detach().long().cpu()
-    count = len(labels)
     clean_mask = predict_classes(model, images, runtime=runtime, seed=seed, batch_size=batch_size) == labels
     standing = clean_mask.clone()
     broken_by: list[str | None] = [None if ok else "clean" for ok in clean_mask.tolist()]
