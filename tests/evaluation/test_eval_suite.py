@@ -129,3 +129,15 @@ def test_ensemble_keeps_the_worst_case_and_says_which_route_won():
     assert result.winner == "member-loss"
     assert result.robust_accuracy == pytest.approx(2 / 6)
     assert (ensemble(result.adv).argmax(1) != _labels(classes)).tolist() == [False, True, True, True, True, False]
+
+
+def test_seeded_random_starts_make_the_suite_reproducible():
+    model = _linear_model()
+    images = torch.rand(12, 3, 4, 4)
+    labels = model(images).argmax(1)
+    attacks = resolve_suite(suite_entries("custom", attacks=["pgd"], overrides={"pgd": {"steps": 1, "step_size": 0.001}}), 0.03)
+    first = run_suite(model, images, labels, attacks, seed=3, batch_size=5)
+    second = run_suite(model, images, labels, attacks, seed=3, batch_size=5)
+    other = run_suite(model, images, labels, attacks, seed=4, batch_size=5)
+    assert torch.equal(first.adv, second.adv)
+    assert not torch.equal(first.adv, other.adv)
