@@ -141,3 +141,24 @@ def test_seeded_random_starts_make_the_suite_reproducible():
     other = run_suite(model, images, labels, attacks, seed=4, batch_size=5)
     assert torch.equal(first.adv, second.adv)
     assert not torch.equal(first.adv, other.adv)
+
+
+def test_common_parameters_reach_only_the_attacks_that_take_them():
+    entries = suite_entries("custom", attacks=["pgd", "fgsm"])
+    attacks = resolve_suite(entries, 0.03, common={"eot": 3, "steps": 2})
+    seen = []
+    model = _linear_model()
+
+    def counting(x):
+        seen.append(len(x))
+        return model(x)
+
+    counter = nn.Module()
+    counter.forward = counting
+    images = torch.rand(2, 3, 4, 4)
+    labels = model(images).argmax(1)
+    attacks[0].run(counter, images, labels, torch.Generator().manual_seed(0))
+    assert len(seen) == 2 * 3 + 1  # 2 steps x 3 EOT gradients + the success check
+    seen.clear()
+    attacks[1].run(counter, images, labels, torch.Generator().manual_seed(0))
+    assert len(seen) == 2  # one gradient + the success check: fgsm took neither eot nor steps

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackResult
-from defendr_cli.core.attacks.registry import build_attack
+from defendr_cli.core.attacks.registry import attack_parameters, build_attack
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.predictions import seeded_randomness
 from defendr_cli.core.runtime import Runtime
@@ -118,13 +118,18 @@ def suite_entries(name: str, *, stochastic: bool = False, attacks: Sequence[str]
             for e in entries]
 
 
-def resolve_suite(entries: Sequence[SuiteEntry], eps: float | torch.Tensor, *,
-                  runtime: Runtime | None = None) -> list[SuiteAttack]:
+def resolve_suite(entries: Sequence[SuiteEntry], eps: float | torch.Tensor, *, runtime: Runtime | None = None,
+                  common: dict[str, Any] | None = None) -> list[SuiteAttack]:
     """SuiteAttacks from entries: `build_attack(entry.attack, eps=eps, **entry.params)` called with the
-    generator and runtime. Parameters are validated now (InputError for unknown attacks/params)."""
+    generator and runtime. `common` (e.g. {'eot': 10, 'restarts': 2} from command-line flags)
+    overrides the entries' parameters for every attack that accepts the parameter and is skipped
+    for the others (Square takes no eot). Parameters are validated now (InputError for unknown
+    attacks or parameters)."""
     out = []
     for entry in entries:
-        attack = build_attack(entry.attack, eps=eps, **entry.params)
+        accepted = set(attack_parameters(entry.attack))
+        params = {**entry.params, **{k: v for k, v in (common or {}).items() if k in accepted}}
+        attack = build_attack(entry.attack, eps=eps, **params)
 
         def run(model, images, labels, generator, _attack=attack):
             return _attack(model, images, labels, generator=generator, runtime=runtime)
