@@ -35,6 +35,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from defendr_cli.core.calibration import calibrate, calibration_line  # noqa: E402
 from defendr_cli.core.io.reader import SplitReader  # noqa: E402
 from defendr_cli.core.models.registry import build_classifier  # noqa: E402
 from defendr_cli.core.runtime import Runtime, seed_everything  # noqa: E402
@@ -174,6 +175,8 @@ def main() -> None:
     results["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                            "torch": torch.__version__, "python": platform.python_version(),
                           "load_average_at_start": list(os.getloadavg())}
+    results["calibration"] = calibrate("cpu", args.threads)  # the yardstick: compare machines by ratios
+    print(f"calibration: {calibration_line(results['calibration'])}")
     with tempfile.TemporaryDirectory() as tmp:
         for section in args.sections.split(","):
             started = time.perf_counter()
