@@ -9,7 +9,8 @@ dict that benchmarks and the reproduce report record beside their own figures:
     conv {fp32_gflops, bf16_gflops, shape, channels_last}, bf16_fp32_matmul_ratio,
     bf16_fp32_conv_ratio, seconds
 
-GFLOP/s count 2 FLOPs per multiply-add. The convolution is a ResNet-like 3x3 layer (64 -> 64
+GFLOP/s count 2 FLOPs per multiply-add; each figure is the best of 3 timing windows, fp32 and bf16
+windows alternating, so a shared machine's load disturbs the ratio as little as it can. The convolution is a ResNet-like 3x3 layer (64 -> 64
 channels, 56x56 feature map, stride 1, padding 1) in channels_last, forward only. bf16 figures use
 bf16 tensors directly (no autocast), which is what autocast dispatches to inside a model.
 """
@@ -45,52 +46,46 @@ def cpu_model_and_flags(cpuinfo: Path | str = "/proc/cpuinfo") -> tuple[str, dic
     return model or platform.machine(), {flag: flag in flags for flag in CPU_FLAGS}
 
 
-def _seconds_per_call(fn: Callable[[], object], device: torch.device, min_seconds: float) -> float:
-    """Median seconds of one call over timing windows of >= min_seconds / 3 each (after a warm-up)."""
+def _seconds_per_call(fns: dict[str, Callable[[], object]], device: torch.device,
+                      min_seconds: float) -> dict[str, float]:
+    """Best seconds of one call of each function, over 3 timing windows of >= min_seconds / 3 each,
+    windows of the functions alternating (so a shared machine's load changes hit both alike; the
+    best window is the one least disturbed)."""
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    fn()
-    fn()
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    single = max(time.perf_counter() - start, 1e-6)
-    calls = max(1, int(min_seconds / 3 / single))
-    windows = []
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
+    calls = {}
+    for name, fn in fns.items():
+        fn()
+        fn()
         sync()
-        windows.append((time.perf_counter() - start) / calls)
-    return statistics.median(windows)
+        start = time.perf_counter()
+        fn()
+        sync()
+        calls[name] = max(1, int(min_seconds / 3 / max(time.perf_counter() - start, 1e-6)))
+    best = {name: float("inf") for name in fns}
+    for _ in range(3):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                fn()
+            sync()
+            best[name] = min(best[name], (time.perf_counter() - start) / calls[name])
+    return best
 
 
-def _matmul_gflops(dtype: torch.dtype, size: int, device: torch.device, min_seconds: float) -> float:
+def _operands(dtype: torch.dtype, device: torch.device, size: int, conv_shape: tuple[int, int, int],
+              batch: int) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device, dtype)
-    b = torch.randn(size, size, generator=generator).to(device, dtype)
-    with torch.no_grad():
-        seconds = _seconds_per_call(lambda: torch.mm(a, b), device, min_seconds)
-    return 2 * size**3 / seconds / 1e9
-
-
-def _conv_gflops(dtype: torch.dtype, shape: tuple[int, int, int], batch: int, device: torch.device,
-                 min_seconds: float) -> float:
-    channels, height, width = shape
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, channels, height, width, generator=generator).to(device, dtype)
-    x = x.contiguous(memory_format=torch.channels_last)
-    weight = torch.randn(channels, channels, 3, 3, generator=generator).mul_(0.05).to(device, dtype)
-    weight = weight.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        seconds = _seconds_per_call(lambda: F.conv2d(x, weight, padding=1), device, min_seconds)
-    flops = 2 * batch * channels * height * width * channels * 9
-    return flops / seconds / 1e9
+    channels, height, width = conv_shape
+    x = torch.randn(batch, channels, height, width, generator=generator)
+    weight = torch.randn(channels, channels, 3, 3, generator=generator).mul_(0.05)
+    return {"a": torch.randn(size, size, generator=generator).to(device, dtype),
+            "b": torch.randn(size, size, generator=generator).to(device, dtype),
+            "x": x.to(device, dtype).contiguous(memory_format=torch.channels_last),
+            "w": weight.to(device, dtype).contiguous(memory_format=torch.channels_last)}
 
 
 def calibrate(device: str | torch.device = "cpu", threads: int | None = None, *,
@@ -109,12 +104,18 @@ def calibrate(device: str | torch.device = "cpu", threads: int | None = None, *,
         on_gpu = device.type == "cuda"
         size = 4096 if on_gpu else 1024
         conv_shape, conv_batch = (64, 56, 56), (64 if on_gpu else 4)
+        ops = {name: _operands(dtype, device, size, conv_shape, conv_batch)
+               for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+        with torch.no_grad():
+            mm = _seconds_per_call({name: (lambda o=o: torch.mm(o["a"], o["b"])) for name, o in ops.items()},
+                                   device, min_seconds)
+            conv = _seconds_per_call({name: (lambda o=o: F.conv2d(o["x"], o["w"], padding=1)) for name, o in ops.items()},
+                                     device, min_seconds)
+        conv_flops = 2 * conv_batch * conv_shape[0] ** 2 * conv_shape[1] * conv_shape[2] * 9
         figures = {
-            "matmul": {"size": size, **{f"{name}_gflops": _matmul_gflops(dtype, size, device, min_seconds)
-                                        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}},
+            "matmul": {"size": size, **{f"{name}_gflops": 2 * size**3 / seconds / 1e9 for name, seconds in mm.items()}},
             "conv": {"shape": [conv_batch, *conv_shape], "kernel": 3, "channels_last": True,
-                     **{f"{name}_gflops": _conv_gflops(dtype, conv_shape, conv_batch, device, min_seconds)
-                        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}},
+                     **{f"{name}_gflops": conv_flops / seconds / 1e9 for name, seconds in conv.items()}},
         }
         if on_gpu:
             name, flags = torch.cuda.get_device_name(device), {}

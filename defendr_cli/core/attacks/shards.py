@@ -31,6 +31,7 @@ from defendr_cli.core.attacks.stage import (
     set_name,
 )
 from defendr_cli.core.atomic import check_writable
+from defendr_cli.core.io.adv_fingerprint import seal_path
 from defendr_cli.core.io.adversarial import AdvSetWriter, from_storage, partial_adv_path
 from defendr_cli.core.io.reader import SplitReader, open_h5
 from defendr_cli.core.distributed import DistContext, all_gather_objects, barrier, shard_range
@@ -138,6 +139,7 @@ def _assemble(stage: _Stage, plan: _SplitPlan, dist: DistContext) -> list[Attack
                 final_writer.close()
             for path in shards:
                 path.unlink(missing_ok=True)
+                seal_path(path).unlink(missing_ok=True)
             if config.preview:
                 result.preview = write_preview(result.path, reader, stage.cache_info.class_names)
             results.append(result)

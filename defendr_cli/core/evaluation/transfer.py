@@ -22,7 +22,7 @@ from defendr_cli.core.evaluation.predictions import PredictionCache, Predictions
 from defendr_cli.core.evaluation.sharded import predict_sharded
 from defendr_cli.core.evaluation.subjects import EvalModel, attack_label_from_set_name
 from defendr_cli.core.evaluation.tables import Table
-from defendr_cli.core.fingerprint import file_fingerprint
+from defendr_cli.core.io.adv_fingerprint import adv_set_fingerprint
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
 
@@ -101,7 +101,9 @@ def set_key_for_clean(cache_info: Any) -> str:
 
 
 def set_key_for_adv(path: Path, info: Any) -> str:
-    return safe_key("adv", info.name, file_fingerprint(path))
+    """Cache key of an adversarial set: its name and content fingerprint (recorded when written,
+    trusted after a cheap check; see core/io/adv_fingerprint.py)."""
+    return safe_key("adv", info.name, adv_set_fingerprint(path))
 
 
 def primary_set_name(adv_sets: list[dict]) -> str | None:

@@ -16,12 +16,14 @@ Layout (DESIGN.md §3):
         batch_size, precision, split, source_model, source_model_fingerprint, clean_cache,
         clean_fingerprint, image_size, dtype, count, success_rate (untargeted: the fraction of
         images classified right before the attack that are wrong after it; targeted: the fraction
-        classified as their target), clean_accuracy, adv_accuracy, summary (None-valued
+        classified as their target), clean_accuracy, adv_accuracy, summary, content_fingerprint
+        (of the stored images, labels and clean rows; see core/io/adv_fingerprint.py; None-valued
         parameters are left out).
 
 `AdvSetWriter` writes into a stable partial file (`.<name>.h5.partial`) batch by batch, records
 the rows done in the `done` attribute so a later run can resume, and renames the file into place
-only when every row is written.
+only when every row is written. It computes the content fingerprint while rows arrive and seals
+the finished file (`.<name>.h5.seal`), so evaluation never re-reads a set in full to key its caches.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 
 from defendr_cli.core.atomic import check_writable
+from defendr_cli.core.io.adv_fingerprint import FINGERPRINT_ATTR, AdvContentDigest, write_seal
 from defendr_cli.core.io.reader import Batch, batch_rows, open_h5, sorted_runs
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError
 from defendr_cli.core.workspace import Workspace
@@ -78,6 +81,7 @@ class AdvSetInfo:
     clean_accuracy: float | None = None
     adv_accuracy: float | None = None
     summary: str = ""
+    content_fingerprint: str = ""
     format_version: int = ADV_FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -209,6 +213,7 @@ class AdvSetWriter:
         self.dtype = dtype
         self.params = {k: v for k, v in params.items() if v is not None}
         self.resumed_from = 0
+        self._digest = AdvContentDigest()
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self._handle = self._reopen() if resume and self.partial.exists() else None
         if self._handle is None:
@@ -230,6 +235,7 @@ class AdvSetWriter:
             handle.close()
             return None
         self.resumed_from = int(attrs["done"])
+        self._digest.update_from_file(handle, self.resumed_from)  # the rows already written
         return handle
 
     def _create(self, image_shape: tuple[int, ...]) -> h5py.File:
@@ -255,12 +261,14 @@ class AdvSetWriter:
             raise InputError(f"rows must be written in order: expected row {self.done}, got {start}")
         stop = start + adv.shape[0]
         handle = self._handle
-        handle["images"][start:stop] = to_storage(adv, self.dtype)
+        stored = to_storage(adv, self.dtype)
+        handle["images"][start:stop] = stored
         columns = {"labels": labels, "clean_indices": clean_indices, "success": success,
                    "clean_pred": clean_pred, "adv_pred": adv_pred,
                    "targets": targets if targets is not None else torch.full_like(labels, -1)}
         for key, value in columns.items():
             handle[key][start:stop] = value.detach().cpu().numpy()
+        self._digest.update(stored, handle["labels"][start:stop], handle["clean_indices"][start:stop])
         handle.attrs["done"] = stop
         handle.flush()
 
@@ -273,9 +281,12 @@ class AdvSetWriter:
         if self.done != self.count:
             raise InputError(f"cannot finish {self.final.name}: {self.done} of {self.count} rows written")
         self._handle.attrs.update({k: v for k, v in results.items() if v is not None})
+        fingerprint = self._digest.hexdigest()
+        self._handle.attrs[FINGERPRINT_ATTR] = fingerprint
         self._handle.attrs["complete"] = True
         self._handle.close()
         os.replace(self.partial, self.final)
+        write_seal(self.final, fingerprint)
         return self.final
 
     def close(self) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
+from defendr_cli.core.io.adv_fingerprint import adv_set_fingerprint
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.training.data import BatchSource, TrainBatch, resolve_adv_sets
 from defendr_cli.core.training.options import TrainOptions
 from defendr_cli.core.training.recipes import StepResult, TrainContext, register_recipe
@@ -47,7 +47,8 @@ def make_online_attack(options: TrainOptions, context: TrainContext):
 
 
 def adv_set_parents(paths: list[Path]) -> list[dict[str, str]]:
-    return [{"role": "adversarial-set", "name": p.stem, "fingerprint": file_fingerprint(p)} for p in paths]
+    """Provenance of cached adversarial sets: name and content fingerprint (cheap check, no full read)."""
+    return [{"role": "adversarial-set", "name": p.stem, "fingerprint": adv_set_fingerprint(p)} for p in paths]
 
 
 class CachedOrOnlineAdversarialRecipe(ClassifierRecipe):
