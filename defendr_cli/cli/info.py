@@ -1,4 +1,5 @@
-"""`defendr info [CACHE]`: a clean cache's splits, counts, classes and attributes; --verify re-checks it."""
+"""`defendr info [CACHE]`: a clean cache's splits, counts, classes and attributes; --verify re-checks it
+and every adversarial set made from it (each re-read in full)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from rich.table import Table
 from defendr_cli.cli.common import JsonOpt, print_json, state
 from defendr_cli.cli.progress import RichReporter
 from defendr_cli.core.io.reader import CacheInfo, read_cache_info
-from defendr_cli.core.io.verify import verify_cache
+from defendr_cli.core.io.adversarial import find_adv_sets
+from defendr_cli.core.io.verify import verify_adv_set, verify_cache
 from defendr_cli.core.errors import CorruptArtefactError
 
 SHOW_CLASSES = 12
@@ -63,7 +65,8 @@ def register(app: typer.Typer) -> None:
         cache: Annotated[str | None, typer.Argument(
             help="Clean cache name (in data/) or path; default the workspace's only cache.")] = None,
         verify: Annotated[bool, typer.Option(
-            "--verify", help="Re-read every image and label and check the content fingerprint.")] = False,
+            "--verify", help="Re-read every image and label of the cache and of its adversarial sets and check "
+                        "their content fingerprints.")] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Show a clean cache's splits, counts, classes and attributes."""
@@ -72,14 +75,19 @@ def register(app: typer.Typer) -> None:
         path = workspace.resolve("data", cache) if cache else workspace.default_data()
         info = read_cache_info(path)
         report = None
+        adv_reports = []
         if verify:
             with RichReporter(app_state.err_console, enabled=not as_json) as reporter:
                 report = verify_cache(path, reporter=reporter)
+            adv_reports = [verify_adv_set(s.path) for s in find_adv_sets(workspace)
+                           if s.clean_fingerprint == info.fingerprint]
         if as_json:
             payload = info.to_dict()
             if report is not None:
                 payload["verify"] = {"ok": report.ok, "recorded": report.recorded, "computed": report.computed,
                                      "rows": report.rows, "seconds": round(report.seconds, 3)}
+                payload["verify_adv_sets"] = [{"name": r.path.stem, "ok": r.ok, "recorded": r.recorded,
+                                               "computed": r.computed, "rows": r.rows} for r in adv_reports]
             print_json(payload)
         else:
             console = app_state.console
@@ -88,7 +96,15 @@ def register(app: typer.Typer) -> None:
             if report is not None and report.ok:
                 console.print(f"verified: {report.rows} images and labels match fingerprint {report.recorded} "
                               f"({report.seconds:.1f} s)", markup=False, highlight=False)
+            for r in adv_reports:
+                console.print(f"adversarial set {r.path.stem}: {r.rows} rows "
+                              f"{'match' if r.ok else 'DO NOT match'} fingerprint {r.recorded or '(none recorded)'}",
+                              markup=False, highlight=False)
         if report is not None and not report.ok:
             raise CorruptArtefactError(
                 f"the content of {path} does not match its fingerprint (recorded {report.recorded}, "
                 f"computed {report.computed})", hint="make it again with: defendr prepare --force")
+        bad = [r.path.stem for r in adv_reports if r.recorded and not r.ok]
+        if bad:
+            raise CorruptArtefactError(f"the content of adversarial set(s) {', '.join(bad)} does not match the recorded "
+                                       f"fingerprint", hint="make them again with: defendr attack ... --force")
