@@ -3,7 +3,8 @@
 
     .venv/bin/python benchmarks/bench_data.py [--images 400] [--workers N] [--reader-images 2000]
 
-Prints the figures and saves them to benchmarks/results/bench_data.json. Targets (2-core machine):
+Prints the figures and saves them, with the machine's calibration (core.calibration), to
+benchmarks/results/bench_data.json. Targets (2-core machine):
 prepare >= 3x the naive loop; reader >= 5,000 images/s warm.
 """
 

@@ -13,7 +13,8 @@ Sections
               8 epochs, Adam lr 2e-3, wd 5e-4, batch 64): baseline, then FGSM/PGD 8/255 sets of the
               train split from the baseline (attack stage), then adv / alp / clp / lsq; clean test
               accuracy and the FGSM-8/255 transfer test accuracy of each, with training time.
-Prints each section and writes benchmarks/results/bench_train.json (sections not run are kept).
+Prints each section and writes benchmarks/results/bench_train.json (sections not run are kept), with
+the machine's calibration (core.calibration: fp32/bf16 matmul and conv GFLOP/s) under `calibration`.
 The figures count every second of the `train()` call: model build, data, validation, checkpoints.
 """
 
