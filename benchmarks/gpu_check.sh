@@ -36,9 +36,11 @@ if [[ "$KEEP" == 0 ]]; then trap 'rm -rf "$WORK"' EXIT; else echo "work folder: 
 if [[ "$TINY" == 1 ]]; then
   CLASSES=5; PER_CLASS=6; SIZE=32; ARCH=tinyresnet; JPEG_W=64; JPEG_H=48
   PGD_ARCH=tinyresnet; PGD_SIZE=32; PGD_BATCH=8; PGD_ITERS=2; TAG="$DEVICE-tiny"
+  EXTRA=(--set "methods.dunet.width_mult=0.25" --set "extra_test_attacks=[]")
 else
   CLASSES=20; PER_CLASS=6; SIZE=299; ARCH=resnet101; JPEG_W=500; JPEG_H=375
   PGD_ARCH=resnet101; PGD_SIZE=299; PGD_BATCH=64; PGD_ITERS=5; TAG="$DEVICE"
+  EXTRA=()
 fi
 
 "$PY" "$ROOT/benchmarks/gpu_check.py" jpegs "$WORK/imagenet" --classes "$CLASSES" --per-class "$PER_CLASS" \
@@ -52,7 +54,7 @@ SETTINGS=(
   --set "model.freeze_backbone=false" --set "train.epochs=1" --set "train.batch_size=16"
   --set "methods.dunet.epochs=1" --set "methods.dunet.batch_size=4"
   --set "evaluate.subset=$CLASSES" --set "evaluate.steps=[10]" --set "evaluate.restarts=[1]"
-  --set "evaluate.eot=2" --set "evaluate.batch_size=16" --set "gradcam.count=4"
+  --set "evaluate.eot=2" --set "evaluate.batch_size=16" --set "gradcam.count=4" ${EXTRA[@]+"${EXTRA[@]}"}
 )
 START=$(date +%s)
 "$PY" -m defendr_cli --workdir "$WORK/ws" reproduce --profile paper --source "$WORK/imagenet" \
