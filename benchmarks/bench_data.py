@@ -3,7 +3,8 @@
 
     .venv/bin/python benchmarks/bench_data.py [--images 400] [--workers N] [--reader-images 2000]
 
-Prints the figures and saves them to benchmarks/results/bench_data.json. Targets (2-core machine):
+Prints the figures and saves them, with the machine's calibration (core.calibration), to
+benchmarks/results/bench_data.json. Targets (2-core machine):
 prepare >= 3x the naive loop; reader >= 5,000 images/s warm.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from defendr_cli.core.calibration import calibrate, calibration_line
 from defendr_cli.core.io.cache import CacheWriter
 from defendr_cli.core.data.imagenet_prepare import default_workers, prepare_imagenet
 from defendr_cli.core.data.imagenet_source import list_classes, list_images
@@ -124,6 +126,8 @@ def main() -> None:
                         help="skip the glibc mmap-threshold tuning the CLI applies at start-up")
     args = parser.parse_args()
     tuned = False if args.no_tune_allocator else tune_allocator()
+    calibration = calibrate("cpu")
+    print(f"calibration: {calibration_line(calibration)}")
     print(f"allocator tuned as the CLI does (core/memory.py): {tuned}")
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         prepare = bench_prepare(Path(tmp), args.images, args.workers)
@@ -143,7 +147,7 @@ def main() -> None:
                "machine": {"cpus": default_workers(), "platform": platform.platform(),
                            "load_average_1min": round(os.getloadavg()[0], 2),
                            "torch_threads": torch.get_num_threads(), "allocator_tuned": tuned},
-               "prepare": prepare, "reader": reader}
+               "calibration": calibration, "prepare": prepare, "reader": reader}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"saved {RESULTS}")

@@ -13,7 +13,8 @@ Sections
               8 epochs, Adam lr 2e-3, wd 5e-4, batch 64): baseline, then FGSM/PGD 8/255 sets of the
               train split from the baseline (attack stage), then adv / alp / clp / lsq; clean test
               accuracy and the FGSM-8/255 transfer test accuracy of each, with training time.
-Prints each section and writes benchmarks/results/bench_train.json (sections not run are kept).
+Prints each section and writes benchmarks/results/bench_train.json (sections not run are kept), with
+the machine's calibration (core.calibration: fp32/bf16 matmul and conv GFLOP/s) under `calibration`.
 The figures count every second of the `train()` call: model build, data, validation, checkpoints.
 """
 
@@ -35,6 +36,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from defendr_cli.core.calibration import calibrate, calibration_line  # noqa: E402
 from defendr_cli.core.io.reader import SplitReader  # noqa: E402
 from defendr_cli.core.models.registry import build_classifier  # noqa: E402
 from defendr_cli.core.runtime import Runtime, seed_everything  # noqa: E402
@@ -174,6 +176,8 @@ def main() -> None:
     results["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
                            "torch": torch.__version__, "python": platform.python_version(),
                           "load_average_at_start": list(os.getloadavg())}
+    results["calibration"] = calibrate("cpu", args.threads)  # the yardstick: compare machines by ratios
+    print(f"calibration: {calibration_line(results['calibration'])}")
     with tempfile.TemporaryDirectory() as tmp:
         for section in args.sections.split(","):
             started = time.perf_counter()

@@ -60,7 +60,8 @@ def info_command(
     cache: Annotated[str | None, typer.Argument(
         help="Clean cache name (in data/) or path; default the workspace's only cache.")] = None,
     verify: Annotated[bool, typer.Option(
-        "--verify", help="Re-read every image and label and check the content fingerprint.")] = False,
+        "--verify", help="Re-read every image and label of the cache and of its adversarial sets and check "
+                         "their content fingerprints.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a clean cache's splits, counts, classes and attributes."""
@@ -77,6 +78,10 @@ def info_command(
         if report is not None and report.ok:
             console.print(f"verified: {report.rows} images and labels match fingerprint {report.recorded} "
                           f"({report.seconds:.1f} s)", markup=False, highlight=False)
+        for r in result.adv_verify:
+            console.print(f"adversarial set {r.path.stem}: {r.rows} rows "
+                          f"{'match' if r.ok else 'DO NOT match'} fingerprint {r.recorded or '(none recorded)'}",
+                          markup=False, highlight=False)
     result.raise_if_corrupt()
 
 

@@ -9,6 +9,8 @@ import torch
 from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
+from defendr_cli.core.io.adversarial import AdvSetWriter
+from defendr_cli.core.io.reader import read_cache_info
 
 
 def _run(ws, *args):
@@ -79,3 +81,22 @@ def test_ls_empty_workspace_and_bad_kind(tmp_path):
     assert result.exit_code == 0 and "no artefacts" in result.output
     bad = CliRunner().invoke(app, ["--workdir", str(tmp_path), "ls", "weights"])
     assert bad.exit_code == 1 and "unknown kind" in bad.output
+
+
+def test_info_verify_rehashes_the_adversarial_sets_of_the_cache(synthetic_workspace):
+    cache = read_cache_info(synthetic_workspace.path_for("data", "synthetic-c10-n60-32px"))
+    params = {"name": "fgsm-x", "attack": "fgsm", "eps": 0.1, "eps_label": "0.1", "eps_space": "pixel",
+              "split": "test", "source_model": "m", "source_model_fingerprint": "f" * 16,
+              "clean_fingerprint": cache.fingerprint, "seed": 0}
+    path = synthetic_workspace.path_for("adv", "fgsm-x")
+    rows = torch.arange(4)
+    with AdvSetWriter(path, count=4, image_shape=(3, 32, 32), dtype="float16", params=params) as writer:
+        writer.write(0, torch.rand(4, 3, 32, 32), labels=rows, clean_indices=rows, success=rows > 1,
+                     clean_pred=rows, adv_pred=rows, targets=None)
+        writer.finish({"success_rate": 0.5, "summary": "s"})
+    data = json.loads(_run(synthetic_workspace, "info", "--verify", "--json").output)
+    assert [(r["name"], r["ok"]) for r in data["verify_adv_sets"]] == [("fgsm-x", True)]
+    with h5py.File(path, "r+") as f:
+        f["images"][3, 0, 0, 0] += 0.5
+    result = _run(synthetic_workspace, "info", "--verify")
+    assert result.exit_code == 1 and "fgsm-x" in result.output

@@ -76,7 +76,8 @@ def test_attack_two_processes_writes_the_single_process_file(runs):
     assert len(names) == 2 and names == sorted(p.name for p in parallel_ws.adv_dir.glob("*.h5"))
     for name in names:
         assert_same_h5(single_ws.adv_dir / name, parallel_ws.adv_dir / name)
-    assert not [p.name for p in parallel_ws.adv_dir.iterdir() if p.name.startswith(".")]  # shards removed
+    hidden = sorted(p.name for p in parallel_ws.adv_dir.iterdir() if p.name.startswith("."))
+    assert hidden == sorted(f".{n}.seal" for n in names)  # shards (and their seals) removed; the sets' seals kept
     assert sorted(p.name for p in parallel_ws.adv_dir.glob("*.png")) == sorted(n[:-3] + ".png" for n in names)
     assert stdout.count("sets in ") == 1
 

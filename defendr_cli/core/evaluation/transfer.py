@@ -23,10 +23,10 @@ from defendr_cli.core.evaluation.results import (AdvSetSummary, ClassRow, Confus
                                                  SetScores, TransferResult, TransferRow, jsonable)
 from defendr_cli.core.evaluation.sharded import predict_sharded
 from defendr_cli.core.evaluation.subjects import EvalModel, attack_label_from_set_name
-from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.io.adversarial import AdvSetReader, read_adv_info
 from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.models.loading import check_checkpoint_against_cache
+from defendr_cli.core.io.adv_fingerprint import adv_set_fingerprint
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
 
@@ -77,7 +77,9 @@ def set_key_for_clean(cache_info: Any) -> str:
 
 
 def set_key_for_adv(path: Path, info: Any) -> str:
-    return safe_key("adv", info.name, file_fingerprint(path))
+    """Cache key of an adversarial set: its name and content fingerprint (recorded when written,
+    trusted after a cheap check; see core/io/adv_fingerprint.py)."""
+    return safe_key("adv", info.name, adv_set_fingerprint(path))
 
 
 def primary_set_name(adv_sets: list[AdvSetSummary]) -> str | None:

@@ -16,12 +16,14 @@ Layout (DESIGN.md §3):
         batch_size, precision, split, source_model, source_model_fingerprint, clean_cache,
         clean_fingerprint, image_size, dtype, count, success_rate (untargeted: the fraction of
         images classified right before the attack that are wrong after it; targeted: the fraction
-        classified as their target), clean_accuracy, adv_accuracy, summary (None-valued
+        classified as their target), clean_accuracy, adv_accuracy, summary, content_fingerprint
+        (of the stored images, labels and clean rows; see core/io/adv_fingerprint.py; None-valued
         parameters are left out).
 
 `AdvSetWriter` writes into a stable partial file (`.<name>.h5.partial`) batch by batch, records
 the rows done in the `done` attribute so a later run can resume, and renames the file into place
-only when every row is written.
+only when every row is written. It computes the content fingerprint while rows arrive and seals
+the finished file (`.<name>.h5.seal`), so evaluation never re-reads a set in full to key its caches.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ import numpy as np
 import torch
 
 from defendr_cli.core.atomic import check_space, check_writable, write_guard
-from defendr_cli.core.locks import artefact_lock
+from defendr_cli.core.io.adv_fingerprint import FINGERPRINT_ATTR, AdvContentDigest, write_seal
 from defendr_cli.core.io.h5 import Batch, ProcessLocalFile, batch_rows, check_rows, open_h5, read_rows
+from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError
 from defendr_cli.core.workspace import Workspace
 
@@ -79,6 +82,7 @@ class AdvSetInfo:
     clean_accuracy: float | None = None
     adv_accuracy: float | None = None
     summary: str = ""
+    content_fingerprint: str = ""
     format_version: int = ADV_FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -216,6 +220,7 @@ class AdvSetWriter:
         with write_guard(self.final):
             self.final.parent.mkdir(parents=True, exist_ok=True)
         self._handle: h5py.File | None = None
+        self._digest = AdvContentDigest()
         self._lock = artefact_lock(self.final)  # held until close(): one writer per set
         self._lock.__enter__()
         try:
@@ -243,6 +248,7 @@ class AdvSetWriter:
             handle.close()
             return None
         self.resumed_from = int(attrs["done"])
+        self._digest.update_from_file(handle, self.resumed_from)  # the rows already written
         return handle
 
     def _create(self, image_shape: tuple[int, ...]) -> h5py.File:
@@ -273,9 +279,11 @@ class AdvSetWriter:
                    "clean_pred": clean_pred, "adv_pred": adv_pred,
                    "targets": targets if targets is not None else torch.full_like(labels, -1)}
         with write_guard(self.final, self.partial):
-            handle["images"][start:stop] = to_storage(adv, self.dtype)
+            stored = to_storage(adv, self.dtype)
+            handle["images"][start:stop] = stored
             for key, value in columns.items():
                 handle[key][start:stop] = value.detach().cpu().numpy()
+            self._digest.update(stored, handle["labels"][start:stop], handle["clean_indices"][start:stop])
             handle.attrs["done"] = stop
             handle.flush()
 
@@ -289,9 +297,12 @@ class AdvSetWriter:
             raise InputError(f"cannot finish {self.final.name}: {self.done} of {self.count} rows written")
         with write_guard(self.final, self.partial):
             self._handle.attrs.update({k: v for k, v in results.items() if v is not None})
+            fingerprint = self._digest.hexdigest()
+            self._handle.attrs[FINGERPRINT_ATTR] = fingerprint
             self._handle.attrs["complete"] = True
             self._handle.close()
             os.replace(self.partial, self.final)
+            write_seal(self.final, fingerprint)
         return self.final
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Re-check a clean cache's content against the fingerprint recorded when it was written."""
+"""Re-check a clean cache's or an adversarial set's content against the fingerprint recorded when it
+was written (reads every row)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from defendr_cli.core.io.adv_fingerprint import compute_adv_fingerprint, recorded_adv_fingerprint
 from defendr_cli.core.io.cache import SPLITS, ContentDigest
 from defendr_cli.core.io.h5 import open_h5
 from defendr_cli.core.io.reader import info_from_handle
@@ -49,3 +51,15 @@ def verify_cache(path: Path | str, *, reporter: Reporter | None = None, block_by
                     digest.update(split, images[start:stop], labels[start:stop])
                     task.advance(stop - start)
     return VerifyReport(path, info.fingerprint, digest.hexdigest(), total, time.perf_counter() - started)
+
+
+def verify_adv_set(path: Path | str) -> VerifyReport:
+    """Recompute an adversarial set's content fingerprint from every stored row and compare it with
+    the recorded `content_fingerprint` attribute ('' when the set predates it)."""
+    path = Path(path)
+    started = time.perf_counter()
+    recorded = recorded_adv_fingerprint(path) or ""
+    computed = compute_adv_fingerprint(path)
+    with open_h5(path, what="adversarial set") as handle:
+        rows = int(handle["images"].shape[0])
+    return VerifyReport(path, recorded, computed, rows, time.perf_counter() - started)

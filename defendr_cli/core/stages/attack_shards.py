@@ -23,6 +23,7 @@ import torch
 
 from defendr_cli.core.atomic import check_writable
 from defendr_cli.core.attacks.eps import EpsValue
+from defendr_cli.core.io.adv_fingerprint import seal_path
 from defendr_cli.core.distributed import DistContext, all_gather_objects, barrier, shard_range
 from defendr_cli.core.errors import CorruptArtefactError
 from defendr_cli.core.io.adversarial import AdvSetWriter, from_storage, partial_adv_path
@@ -132,6 +133,7 @@ def _assemble(run: AttackRun, plan: _SplitPlan, dist: DistContext) -> list[Attac
                 final_writer.close()
             for path in shards:
                 path.unlink(missing_ok=True)
+                seal_path(path).unlink(missing_ok=True)
             if config.preview:
                 result.preview = write_preview(result.path, reader, run.cache_info.class_names)
             results.append(result)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError
 from defendr_cli.core.io.catalog import KIND_ORDER, ArtefactEntry, list_artefacts
 from defendr_cli.core.io.reader import CacheInfo, read_cache_info
-from defendr_cli.core.io.verify import VerifyReport, verify_cache
+from defendr_cli.core.io.adversarial import find_adv_sets
+from defendr_cli.core.io.verify import VerifyReport, verify_adv_set, verify_cache
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.workspace import Workspace
 
@@ -18,9 +19,13 @@ KIND_ALIASES = {"data": "data", "adv": "adv", "model": "model", "models": "model
 
 @dataclass
 class InfoResult:
+    """A clean cache's description; with --verify the cache's report and one per adversarial set made
+    from it (each re-hashed in full)."""
+
     path: Path
     info: CacheInfo
     verify: VerifyReport | None = None
+    adv_verify: list[VerifyReport] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         payload = self.info.to_dict()
@@ -28,6 +33,8 @@ class InfoResult:
             v = self.verify
             payload["verify"] = {"ok": v.ok, "recorded": v.recorded, "computed": v.computed, "rows": v.rows,
                                  "seconds": round(v.seconds, 3)}
+            payload["verify_adv_sets"] = [{"name": r.path.stem, "ok": r.ok, "recorded": r.recorded,
+                                           "computed": r.computed, "rows": r.rows} for r in self.adv_verify]
         return payload
 
     def raise_if_corrupt(self) -> None:
@@ -36,6 +43,10 @@ class InfoResult:
             raise CorruptArtefactError(
                 f"the content of {self.path} does not match its fingerprint (recorded {self.verify.recorded}, "
                 f"computed {self.verify.computed})", hint="make it again with: defendr prepare --force")
+        bad = [r.path.stem for r in self.adv_verify if r.recorded and not r.ok]
+        if bad:
+            raise CorruptArtefactError(f"the content of adversarial set(s) {', '.join(bad)} does not match the "
+                                       f"recorded fingerprint", hint="make them again with: defendr attack ... --force")
 
 
 def run_info(workspace: Workspace, cache: str | None = None, *, verify: bool = False,
@@ -43,7 +54,10 @@ def run_info(workspace: Workspace, cache: str | None = None, *, verify: bool = F
     """Describe a clean cache (name, path, or the workspace's only one); re-read it all with `verify`."""
     path = workspace.resolve("data", cache) if cache else workspace.default_data()
     info = read_cache_info(path)
-    return InfoResult(path, info, verify_cache(path, reporter=reporter) if verify else None)
+    if not verify:
+        return InfoResult(path, info)
+    adv_reports = [verify_adv_set(s.path) for s in find_adv_sets(workspace) if s.clean_fingerprint == info.fingerprint]
+    return InfoResult(path, info, verify_cache(path, reporter=reporter), adv_reports)
 
 
 @dataclass

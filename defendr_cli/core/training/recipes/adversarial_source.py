@@ -16,7 +16,7 @@ import torch
 
 from defendr_cli.core.attacks import build_attack, eps_in_pixels, parse_eps
 from defendr_cli.core.attacks.registry import attack_parameters
-from defendr_cli.core.fingerprint import file_fingerprint
+from defendr_cli.core.io.adv_fingerprint import adv_set_fingerprint
 from defendr_cli.core.training.options import MethodOptions, check_at_least, check_choice, option
 from defendr_cli.core.training.recipes.base import TrainContext
 
@@ -62,4 +62,5 @@ def make_online_attack(options: AdversarialSourceOptions, context: TrainContext)
 
 
 def adv_set_parents(paths: list[Path]) -> list[dict[str, str]]:
-    return [{"role": "adversarial-set", "name": p.stem, "fingerprint": file_fingerprint(p)} for p in paths]
+    """Provenance of cached adversarial sets: name and content fingerprint (cheap check, no full read)."""
+    return [{"role": "adversarial-set", "name": p.stem, "fingerprint": adv_set_fingerprint(p)} for p in paths]

@@ -1,0 +1,157 @@
+"""Content fingerprints of adversarial sets: computed while writing, trusted after a cheap check.
+
+The content fingerprint covers what a model's predictions on a set depend on: the stored image
+bytes (storage dtype, row order), the labels and the clean-split rows (int64). `AdvSetWriter`
+computes it incrementally and records it as the file attribute `content_fingerprint`, then writes
+a seal beside the set (`.<name>.h5.seal`, JSON): the fingerprint, the file's size and modification
+time, and a digest of a few sampled image rows plus the labels and clean rows.
+
+`adv_set_fingerprint(path)` returns the recorded fingerprint when the seal still matches (size,
+mtime and the sampled rows: reads a few rows, never the whole set). Otherwise (the file was edited
+in place, replaced, copied without its seal) it re-hashes the whole content once per process,
+returns what it computed (so prediction caches keyed by it are invalidated when the content
+changed) and, when that equals the recorded attribute, renews the seal. Sets written before the
+attribute existed fall back to `file_fingerprint` (sha256 of the file's bytes).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from defendr_cli.core.fingerprint import FINGERPRINT_CHARS, file_fingerprint
+from defendr_cli.core.io.h5 import open_h5
+
+FINGERPRINT_ATTR = "content_fingerprint"
+SAMPLED_ROWS = 8
+_BLOCK_BYTES = 32 << 20
+
+
+class AdvContentDigest:
+    """Incremental content fingerprint of an adversarial set: sha256 of the stored image bytes,
+    of the int64 labels and of the int64 clean rows, each in row order, combined (16 hex)."""
+
+    def __init__(self) -> None:
+        self._parts = {key: hashlib.sha256() for key in ("images", "labels", "clean_indices")}
+
+    def update(self, images: np.ndarray, labels: np.ndarray, clean_indices: np.ndarray) -> None:
+        """Rows in order: images in their storage dtype (n,3,H,W), labels and clean rows (n,)."""
+        self._parts["images"].update(np.ascontiguousarray(images).data)
+        self._parts["labels"].update(np.ascontiguousarray(labels, dtype="<i8").data)
+        self._parts["clean_indices"].update(np.ascontiguousarray(clean_indices, dtype="<i8").data)
+
+    def update_from_file(self, handle: h5py.File, stop: int) -> None:
+        """Feed rows [0, stop) as stored in an open set (resuming a write, or verifying)."""
+        images = handle["images"]
+        row_bytes = max(1, int(np.prod(images.shape[1:])) * images.dtype.itemsize)
+        step = max(1, _BLOCK_BYTES // row_bytes)
+        for start in range(0, stop, step):
+            end = min(stop, start + step)
+            self.update(images[start:end], handle["labels"][start:end], handle["clean_indices"][start:end])
+
+    def hexdigest(self) -> str:
+        total = hashlib.sha256()
+        for key, part in self._parts.items():
+            total.update(f"{key}:{part.hexdigest()};".encode())
+        return total.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def seal_path(path: Path | str) -> Path:
+    """Where the seal of the set at `path` lives: `.<name>.h5.seal` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.seal")
+
+
+def sampled_rows(count: int, samples: int = SAMPLED_ROWS) -> np.ndarray:
+    """The rows the cheap check reads: first, last and evenly spaced ones between (sorted, unique)."""
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.linspace(0, count - 1, num=min(samples, count)).round().astype(np.int64))
+
+
+def sample_digest(handle: h5py.File) -> str:
+    """sha256 (16 hex) of the sampled image rows, the whole labels and clean-row columns, and the
+    images' dtype and shape."""
+    images = handle["images"]
+    digest = hashlib.sha256(f"{images.dtype.str}:{tuple(images.shape)};".encode())
+    for row in sampled_rows(images.shape[0]):
+        digest.update(np.ascontiguousarray(images[int(row)]).data)
+    for key in ("labels", "clean_indices"):
+        digest.update(np.ascontiguousarray(handle[key][...], dtype="<i8").data)
+    return digest.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def write_seal(path: Path | str, fingerprint: str) -> None:
+    """Seal the set at `path` as it is now (size, mtime, sampled rows). Best effort: a folder that
+    cannot be written only costs a full re-hash later."""
+    path = Path(path)
+    stat = path.stat()
+    with open_h5(path, what="adversarial set") as handle:
+        sample = sample_digest(handle)
+    seal = {"fingerprint": fingerprint, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sample": sample}
+    target = seal_path(path)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(seal))
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_seal(path: Path) -> dict | None:
+    try:
+        seal = json.loads(seal_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return seal if isinstance(seal, dict) else None
+
+
+def compute_adv_fingerprint(path: Path | str) -> str:
+    """The content fingerprint recomputed from every stored row (reads the whole set)."""
+    digest = AdvContentDigest()
+    with open_h5(Path(path), what="adversarial set") as handle:
+        digest.update_from_file(handle, handle["images"].shape[0])
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _full_content_fingerprint(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    """`compute_adv_fingerprint`, memoised per process on the file's identity."""
+    return compute_adv_fingerprint(path)
+
+
+def recorded_adv_fingerprint(path: Path | str) -> str | None:
+    """The `content_fingerprint` attribute of the set (None for sets written before it existed)."""
+    with open_h5(Path(path), what="adversarial set") as handle:
+        value = handle.attrs.get(FINGERPRINT_ATTR)
+    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
+
+
+def adv_set_fingerprint(path: Path | str) -> str:
+    """Content fingerprint of the adversarial set at `path` (see the module docstring): the
+    recorded one after the cheap check, else recomputed from the whole content."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    with open_h5(path, what="adversarial set") as handle:
+        value = handle.attrs.get(FINGERPRINT_ATTR)
+        recorded = value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
+        if recorded is None:
+            legacy = True
+        else:
+            legacy = False
+            seal = _read_seal(path)
+            if (seal is not None and seal.get("fingerprint") == recorded and seal.get("size") == stat.st_size
+                    and seal.get("mtime_ns") == stat.st_mtime_ns and seal.get("sample") == sample_digest(handle)):
+                return recorded
+    if legacy:
+        return file_fingerprint(path)
+    computed = _full_content_fingerprint(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if computed == recorded:
+        write_seal(path, recorded)
+    return computed
