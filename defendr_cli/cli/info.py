@@ -1,4 +1,5 @@
-"""`defendr info [CACHE]`: a clean cache's splits, counts, classes and attributes; --verify re-checks it."""
+"""`defendr info [CACHE]`: a clean cache's splits, counts, classes and attributes; --verify re-checks it.
+`defendr info --model NAME`: a checkpoint's kind, data, provenance and (imported models) class map."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rich.table import Table
 from defendr_cli.cli.common import JsonOpt, print_json, state
 from defendr_cli.cli.progress import RichReporter
 from defendr_cli.core.io.reader import CacheInfo
-from defendr_cli.core.stages.info import run_info
+from defendr_cli.core.stages.info import ModelInfo, run_info, run_model_info
 
 SHOW_CLASSES = 12
 
@@ -55,6 +56,32 @@ def _class_table(info: CacheInfo) -> Table:
     return table
 
 
+def _model_tables(described: ModelInfo) -> list[Table]:
+    values = described.to_dict()
+    table = Table(title=f"model {values['name']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key in ("path", "kind", "method", "summary", "data", "classes", "image_size", "source", "arch",
+                "outputs", "cam_layer"):
+        if values.get(key) not in (None, ""):
+            table.add_row(key.replace("_", " "), str(values[key]))
+    for parent in values["parents"]:
+        table.add_row(parent.get("role", "parent"), f"{parent.get('name')} ({parent.get('fingerprint')})")
+    tables = [table]
+    pairs = described.class_map_pairs()
+    if pairs:
+        how = (values.get("class_map") or {}).get("how", "")
+        mapping = Table(title=f"class map ({how}): cache class -> model output", title_justify="left")
+        for column in ("index", "id", "name", "output"):
+            mapping.add_column(column)
+        for index, (class_id, name, output) in enumerate(pairs[:SHOW_CLASSES]):
+            mapping.add_row(str(index), class_id, name, str(output))
+        if len(pairs) > SHOW_CLASSES:
+            mapping.add_row("...", "...", f"({len(pairs) - SHOW_CLASSES} more; --json lists all)", "")
+        tables.append(mapping)
+    return tables
+
+
 def info_command(
     ctx: typer.Context,
     cache: Annotated[str | None, typer.Argument(
@@ -62,10 +89,20 @@ def info_command(
     verify: Annotated[bool, typer.Option(
         "--verify", help="Re-read every image and label of the cache and of its adversarial sets and check "
                          "their content fingerprints.")] = False,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Describe this model checkpoint instead (kind, data, parents, class map).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a clean cache's splits, counts, classes and attributes."""
+    """Show a clean cache's splits, counts, classes and attributes (or a model's, with --model)."""
     app_state = state(ctx)
+    if model is not None:
+        described = run_model_info(app_state.workspace, model)
+        if as_json:
+            print_json(described.to_dict())
+        else:
+            for table in _model_tables(described):
+                app_state.console.print(table)
+        return
     with RichReporter(app_state.err_console, enabled=verify and not as_json) as reporter:
         result = run_info(app_state.workspace, cache, verify=verify, reporter=reporter)
     report = result.verify

@@ -51,6 +51,13 @@ def test_import_then_evaluate_gradcam_and_ls(tmp_path):
     listing = _cli(ws, "ls", "models", "--json")
     summaries = {e["name"]: e["summary"] for e in json.loads(listing.output)["artefacts"]}
     assert summaries["tv"].startswith("imported torchvision:resnet18: 7 outputs -> 4 classes (file)")
+    shown = _cli(ws, "info", "--model", "tv", "--json")
+    assert shown.exit_code == 0, shown.output
+    described = json.loads(shown.output)
+    assert described["kind"] == "imported" and described["outputs"] == 7
+    assert described["class_map"]["indices"] == [6, 5, 4, 3] and described["class_map"]["how"] == "file"
+    table = _cli(ws, "info", "--model", "tv")
+    assert "class map (file)" in table.output and class_ids[0] in table.output
 
 
 def test_import_errors_are_one_line(tmp_path):

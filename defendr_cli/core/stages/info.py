@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError
+from defendr_cli.core.io.checkpoint import read_checkpoint
 from defendr_cli.core.io.catalog import KIND_ORDER, ArtefactEntry, list_artefacts
 from defendr_cli.core.io.reader import CacheInfo, read_cache_info
 from defendr_cli.core.io.adversarial import find_adv_sets
 from defendr_cli.core.io.verify import VerifyReport, verify_adv_set, verify_cache
+from defendr_cli.core.models.loading import model_hint
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.workspace import Workspace
 
@@ -58,6 +60,43 @@ def run_info(workspace: Workspace, cache: str | None = None, *, verify: bool = F
         return InfoResult(path, info)
     adv_reports = [verify_adv_set(s.path) for s in find_adv_sets(workspace) if s.clean_fingerprint == info.fingerprint]
     return InfoResult(path, info, verify_cache(path, reporter=reporter), adv_reports)
+
+
+@dataclass
+class ModelInfo:
+    """A checkpoint's description without building its module: kind, method, data it was made for,
+    provenance, and for imported models the architecture and class map (cache class -> output)."""
+
+    path: Path
+    payload: dict
+
+    def to_dict(self) -> dict:
+        p = self.payload
+        data = p.get("data") or {}
+        config = p.get("config") or {}
+        out = {"name": p.get("name"), "path": str(self.path), "kind": p.get("kind"), "method": p.get("method"),
+               "summary": p.get("summary", ""), "classes": len(data.get("class_ids") or []),
+               "image_size": data.get("image_size"), "data": data.get("name"),
+               "parents": (p.get("provenance") or {}).get("parents") or []}
+        if p.get("kind") == "imported":
+            out.update({"source": config.get("source"), "arch": config.get("arch"),
+                        "outputs": config.get("num_outputs"), "normalize": config.get("normalize"),
+                        "cam_layer": config.get("cam_layer"), "class_map": config.get("class_map")})
+        return out
+
+    def class_map_pairs(self) -> list[tuple[str, str, int]]:
+        """(cache class id, class name, model output index) per class of an imported model's map."""
+        data = self.payload.get("data") or {}
+        indices = ((self.payload.get("config") or {}).get("class_map") or {}).get("indices") or []
+        ids, names = data.get("class_ids") or [], data.get("class_names") or []
+        return [(ids[i] if i < len(ids) else str(i), names[i] if i < len(names) else "", int(index))
+                for i, index in enumerate(indices)]
+
+
+def run_model_info(workspace: Workspace, ref: str) -> ModelInfo:
+    """Describe the checkpoint `ref` (name in models/ or a path), read with weights_only."""
+    path = workspace.resolve("model", ref, hint=model_hint(ref))
+    return ModelInfo(path, read_checkpoint(path))
 
 
 @dataclass
