@@ -23,7 +23,7 @@ from defendr_cli.cli.common import (
     print_json,
     state,
 )
-from defendr_cli.cli.distributed import stage_reporter, stage_session
+from defendr_cli.cli.distributed import run_distributed_stage
 from defendr_cli.core.attacks.eps import parse_eps, parse_eps_list
 from defendr_cli.core.attacks.registry import ATTACKS, attack_names
 from defendr_cli.core.stages.attack import AttackStageConfig, parse_option_pairs, run_attack, validate_config
@@ -84,15 +84,16 @@ def attack_command(
         restarts=restarts, label_mode=labels, targeted=targeted, loss=loss, model=model, data=data,
         splits=_splits(split), batch_size=batch_size, dtype=dtype, resume=resume, force=force, seed=seed,
         options=parse_option_pairs(option or [])))
-    with stage_session(device, precision) as (dist, runtime):
-        with stage_reporter(dist, app_state.err_console, enabled=not as_json) as reporter:
-            results = run_attack(app_state.workspace, config, runtime, reporter=reporter, dist=dist)
+    dist, results = run_distributed_stage(
+        device, precision, app_state.err_console, enabled=not as_json,
+        call=lambda runtime, reporter, dist: run_attack(app_state.workspace, config, runtime, reporter=reporter,
+                                                        dist=dist))
     if not dist.is_main:
         return
     if as_json:
         print_json([r.to_dict() for r in results])
         return
-    table = Table(title=f"{config.attack} on {model} ({runtime.device.type}, {runtime.precision})")
+    table = Table(title=f"{config.attack} on {model} ({dist.device.type}, {precision})")
     for column in ("set", "eps", "images", "clean acc", "adv acc", "success", "status"):
         table.add_column(column, justify="left" if column == "set" else "right",
                          overflow="fold" if column == "set" else "ellipsis")

@@ -40,3 +40,12 @@ def stage_reporter(dist: DistContext, console: Console, *, enabled: bool = True)
         if dist.is_distributed:
             reporter.note(f"data-parallel run: {dist.world_size} processes ({dist.device.type})")
         yield reporter
+
+
+def run_distributed_stage(device: str, precision: str, console: Console, call, *,
+                          enabled: bool = True) -> tuple[DistContext, object]:
+    """`call(runtime, reporter, dist)` inside this process's session and reporter (every torchrun
+    rank runs it); returns (dist, its result) so rank 0 alone prints."""
+    with stage_session(device, precision) as (dist, runtime):
+        with stage_reporter(dist, console, enabled=enabled) as reporter:
+            return dist, call(runtime, reporter, dist)

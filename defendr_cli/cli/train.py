@@ -18,7 +18,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from defendr_cli.cli.common import DeviceOpt, JsonOpt, PrecisionOpt, print_json, state
-from defendr_cli.cli.distributed import stage_reporter, stage_session
+from defendr_cli.cli.distributed import run_distributed_stage
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.stages.train import run_train
 from defendr_cli.core.training.options import TrainOptions, cli_fields, flag_of
@@ -89,9 +89,10 @@ def make_command(spec: RecipeSpec) -> Any:
 def train_and_report(ctx: typer.Context, options: TrainOptions, device: str, precision: str, as_json: bool) -> None:
     """Run the train stage (every torchrun rank) and print its table or JSON (rank 0)."""
     app_state = state(ctx)
-    with stage_session(device, precision) as (dist, runtime):
-        with stage_reporter(dist, app_state.err_console, enabled=not as_json) as reporter:
-            result = run_train(app_state.workspace, options, runtime, reporter=reporter, dist=dist)
+    dist, result = run_distributed_stage(
+        device, precision, app_state.err_console, enabled=not as_json,
+        call=lambda runtime, reporter, dist: run_train(app_state.workspace, options, runtime, reporter=reporter,
+                                                       dist=dist))
     if not dist.is_main:
         return
     if as_json:

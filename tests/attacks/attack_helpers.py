@@ -84,3 +84,17 @@ def trained_tiny_model(seed: int = 0, steps: int = 150) -> tuple[nn.Module, torc
         optimizer.step()
     x_test, y_test = sample(128)
     return model.eval(), x_test, y_test
+
+
+def small_model_batch():
+    """A tiny seeded conv model with BatchNorm and Dropout (to check modes are restored) and a batch
+    of 8 images (8, 3, 5, 5) in [0, 1] with labels in 0..3."""
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(4 * 25, 4))
+    gen = torch.Generator().manual_seed(4)
+    return model, torch.rand(8, 3, 5, 5, generator=gen), torch.randint(0, 4, (8,), generator=gen)
+
+
+def seeded_generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)

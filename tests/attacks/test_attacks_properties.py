@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from defendr_cli.core.attacks import (
     attack_names,
@@ -19,6 +18,7 @@ from defendr_cli.core.attacks import (
 )
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.runtime import Runtime
+from tests.attacks.attack_helpers import small_model_batch
 
 ATTACKS = attack_names()  # every registered attack
 
@@ -29,18 +29,12 @@ def _run(name, model, x, y, eps):
     return build_attack(name, eps=eps)(model, x, y, **extra)
 
 
-def _small():
-    torch.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.ReLU(),
-                          nn.Flatten(), nn.Linear(4 * 25, 4))
-    gen = torch.Generator().manual_seed(4)
-    return model, torch.rand(8, 3, 5, 5, generator=gen), torch.randint(0, 4, (8,), generator=gen)
 
 
 @pytest.mark.parametrize("name", ATTACKS)
 @pytest.mark.parametrize("eps", [0.05, normalized_eps_to_pixel(0.2)])
 def test_outputs_stay_in_ball_and_unit_range(name, eps):
-    model, x, y = _small()
+    model, x, y = small_model_batch()
     result = _run(name, model, x, y, eps)
     bound = eps if isinstance(eps, float) else eps.view(1, 3, 1, 1)
     assert result.adv.shape == x.shape and result.adv.dtype == torch.float32
@@ -51,7 +45,7 @@ def test_outputs_stay_in_ball_and_unit_range(name, eps):
 
 @pytest.mark.parametrize("name", ATTACKS)
 def test_eps_zero_is_identity(name):
-    model, x, y = _small()
+    model, x, y = small_model_batch()
     model.eval()
     result = _run(name, model, x, y, 0.0)
     assert torch.equal(result.adv, x)
@@ -61,7 +55,7 @@ def test_eps_zero_is_identity(name):
 
 @pytest.mark.parametrize("name", ATTACKS)
 def test_model_mode_and_requires_grad_restored(name):
-    model, x, y = _small()
+    model, x, y = small_model_batch()
     model.train()
     model[1].eval()  # mixed modes must come back exactly
     model[0].weight.requires_grad_(False)
@@ -74,7 +68,7 @@ def test_model_mode_and_requires_grad_restored(name):
 
 
 def test_attack_runs_model_in_eval_mode_by_default():
-    model, x, y = _small()
+    model, x, y = small_model_batch()
     model.train()
     stats = model[1].running_mean.clone()
     a = fgsm(model, x, y, 0.1).adv
@@ -158,7 +152,7 @@ def test_build_attack_rejects_bad_parameters():
         build_attack("fgsm", eps=0.1, steps=3)
     with pytest.raises(InputError, match="needs eps"):
         build_attack("pgd")
-    model, x, y = _small()
+    model, x, y = small_model_batch()
     with pytest.raises(InputError):
         pgd(model, x, y, 0.1, steps=0)
     with pytest.raises(InputError):

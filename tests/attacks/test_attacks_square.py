@@ -10,18 +10,11 @@ from torch import nn
 
 from defendr_cli.core.attacks.square import square, square_fraction, square_masks, square_side
 from tests.attacks.reference_model import EPS, NUM_CLASSES, accuracy
+from tests.attacks.attack_helpers import small_model_batch, seeded_generator
 
 
-def _small():
-    torch.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.ReLU(),
-                          nn.Flatten(), nn.Linear(4 * 25, 4))
-    gen = torch.Generator().manual_seed(4)
-    return model, torch.rand(8, 3, 5, 5, generator=gen), torch.randint(0, 4, (8,), generator=gen)
 
 
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 class QueryCounter(nn.Module):
@@ -46,7 +39,7 @@ def test_p_schedule_is_the_published_one_rescaled():
 
 
 def test_square_masks_are_squares_inside_the_image():
-    masks = square_masks(50, 9, 7, 3, _gen(), torch.device("cpu"))
+    masks = square_masks(50, 9, 7, 3, seeded_generator(), torch.device("cpu"))
     assert masks.shape == (50, 1, 9, 7) and (masks.sum(dim=(1, 2, 3)) == 9).all()
     rows, cols = masks.any(dim=3).squeeze(1), masks.any(dim=2).squeeze(1)
     assert (rows.sum(1) == 3).all() and (cols.sum(1) == 3).all()
@@ -54,8 +47,8 @@ def test_square_masks_are_squares_inside_the_image():
 
 @pytest.mark.parametrize("eps", [0.05, torch.tensor([0.02, 0.05, 0.08])])
 def test_outputs_stay_in_ball_and_unit_range(eps):
-    model, x, y = _small()
-    result = square(model, x, y, eps, n_queries=30, generator=_gen())
+    model, x, y = small_model_batch()
+    result = square(model, x, y, eps, n_queries=30, generator=seeded_generator())
     bound = eps if isinstance(eps, float) else eps.view(1, 3, 1, 1)
     assert result.adv.shape == x.shape and result.adv.dtype == torch.float32
     assert ((result.adv - x).abs() <= bound + 1e-6).all()
@@ -64,27 +57,27 @@ def test_outputs_stay_in_ball_and_unit_range(eps):
 
 
 def test_eps_zero_is_identity():
-    model, x, y = _small()
+    model, x, y = small_model_batch()
     model.eval()
-    result = square(model, x, y, 0.0, n_queries=5, generator=_gen())
+    result = square(model, x, y, 0.0, n_queries=5, generator=seeded_generator())
     assert torch.equal(result.adv, x)
     assert torch.equal(result.success, model(x).argmax(1) != y)
 
 
 def test_model_mode_and_requires_grad_restored():
-    model, x, y = _small()
+    model, x, y = small_model_batch()
     model.train()
     model[0].weight.requires_grad_(False)
-    square(model, x, y, 0.05, n_queries=5, generator=_gen())
+    square(model, x, y, 0.05, n_queries=5, generator=seeded_generator())
     assert all(module.training for module in model.modules())
     assert not model[0].weight.requires_grad and model[1].weight.requires_grad
 
 
 def test_same_seed_same_result_and_seeds_differ():
-    model, x, y = _small()
-    first = square(model, x, y, 0.05, n_queries=20, generator=_gen(7))
-    again = square(model, x, y, 0.05, n_queries=20, generator=_gen(7))
-    other = square(model, x, y, 0.05, n_queries=20, generator=_gen(8))
+    model, x, y = small_model_batch()
+    first = square(model, x, y, 0.05, n_queries=20, generator=seeded_generator(7))
+    again = square(model, x, y, 0.05, n_queries=20, generator=seeded_generator(7))
+    other = square(model, x, y, 0.05, n_queries=20, generator=seeded_generator(8))
     assert torch.equal(first.adv, again.adv) and torch.equal(first.success, again.success)
     assert not torch.equal(first.adv, other.adv)
 
@@ -92,7 +85,7 @@ def test_same_seed_same_result_and_seeds_differ():
 def test_queries_only_images_not_yet_fooled(comparison):
     model, x, y = comparison
     counter = QueryCounter(model)
-    result = square(counter, x[:50], y[:50], EPS, n_queries=200, generator=_gen())
+    result = square(counter, x[:50], y[:50], EPS, n_queries=200, generator=seeded_generator())
     # clean pass, start, then one pass per iteration over the images still not fooled
     assert counter.rows[0] == 50 and counter.rows[1] == 50 and counter.rows[-1] == 50  # final success check
     per_iteration = counter.rows[2:-1]
@@ -104,7 +97,7 @@ def test_queries_only_images_not_yet_fooled(comparison):
 def test_targeted_square_reaches_targets_on_an_easy_model(comparison):
     model, x, y = comparison
     targets = (y[:40] + 1) % NUM_CLASSES
-    result = square(model, x[:40], y[:40], 0.1, n_queries=300, targeted=True, targets=targets, generator=_gen())
+    result = square(model, x[:40], y[:40], 0.1, n_queries=300, targeted=True, targets=targets, generator=seeded_generator())
     assert result.success.float().mean() >= 0.9
     assert torch.equal(result.success, model(result.adv).argmax(1) == targets)
 
@@ -112,7 +105,7 @@ def test_targeted_square_reaches_targets_on_an_easy_model(comparison):
 def test_robust_accuracy_within_a_point_of_torchattacks_square(comparison):
     """At 1000 queries for both (5000 would take several times longer for the same comparison)."""
     model, x, y = comparison
-    ours = square(model, x, y, EPS, n_queries=1000, generator=_gen())
+    ours = square(model, x, y, EPS, n_queries=1000, generator=seeded_generator())
     theirs = torchattacks.Square(model, eps=EPS, n_queries=1000, seed=0)(x, y)
     ours_acc, theirs_acc = 100.0 - ours.success.float().mean().item() * 100.0, accuracy(model, theirs, y)
     print(f"Square (1000 queries) robust accuracy at 8/255: ours {ours_acc:.1f}%, torchattacks {theirs_acc:.1f}%")

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError, SourceError
+from defendr_cli.core.models.weights_file import key_mismatch_text
 
 HEAD_PREFIX = "fc."
 
@@ -51,12 +52,8 @@ def load_backbone_weights(net: nn.Module, state: dict[str, torch.Tensor], source
     missing, unexpected = net.load_state_dict(usable, strict=False)
     missing = [k for k in missing if not k.startswith(HEAD_PREFIX)]
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
-        raise MismatchError(f"pretrained weights {source} do not fit this architecture: {'; '.join(parts)}")
+        raise MismatchError(f"pretrained weights {source} do not fit this architecture: "
+                            f"{key_mismatch_text(missing, unexpected)}")
 
 
 def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:

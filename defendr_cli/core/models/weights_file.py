@@ -71,18 +71,23 @@ def _few(keys: list[str]) -> str:
     return shown + (f" (+{len(keys) - SHOW_KEYS} more)" if len(keys) > SHOW_KEYS else "")
 
 
+def key_mismatch_text(missing: list[str], unexpected: list[str]) -> str:
+    """'2 missing: a, b; 1 unexpected: c' (a few keys of each, then a count)."""
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing: {_few(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected: {_few(unexpected)}")
+    return "; ".join(parts)
+
+
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], *, what: str) -> None:
     """module.load_state_dict(state, strict=True); MismatchError naming a few missing/unexpected keys."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing: {_few(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected: {_few(unexpected)}")
-        raise MismatchError(f"the weights do not fit {what}: {'; '.join(parts)}")
+        raise MismatchError(f"the weights do not fit {what}: {key_mismatch_text(missing, unexpected)}")
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
              if tuple(state[k].shape) != tuple(v.shape)]
     if wrong:
