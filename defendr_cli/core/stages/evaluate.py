@@ -26,7 +26,7 @@ from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.models.defenses import defense_spec
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
-from defendr_cli.core.workspace import Workspace
+from defendr_cli.core.workspace import Workspace, validate_name
 
 DEFAULT_ADAPTIVE_EPS = AdaptiveEps("8/255", 8 / 255)
 
@@ -88,6 +88,8 @@ def _check(config: EvaluateConfig) -> None:
         raise InputError("nothing to evaluate: give --model M, --models a,b,c or --ensemble a,b,c")
     if config.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    if config.name is not None:
+        validate_name(config.name)
 
 
 def _report_settings(config: EvaluateConfig, data_path: Path, model_names: list[str], runtime: Runtime,
