@@ -96,3 +96,11 @@ def test_large_pixel_eps_warns_on_one_line(tmp_path, args):
 def test_normalized_eps_does_not_warn(tmp_path):
     result = runner.invoke(app, ["--workdir", str(tmp_path), "attack", "fgsm", "--eps", "0.3", "--eps-space", "normalized"])
     assert "warning:" not in result.output
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_is_one_line(tmp_path):
+    result = runner.invoke(app, ["--workdir", str(tmp_path), "attack", "fgsm", "--eps", "0.01", "--device", "cuda"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error (invalid input): ")
+    assert "cuda" in lines[0].lower()
