@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from defendr_cli.cli.option_ranges import install_range_checks
 from defendr_cli.core.errors import DefendrError
 
 _ERROR_PREFIX = {
@@ -32,10 +33,15 @@ def format_error(exc: DefendrError) -> str:
 
 
 class DefendrGroup(TyperGroup):
-    """The root command group: turns DefendrError (and OSError from the file system) into exit 1."""
+    """The root command group: turns DefendrError (and OSError from the file system) into exit 1.
+
+    Before running a subcommand it installs the range check of every numeric option
+    (cli/option_ranges.py), so an out-of-range value is a one-line InputError, not a usage panel.
+    """
 
     def invoke(self, ctx: Any) -> Any:
         try:
+            install_range_checks(self)
             return super().invoke(ctx)
         except (DefendrError, OSError) as exc:
             state = ctx.obj

@@ -22,6 +22,7 @@ from defendr_cli.cli.common import (
     SeedOpt,
     print_json,
     state,
+    warn_eps,
 )
 from defendr_cli.cli.distributed import run_distributed_stage
 from defendr_cli.core.attacks.eps import parse_eps, parse_eps_list
@@ -80,10 +81,11 @@ def attack_command(
     app_state = state(ctx)
     config = validate_config(AttackStageConfig(
         attack=attack, eps=parse_eps_list(eps), eps_space=eps_space, steps=steps,
-        step_size=None if step_size is None else parse_eps(step_size), random_start=random_start,
+        step_size=None if step_size is None else parse_eps(step_size, "--step-size"), random_start=random_start,
         restarts=restarts, label_mode=labels, targeted=targeted, loss=loss, model=model, data=data,
         splits=_splits(split), batch_size=batch_size, dtype=dtype, resume=resume, force=force, seed=seed,
         options=parse_option_pairs(option or [])))
+    warn_eps(config.eps, eps_space)
     dist, results = run_distributed_stage(
         device, precision, app_state.err_console, enabled=not as_json,
         call=lambda runtime, reporter, dist: run_attack(app_state.workspace, config, runtime, reporter=reporter,

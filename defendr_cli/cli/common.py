@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from defendr_cli.core.attacks.eps import EpsValue, eps_in_pixels, eps_warning
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.workspace import Workspace
 
@@ -35,6 +36,14 @@ def state(ctx: typer.Context) -> AppState:
 
 def make_runtime(device: str, precision: str) -> Runtime:
     return Runtime.create(device, precision)
+
+
+def warn_eps(values: list[EpsValue], space: str = "pixel") -> None:
+    """One 'warning: ...' line on stderr per eps that is legal but probably a mistake (eps_warning)."""
+    for eps in values:
+        message = eps_warning(eps.label, eps_in_pixels(eps.value, space), space)
+        if message:
+            typer.echo(f"warning: {message}", err=True)
 
 
 def print_json(payload: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, state
+from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, state, warn_eps
 from defendr_cli.cli.distributed import stage_reporter, stage_session
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.errors import InputError
@@ -78,6 +78,7 @@ def evaluate_command(
         name=name, seed=seed, batch_size=batch_size, adaptive=adaptive,
         extra_eps=parse_eps_list(eps) if eps else [], eot=eot, steps=parse_int_list(steps, "--steps"),
         restarts=parse_int_list(restarts, "--restarts"), subset=subset)
+    warn_eps(config.extra_eps)
     with stage_session(device, precision) as (dist, runtime):
         with stage_reporter(dist, app_state.err_console) as reporter:
             result = run_evaluate(app_state.workspace, config, runtime, reporter=reporter, dist=dist)

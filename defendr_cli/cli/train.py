@@ -17,8 +17,9 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from defendr_cli.cli.common import DeviceOpt, JsonOpt, PrecisionOpt, print_json, state
+from defendr_cli.cli.common import DeviceOpt, JsonOpt, PrecisionOpt, print_json, state, warn_eps
 from defendr_cli.cli.distributed import run_distributed_stage
+from defendr_cli.core.attacks.eps import EpsValue, parse_eps
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.stages.train import run_train
 from defendr_cli.core.training.options import TrainOptions, cli_fields, flag_of
@@ -76,6 +77,9 @@ def make_command(spec: RecipeSpec) -> Any:
         for name in list_fields:
             values[name] = split_list(values[name])
         options = train_options(spec.name, values)
+        online = options.method_options
+        if getattr(online, "online", None):  # the online attack's eps (adv, alp, dunet)
+            warn_eps([EpsValue(online.eps, parse_eps(online.eps))], online.eps_space)
         train_and_report(ctx, options, device, precision, as_json)
 
     ctx_parameter = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)

@@ -7,6 +7,8 @@ task.advance(k, loss=0.3)`. The CLI passes a rich-backed reporter; tests and lib
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any, Protocol
 
 
@@ -53,3 +55,17 @@ class NullReporter:
 
     def note(self, message: str) -> None:
         self.notes.append(message)
+
+
+INTERRUPT_ENV = "DEFENDR_TEST_INTERRUPT_AFTER"
+
+
+def interrupt_for_test(done: int) -> None:
+    """Test hook: send this process a real SIGINT (Ctrl-C) once `done` units of work are saved.
+
+    Read only here, and only when $DEFENDR_TEST_INTERRUPT_AFTER is set (to a count, e.g. epochs
+    finished by `train`), so interruption tests stop a run at a known point instead of racing a timer.
+    """
+    wanted = os.environ.get(INTERRUPT_ENV)
+    if wanted and wanted.isdigit() and int(wanted) == done:
+        os.kill(os.getpid(), signal.SIGINT)

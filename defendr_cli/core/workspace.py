@@ -12,6 +12,7 @@ Every command accepts an artefact either by name (looked up in its folder) or by
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -114,6 +115,30 @@ class Workspace:
                 f"several clean caches in {self.data_dir} ({', '.join(names)}): choose one with --data NAME"
             )
         return self.path_for("data", names[0], create_dir=False)
+
+
+NAME_MAX = 100
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def validate_name(name: str, option: str = "--name") -> str:
+    """`name` when it is a safe artefact name, else a one-line InputError naming `option`.
+
+    Allowed: 1..100 ASCII letters, digits, '.', '_' and '-', not starting with '.' or '-', without
+    '..'. So a name never leaves its folder ('/', '..'), never hides itself ('.' files are
+    temporary/lock files and are skipped by `names`), never reads as an option ('-'), and needs no
+    quoting in a shell: spaces are refused (they break the 'M+defense' and comma-list syntaxes and
+    every copy-pasted command), as is '+' (evaluate's 'M+random-resize-pad').
+    """
+    text = str(name)
+    if not text:
+        raise InputError(f"{option} must not be empty")
+    if len(text) > NAME_MAX:
+        raise InputError(f"{option} is {len(text)} characters long; use at most {NAME_MAX}")
+    if not _NAME_PATTERN.fullmatch(text) or ".." in text:
+        raise InputError(f"{option} '{text}' is not a plain name: use letters, digits, '.', '_' and '-' "
+                         f"(no '/', '..', spaces, or leading '.'/'-')")
+    return text
 
 
 _KIND_WORDS = {"data": "clean cache", "adv": "adversarial set", "model": "model", "report": "report"}

@@ -45,6 +45,6 @@ def test_cli_attack_missing_model_and_bad_input(tmp_path):
     assert missing.exit_code == 1
     assert missing.output.strip().count("\n") == 0 and "defendr train baseline" in missing.output
     bad = runner.invoke(app, ["--workdir", str(tmp_path), "attack", "fgsm", "--eps", "abc"])
-    assert bad.exit_code == 1 and "cannot read eps 'abc'" in bad.output
+    assert bad.exit_code == 1 and "cannot read --eps 'abc'" in bad.output
     unknown = runner.invoke(app, ["--workdir", str(tmp_path), "attack", "deepfool", "--eps", "0.1"])
     assert unknown.exit_code == 1 and "unknown attack 'deepfool'" in unknown.output

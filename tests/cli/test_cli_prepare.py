@@ -103,7 +103,7 @@ def test_prepare_class_folders_and_one_class_errors(tmp_path):
     assert read_cache_info(ws / "data" / "folder-c2-n4-8px.h5").class_ids == ["rose", "tulip"]
     for args in (["--source", "synthetic", "--classes", "1"], ["--source", str(source), "--classes", "1"]):
         one = _run(ws, "prepare", *args, "--per-class", "4")
-        assert one.exit_code == 1 and "at least 2 classes, not 1" in one.output
+        assert one.exit_code == 1 and "--classes must be >= 2, got 1" in one.output  # cli/option_ranges.py
         assert len(one.output.strip().splitlines()) == 1
     (tmp_path / "odd").mkdir()
     (tmp_path / "odd" / "notes.txt").write_text("x")

@@ -26,8 +26,9 @@ class EpsValue:
     value: float
 
 
-def parse_eps(text: str | float) -> float:
-    """'0.03' -> 0.03, '8/255' -> 0.03137..., 0.1 -> 0.1. Negative or unparsable: InputError."""
+def parse_eps(text: str | float, option: str = "--eps") -> float:
+    """'0.03' -> 0.03, '8/255' -> 0.03137..., 0.1 -> 0.1. Negative, NaN, infinite or unparsable:
+    InputError naming `option` (the flag the value came from)."""
     if isinstance(text, (int, float)):
         value = float(text)
     else:
@@ -35,18 +36,18 @@ def parse_eps(text: str | float) -> float:
         try:
             value = float(Fraction(raw.replace(" ", ""))) if "/" in raw else float(raw)
         except (ValueError, ZeroDivisionError) as exc:
-            raise InputError(f"cannot read eps '{text}': give a number like 0.03 or a fraction like 8/255") from exc
+            raise InputError(f"cannot read {option} '{text}': give a number like 0.03 or a fraction like 8/255") from exc
     if not value >= 0.0 or value == float("inf"):
-        raise InputError(f"eps must be a finite number >= 0, got '{text}'")
+        raise InputError(f"{option} must be a finite number >= 0, got '{text}'")
     return value
 
 
-def parse_eps_list(text: str) -> list[EpsValue]:
+def parse_eps_list(text: str, option: str = "--eps") -> list[EpsValue]:
     """'0.06,0.12,8/255' -> [EpsValue('0.06', 0.06), ...]; duplicates (by value) are an InputError."""
     items = [part.strip() for part in str(text).split(",")]
     if not items or any(not part for part in items):
-        raise InputError(f"cannot read eps list '{text}': give values separated by commas, e.g. 0.06,0.12,8/255")
-    values = [EpsValue(part.replace(" ", ""), parse_eps(part)) for part in items]
+        raise InputError(f"cannot read {option} list '{text}': give values separated by commas, e.g. 0.06,0.12,8/255")
+    values = [EpsValue(part.replace(" ", ""), parse_eps(part, option)) for part in items]
     seen: set[float] = set()
     for eps in values:
         if eps.value in seen:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from defendr_cli.core.atomic import atomic_path
-from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.errors import ArtefactBusyError, CorruptArtefactError
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
 
@@ -141,8 +141,13 @@ class PredictionCache:
             return None
 
     def store(self, model_key: str, set_key: str, predictions: Predictions) -> None:
-        with atomic_path(self.path(model_key, set_key)) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, preds=predictions.preds, labels=predictions.labels, indices=predictions.indices)
+        """Save one entry; skipped when another process (e.g. another torchrun rank) is writing the
+        same entry right now: the key fixes the content, so its copy is as good as ours."""
+        try:
+            with atomic_path(self.path(model_key, set_key)) as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, preds=predictions.preds, labels=predictions.labels, indices=predictions.indices)
+        except ArtefactBusyError:
+            return
 
     def get_or_compute(self, model_key: str, set_key: str, compute) -> Predictions:
         """Cached predictions, or `compute()` stored then returned."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.pipeline import evaluation_stage as ev
 from defendr_cli.core.pipeline import stages as st
 from defendr_cli.core.pipeline.paper_report import read_phenomena
@@ -100,26 +101,29 @@ def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, 
 
     `on_stage` is called after each stage (the CLI prints a line per stage).
     """
-    started = time.perf_counter()
-    reporter = reporter or NullReporter()
-    seed_everything(int(settings.get("seed", 0)))
-    env = st.StageEnv(workspace, runtime, settings, reporter, resume)
-    ledger = PipelineLedger.open(workspace.root)
-    records: list[StageRecord] = []
-    for stage in plan_stages(env):
-        t0 = time.perf_counter()
-        key = stage_key(stage.params, [p for p in stage.inputs() if p.exists()])
-        if ledger.is_current(stage.id, key):
-            record = StageRecord(stage.id, "current", 0.0, list(ledger.stages[stage.id]["outputs"]))
-        else:
-            ledger.forget(stage.id)
-            outputs = stage.run()
-            # inputs are re-read: a stage may have created files its own key depends on
-            ledger.record(stage.id, stage_key(stage.params, [p for p in stage.inputs() if p.exists()]), outputs)
-            record = StageRecord(stage.id, "ran", time.perf_counter() - t0, [str(p) for p in outputs])
-        records.append(record)
-        if on_stage:
-            on_stage(record)
+    # one reproduce per workspace: the whole run holds reports/<REPORT_NAME>'s lock (its stages'
+    # own locks are re-entrant), so a second `reproduce` stops at once naming this process
+    with artefact_lock(workspace.dir_for("report") / REPORT_NAME):
+        started = time.perf_counter()
+        reporter = reporter or NullReporter()
+        seed_everything(int(settings.get("seed", 0)))
+        env = st.StageEnv(workspace, runtime, settings, reporter, resume)
+        ledger = PipelineLedger.open(workspace.root)
+        records: list[StageRecord] = []
+        for stage in plan_stages(env):
+            t0 = time.perf_counter()
+            key = stage_key(stage.params, [p for p in stage.inputs() if p.exists()])
+            if ledger.is_current(stage.id, key):
+                record = StageRecord(stage.id, "current", 0.0, list(ledger.stages[stage.id]["outputs"]))
+            else:
+                ledger.forget(stage.id)
+                outputs = stage.run()
+                # inputs are re-read: a stage may have created files its own key depends on
+                ledger.record(stage.id, stage_key(stage.params, [p for p in stage.inputs() if p.exists()]), outputs)
+                record = StageRecord(stage.id, "ran", time.perf_counter() - t0, [str(p) for p in outputs])
+            records.append(record)
+            if on_stage:
+                on_stage(record)
     report_dir = workspace.dir_for("report") / REPORT_NAME
     phenomena = read_phenomena(report_dir)
     return ReproduceResult(settings, records, report_dir, phenomena, time.perf_counter() - started)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from defendr_cli.core.models.ensemble_manifest import create_ensemble
-from defendr_cli.core.workspace import Workspace
+from defendr_cli.core.workspace import Workspace, validate_name
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class EnsembleResult:
 
 def run_ensemble(workspace: Workspace, config: EnsembleConfig) -> EnsembleResult:
     """Write models/<name>.pt; ArtefactExistsError when it exists and not `force`."""
+    validate_name(config.name, "NAME")
     path, payload = create_ensemble(workspace, config.name, config.members, weights=config.weights,
                                     combine=config.combine, force=config.force)
     settings = payload["config"]

@@ -8,6 +8,8 @@ computes its share; only rank 0 writes the report.
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,11 @@ from defendr_cli.core.evaluation.selection import load_eval_models, select_adv_s
 from defendr_cli.core.evaluation.tables import Table
 from defendr_cli.core.evaluation.transfer import run_transfer
 from defendr_cli.core.io.reader import read_cache_info
+from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.models.defenses import defense_spec
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
-from defendr_cli.core.workspace import Workspace
+from defendr_cli.core.workspace import Workspace, validate_name
 
 DEFAULT_ADAPTIVE_EPS = AdaptiveEps("8/255", 8 / 255)
 
@@ -88,6 +91,8 @@ def _check(config: EvaluateConfig) -> None:
         raise InputError("nothing to evaluate: give --model M, --models a,b,c or --ensemble a,b,c")
     if config.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    if config.name is not None:
+        validate_name(config.name)
 
 
 def _report_settings(config: EvaluateConfig, data_path: Path, model_names: list[str], runtime: Runtime,
@@ -130,25 +135,27 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
                               variant=config.defense_variant, passes=config.passes,
                               image_size=cache_info.image_size)
     report_name = config.name or safe_key("eval", *[m.name for m in models])[:80]
-    for note in notes:
-        reporter.note(note)
-    transfer = run_transfer(models, data_path, adv_paths, runtime=runtime, seed=config.seed,
-                            batch_size=config.batch_size, cache_dir=workspace.reports_dir / PREDICTIONS_DIRNAME,
-                            reporter=reporter, dist=dist)
-    adaptive = None
-    if config.adaptive:
-        wanted = config.adaptive_models
-        attacked = [m for m in models if m.name in wanted] if wanted else models
-        adaptive = run_adaptive(attacked, data_path, runtime=runtime, eps_values=_adaptive_eps(config, transfer, reporter),
-                                steps=config.steps, restarts=config.restarts, eot=config.eot, subset=config.subset,
-                                seed=config.seed, batch_size=config.batch_size, transfer_sets=adv_paths,
-                                reporter=reporter, dist=dist)
     folder = workspace.reports_dir / report_name
-    files = None
-    if dist.is_main:
-        settings = config.report_settings
-        if settings is None:
-            settings = _report_settings(config, data_path, [m.name for m in models], runtime, spec)
-        files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings)
+    # one evaluate per report folder: a second process stops at once (ArtefactBusyError naming the first)
+    with artefact_lock(folder) if dist.is_main else contextlib.nullcontext():
+        for note in notes:
+            reporter.note(note)
+        transfer = run_transfer(models, data_path, adv_paths, runtime=runtime, seed=config.seed,
+                                batch_size=config.batch_size, cache_dir=workspace.reports_dir / PREDICTIONS_DIRNAME,
+                                reporter=reporter, dist=dist)
+        adaptive = None
+        if config.adaptive:
+            wanted = config.adaptive_models
+            attacked = [m for m in models if m.name in wanted] if wanted else models
+            adaptive = run_adaptive(attacked, data_path, runtime=runtime, eps_values=_adaptive_eps(config, transfer, reporter),
+                                    steps=config.steps, restarts=config.restarts, eot=config.eot, subset=config.subset,
+                                    seed=config.seed, batch_size=config.batch_size, transfer_sets=adv_paths,
+                                    reporter=reporter, dist=dist)
+        files = None
+        if dist.is_main:
+            settings = config.report_settings
+            if settings is None:
+                settings = _report_settings(config, data_path, [m.name for m in models], runtime, spec)
+            files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings)
     return EvaluateResult(report_name=report_name, report_dir=folder, transfer=transfer, adaptive=adaptive,
                           tables=all_tables(transfer, adaptive), files=files, notes=notes)

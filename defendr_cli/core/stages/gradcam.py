@@ -10,9 +10,11 @@ from defendr_cli.core.evaluation.predictions import safe_key
 from defendr_cli.core.evaluation.selection import resolve_test_sets
 from defendr_cli.core.evaluation.subjects import load_eval_model
 from defendr_cli.core.explain.paired import run_gradcam as paired_gradcam
+from defendr_cli.core.io.reader import read_cache_info
+from defendr_cli.core.models.loading import check_checkpoint_against_cache
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
-from defendr_cli.core.workspace import Workspace
+from defendr_cli.core.workspace import Workspace, validate_name
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,12 @@ class GradcamResult:
 def run_gradcam(workspace: Workspace, config: GradcamConfig, runtime: Runtime, *,
                 reporter: Reporter | None = None) -> GradcamResult:
     """Write the PNG grids and gradcam.json into the folder; return what was drawn."""
+    if config.name is not None:
+        validate_name(config.name)
     data_path = workspace.resolve("data", str(config.data)) if config.data else workspace.default_data()
     adv_path = resolve_test_sets(workspace, config.attack, unique=True)[0]
     model = load_eval_model(workspace, config.model, device=runtime.device)
+    check_checkpoint_against_cache({**model.payload, "name": model.name}, read_cache_info(data_path))
     folder = config.folder or workspace.reports_dir / (config.name or safe_key("gradcam", model.name, adv_path.stem))
     details = paired_gradcam(model, data_path, adv_path, folder, runtime=runtime, count=config.count,
                              select=config.select, seed=config.seed, batch_size=config.batch_size,

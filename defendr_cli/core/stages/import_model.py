@@ -35,7 +35,7 @@ from defendr_cli.core.models.exported import exported_module, load_exported_prog
 from defendr_cli.core.models.imported import (ImportedClassifier, build_network, default_cam_layer, find_layer,
                                               normalization)
 from defendr_cli.core.models.weights_file import head_outputs, load_strict, read_state_dict
-from defendr_cli.core.workspace import Workspace
+from defendr_cli.core.workspace import Workspace, validate_name
 
 PROBE_SIZE = 224
 
@@ -168,6 +168,7 @@ def _probe(model: ImportedClassifier, size: int, cam_layer: str | None) -> tuple
 
 def run_import(workspace: Workspace, config: ImportConfig) -> ImportResult:
     """Build, check and save the imported model as models/NAME.pt (and NAME.pt2 for a program)."""
+    validate_name(config.name, "NAME")
     source, arch = _parse_arch(config)
     out = workspace.path_for("model", config.name)
     check_writable(out, force=config.force)

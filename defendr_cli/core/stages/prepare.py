@@ -22,7 +22,7 @@ from defendr_cli.core.data.source_detect import SOURCE_KINDS as KNOWN_KINDS
 from defendr_cli.core.data.source_detect import resolve_source
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.progress import NullReporter, Reporter
-from defendr_cli.core.workspace import Workspace
+from defendr_cli.core.workspace import Workspace, validate_name
 
 SYNTHETIC = "synthetic"
 
@@ -93,6 +93,8 @@ SOURCE_KINDS: dict[str, SourcePreparer] = {
 
 def run_prepare(workspace: Workspace, config: PrepareConfig, *, reporter: Reporter | None = None) -> PrepareResult:
     """Build `data/<name>.h5` (uint8 images, train/val/test splits) from `config.source`."""
+    if config.name is not None:
+        validate_name(config.name)
     detected = resolve_source(config.source, config.format)
     return SOURCE_KINDS[detected.kind](workspace, config, Path(detected.path) if detected.path else Path(),
                                        detected.kind, reporter or NullReporter())

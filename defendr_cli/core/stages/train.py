@@ -10,7 +10,10 @@ one process (every rank calls run_train; only rank 0 writes files).
 
 from __future__ import annotations
 
+import contextlib
+
 from defendr_cli.core.distributed import SINGLE, DistContext
+from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.training.loop import TrainResult, make_context, train
@@ -24,5 +27,8 @@ def run_train(workspace: Workspace, options: TrainOptions, runtime: Runtime, *, 
               dist: DistContext = SINGLE) -> TrainResult:
     """Train (or resume, with options.resume) on the clean cache `options.data` (None: the workspace's
     only cache) and return the written checkpoint's path, payload, history and best epoch."""
-    context = make_context(workspace, runtime, options.data, reporter, dist=dist)
-    return train(options, context)
+    # the whole run holds models/<name>.pt's lock (rank 0 writes it): a second `train` of the same
+    # name stops at once with ArtefactBusyError naming this process
+    with artefact_lock(workspace.path_for("model", options.model_name)) if dist.is_main else contextlib.nullcontext():
+        context = make_context(workspace, runtime, options.data, reporter, dist=dist)
+        return train(options, context)

@@ -40,7 +40,7 @@ from defendr_cli.core.distributed import DistContext, all_reduce_sum, barrier
 from defendr_cli.core.errors import InputError, MismatchError, TrainingDivergedError
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
-from defendr_cli.core.progress import NullReporter, Reporter
+from defendr_cli.core.progress import NullReporter, Reporter, interrupt_for_test
 from defendr_cli.core.runtime import Runtime, seed_everything
 from defendr_cli.core.training.data import TrainBatch, epoch_seed
 from defendr_cli.core.training.options import TrainOptions
@@ -171,6 +171,7 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
                 "scaler": scaler.state_dict(), "history": history, "best": best,
                 "data_fingerprint": str(context.data_info.fingerprint),
             })
+            interrupt_for_test(epoch + 1)
         if not dist.is_main:
             barrier(dist)  # rank 0 writes the final files
             return TrainResult(name, final_path, {}, history, best or {}, start_epoch,

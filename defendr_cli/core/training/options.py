@@ -23,6 +23,7 @@ from typing import Any
 
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.models.registry import DEFAULT_ARCH, TINY_ARCHS
+from defendr_cli.core.workspace import validate_name
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "step", "none")
@@ -126,8 +127,8 @@ class TrainOptions:
             raise InputError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.workers < 0:
             raise InputError(f"--workers must be >= 0, got {self.workers}")
-        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
-            raise InputError(f"--name must be a plain file name, got '{self.name}'")
+        if self.name is not None:
+            validate_name(self.name)
         if self.method_options is not None:
             self.method_options.validate()
         return self

@@ -40,6 +40,7 @@ class AdversarialSourceOptions(MethodOptions):
         super().validate()
         check_choice("--eps-space", self.eps_space, EPS_SPACES)
         check_at_least("--attack-steps", self.attack_steps, 1)
+        parse_eps(self.eps)  # InputError naming --eps for a negative, NaN or unreadable eps
         return self
 
 

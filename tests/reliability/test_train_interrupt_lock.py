@@ -1,0 +1,79 @@
+"""`defendr train` in real processes: Ctrl-C then --resume equals one run bit for bit, and a second
+train of the same name stops at once naming the first (the whole run holds the model's lock)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from defendr_cli.core.data.prepare import prepare_synthetic
+from defendr_cli.core.io.checkpoint import read_checkpoint
+from defendr_cli.core.locks import lock_path
+from defendr_cli.core.progress import INTERRUPT_ENV
+from defendr_cli.core.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = ["train", "baseline", "--arch", "tinycnn", "--batch-size", "8", "--device", "cpu", "--seed", "3"]
+
+
+def _defendr(ws: Workspace, *args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "defendr_cli", "--workdir", str(ws.root), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, **kwargs)
+
+
+@pytest.fixture
+def ws(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    prepare_synthetic(ws, classes=2, per_class=10, image_size=16, split="6,2,2", seed=0, name="tiny")
+    return ws
+
+
+def _same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_ctrl_c_then_resume_equals_one_uninterrupted_run(ws, tmp_path):
+    once = _defendr(ws, *TRAIN, "--epochs", "3", "--name", "once")
+    assert once.wait(timeout=300) == 0, once.stderr.read()
+
+    cut = _defendr(ws, *TRAIN, "--epochs", "3", "--name", "cut", env={INTERRUPT_ENV: "1"})
+    out, err = cut.communicate(timeout=300)
+    assert cut.returncode != 0 and (ws.root / "models").exists(), err
+    resumed = _defendr(ws, *TRAIN, "--epochs", "3", "--name", "cut", "--resume")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+
+    a, b = read_checkpoint(ws.path_for("model", "once")), read_checkpoint(ws.path_for("model", "cut"))
+    _same_state(a["state_dict"], b["state_dict"])
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(a["history"]) == strip(b["history"]) and len(a["history"]) == 3
+    assert a["best"]["epoch"] == b["best"]["epoch"]
+
+
+def test_second_train_of_the_same_name_stops_at_once_naming_the_first(ws):
+    first = _defendr(ws, *TRAIN, "--epochs", "100000", "--name", "slow")
+    try:
+        lock = lock_path(ws.path_for("model", "slow", create_dir=False))
+        for _ in range(600):
+            if lock.exists() and lock.read_text().startswith("process"):
+                break
+            assert first.poll() is None, first.stderr.read()
+            time.sleep(0.1)
+        second = _defendr(ws, *TRAIN, "--epochs", "1", "--name", "slow", "--force")
+        out, err = second.communicate(timeout=300)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert second.returncode == 1, err
+        assert lines[-1].startswith("error (busy): ") and f"process {first.pid}" in lines[-1], err
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
