@@ -45,7 +45,7 @@ def test_evaluate_models_and_ensemble_prints_tables_and_writes_report(ws):
 
 
 def test_evaluate_adaptive_json(ws):
-    result = _run(ws, "--model", "baseline", "--adv", "pgd", "--adaptive", "--steps", "3", "--restarts", "1",
+    result = _run(ws, "--model", "baseline", "--adv", "pgd", "--adaptive", "--attacks", "pgd", "--steps", "3", "--restarts", "1",
                   "--subset", "8", "--eps", "4/255", "--json", "--name", "adaptive")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output[result.output.index("{"):])
