@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from defendr_cli.core.attacks.registry import attack_parameters
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.adaptive import (LARGE_EPS, AdaptiveEps, attack_correct_mask, correct_mask,
                                                   subset_rows)
@@ -273,6 +274,5 @@ def _transfer_copies(paths: Sequence[Path], rows: np.ndarray) -> dict[str, tuple
 
 def _cheap(entry: SuiteEntry) -> dict:
     """An attack at eps 0 cannot move an image: the fewest steps or queries do."""
-    if entry.attack == "square":
-        return {"n_queries": 2}
-    return {"steps": 2}
+    accepted = attack_parameters(entry.attack)
+    return {k: 2 for k in ("steps", "n_queries") if k in accepted}
