@@ -134,8 +134,11 @@ def main() -> None:
     with torch.no_grad():
         clean = float((model(images).argmax(1) == labels).float().mean())
     gflops = matmul_gflops()
+    print(f"clean accuracy {100 * clean:.1f}%, matmul {gflops:.1f} GFLOP/s", flush=True)
     theirs_s, theirs_robust = timed_autoattack(model, images, labels, args.batch)
+    print(f"torchattacks: {theirs_s:.1f} s, robust {100 * theirs_robust:.1f}%", flush=True)
     matched_s, matched, matched_per_attack = timed_suite(model, images, labels, args.batch, matched_entries())
+    print(f"ours matched: {matched_s:.1f} s, robust {100 * matched['robust']:.1f}%", flush=True)
     ours_s, ours, per_attack = timed_suite(model, images, labels, args.batch, SUITES["standard"])
     out = {
         "model": args.arch, "image_size": args.image_size, "images": args.images, "eps": "8/255",
