@@ -47,10 +47,18 @@ def evaluate_command(
     ensemble: Annotated[list[str] | None, typer.Option(
         "--ensemble", help="Comma-separated members of an ensemble row (paper Table 3); repeatable.")] = None,
     adv: Annotated[str, typer.Option("--adv", help="Adversarial test sets: names, prefixes, 'all' or 'none'.")] = "all",
-    adaptive: Annotated[bool, typer.Option("--adaptive", help="Also run white-box PGD through the whole defense.")] = False,
-    eot: Annotated[int, typer.Option("--eot", help="EOT samples per gradient for randomized models.")] = 30,
-    steps: Annotated[str, typer.Option("--steps", help="PGD step counts of the adaptive sweep.")] = "10,100",
-    restarts: Annotated[str, typer.Option("--restarts", help="PGD restart counts of the adaptive sweep.")] = "1,5",
+    adaptive: Annotated[bool, typer.Option(
+        "--adaptive", help="Also run the white-box attack suite through the whole defense, with masking checks.")] = False,
+    suite: Annotated[str, typer.Option(
+        "--suite", help="auto (rand for randomized models, else standard) | standard | rand | quick | custom.")] = "auto",
+    attacks: Annotated[str | None, typer.Option(
+        "--attacks", help="Attacks of --suite custom, e.g. apgd-ce,square; 'pgd' adds the PGD steps x restarts sweep.")] = None,
+    square_queries: Annotated[int | None, typer.Option("--square-queries", help="Square Attack queries per image.")] = None,
+    eot: Annotated[int | None, typer.Option(
+        "--eot", help="EOT samples per gradient for randomized models (default 20; 30 for the PGD sweep).")] = None,
+    draws: Annotated[int, typer.Option("--draws", help="Random draws of the final images (randomized models).")] = 10,
+    steps: Annotated[str, typer.Option("--steps", help="PGD step counts of the PGD sweep (--attacks pgd).")] = "10,100",
+    restarts: Annotated[str, typer.Option("--restarts", help="PGD restart counts of the PGD sweep.")] = "1,5",
     subset: Annotated[int, typer.Option("--subset", help="Seeded test images for the adaptive attacks.")] = 200,
     eps: Annotated[str | None, typer.Option(
         "--eps", help="Extra adaptive eps list in pixel units, e.g. 4/255,8/255 (the cached sets' eps are always used).")] = None,
@@ -76,7 +84,8 @@ def evaluate_command(
     config = EvaluateConfig(
         models=refs, ensembles=ensembles, data=data, adv=adv, defense=defense, defense_variant=defense_variant,
         name=name, seed=seed, batch_size=batch_size, adaptive=adaptive,
-        extra_eps=parse_eps_list(eps) if eps else [], eot=eot, steps=parse_int_list(steps, "--steps"),
+        extra_eps=parse_eps_list(eps) if eps else [], suite=suite, attacks=split_names(attacks),
+        square_queries=square_queries, draws=draws, eot=eot, steps=parse_int_list(steps, "--steps"),
         restarts=parse_int_list(restarts, "--restarts"), subset=subset)
     warn_eps(config.extra_eps)
     with stage_session(device, precision) as (dist, runtime):

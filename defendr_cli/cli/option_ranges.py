@@ -63,6 +63,8 @@ RANGES: dict[str, Range] = {
     "--restarts": Range(1),
     "--eot": Range(1),
     "--subset": Range(1),
+    "--square-queries": Range(1),
+    "--draws": Range(1),
     "--count": Range(1),
     "--epochs": Range(1),
     "--passes": Range(1),

@@ -48,3 +48,15 @@ def test_cli_attack_missing_model_and_bad_input(tmp_path):
     assert bad.exit_code == 1 and "cannot read --eps 'abc'" in bad.output
     unknown = runner.invoke(app, ["--workdir", str(tmp_path), "attack", "deepfool", "--eps", "0.1"])
     assert unknown.exit_code == 1 and "unknown attack 'deepfool'" in unknown.output
+
+
+def test_cli_attack_apgd_dlr_is_a_cached_set(tmp_path):
+    ws = Workspace(tmp_path)
+    make_cache(ws)
+    make_checkpoint(ws)
+    result = runner.invoke(app, ["--workdir", str(tmp_path), "attack", "apgd", "--eps", "8/255", "--steps", "3",
+                                 "--loss", "dlr", "--batch-size", "16", "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    info = read_adv_info(ws.path_for("adv", row["name"]))
+    assert info.attack == "apgd" and info.loss == "dlr" and info.steps == 3

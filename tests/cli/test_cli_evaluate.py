@@ -45,7 +45,7 @@ def test_evaluate_models_and_ensemble_prints_tables_and_writes_report(ws):
 
 
 def test_evaluate_adaptive_json(ws):
-    result = _run(ws, "--model", "baseline", "--adv", "pgd", "--adaptive", "--steps", "3", "--restarts", "1",
+    result = _run(ws, "--model", "baseline", "--adv", "pgd", "--adaptive", "--attacks", "pgd", "--steps", "3", "--restarts", "1",
                   "--subset", "8", "--eps", "4/255", "--json", "--name", "adaptive")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output[result.output.index("{"):])
@@ -70,3 +70,21 @@ def test_evaluate_wraps_models_with_a_defense_and_runs_without_adv_sets(ws):
     [row] = payload["transfer"]["models"]
     assert row["name"] == "baseline+random-resize-pad" and row["defense"]["name"] == "random-resize-pad"
     assert [t["key"] for t in payload["tables"]] == ["table1-clean"]
+
+
+def test_evaluate_custom_suite_prints_the_suite_table_and_checks(ws):
+    result = _run(ws, "--model", "baseline", "--adv", "fgsm", "--adaptive", "--suite", "custom",
+                  "--attacks", "apgd-ce,square", "--square-queries", "10", "--subset", "6", "--name", "suite-cli")
+    assert result.exit_code == 0, result.output
+    assert "Adaptive evaluation" in result.output and "Sanity checks" in result.output  # printed tables
+    text = (ws.reports_dir / "suite-cli" / "report.md").read_text()
+    assert "| APGD-CE | Square | Robust |" in text and "black-box-beats-white-box" in text
+    saved = json.loads((ws.reports_dir / "suite-cli" / "results.json").read_text())
+    row = saved["adaptive"]["models"][0]
+    assert list(row["attacks"]) == ["apgd-ce", "square"] and row["suite"] == "custom"
+    assert saved["adaptive"]["settings"]["suite"]["square_queries"] == 10
+
+
+def test_evaluate_unknown_suite_is_one_line_error(ws):
+    result = _run(ws, "--model", "baseline", "--adaptive", "--suite", "strongest")
+    assert result.exit_code == 1 and "unknown suite 'strongest'" in result.output

@@ -23,7 +23,7 @@ from tests.training.train_helpers import write_tiny_cache
 TRAIN = ["train", "baseline", "--arch", "tinycnn", "--epochs", "2", "--batch-size", "16", "--lr", "0.01"]
 # 30 test rows in batches of 8 (8, 8, 8, 6): rank 0 attacks rows 0-15, rank 1 rows 16-29
 ATTACK = ["attack", "pgd", "--eps", "8/255,0.02", "--steps", "3", "--batch-size", "8", "--targeted", "random"]
-EVALUATE = ["evaluate", "--models", "baseline", "--adaptive", "--steps", "1,2", "--restarts", "1", "--subset", "12",
+EVALUATE = ["evaluate", "--models", "baseline", "--adaptive", "--attacks", "pgd", "--steps", "1,2", "--restarts", "1", "--subset", "12",
             "--batch-size", "8", "--name", "report"]
 
 

@@ -17,7 +17,9 @@ REDUCED = [
     "extra_test_attacks=[]",
     "methods.advpgd.adv=[\"pgd-eps8_255-s3\"]", "methods.alp.adv=[\"pgd-eps8_255-s3\"]",
     "methods.dunet.adv=[\"fgsm-eps8_255\"]",
+    "methods.madry.epochs=1", "methods.madry.attack_steps=2",
     "evaluate.subset=12", "evaluate.steps=[2,3]", "evaluate.eot=2", "evaluate.batch_size=64",
+    "evaluate.square_queries=10", "evaluate.draws=2",
     "gradcam.count=2",
 ]
 
@@ -55,6 +57,22 @@ def test_every_stage_runs_and_the_report_has_the_papers_tables(first_run):
     assert results["adaptive"]["models"], "the adaptive protocol ran"
     assert {p["name"] for p in out["phenomena"]} >= {"baseline clean accuracy", "adversarial training gain"}
     assert results["settings"]["data"]["classes"] == 4  # the resolved settings are in the report
+
+
+def test_quick_profile_has_the_robust_control_and_the_suite_columns(first_run):
+    workdir, out = first_run
+    ids = [s["id"] for s in out["stages"]]
+    assert "train:madry" in ids
+    results = json.loads((workdir / "reports" / "reproduce" / "results.json").read_text())
+    adaptive = {m["name"]: m for m in results["adaptive"]["models"]}
+    assert "madry" in adaptive and results["adaptive"]["settings"]["suite"]["name"] == "quick"
+    assert set(adaptive["madry"]["attacks"]) == {"pgd", "apgd-ce", "apgd-t", "square"}
+    assert adaptive["dunet-alp-clp"]["route"], "the ensemble was also attacked through its members' losses"
+    assert {c["name"] for c in adaptive["madry"]["checks"]} >= {"zero-gradients", "black-box-beats-white-box"}
+    control = [p for p in out["phenomena"] if p["name"] == "robust control madry holds"]
+    assert len(control) == 1 and control[0]["value"] is not None and control[0]["threshold"] == 0.25
+    text = (workdir / "reports" / "reproduce" / "report.md").read_text()
+    assert "Adaptive evaluation: attack suite" in text and "APGD-T" in text
 
 
 def test_second_run_skips_everything_and_a_changed_setting_reruns_only_its_dependents(first_run):

@@ -34,7 +34,7 @@ def test_transfer_only_writes_a_report_with_the_results(stage_ws):
 def test_adaptive_sweep_takes_eps_from_the_named_sets_then_the_extra_ones(stage_ws):
     config = EvaluateConfig(models=["baseline", "advfgsm"], adv=PGD, name="adaptive", batch_size=16,
                             adaptive=True, adaptive_models=["baseline"], eps_from_sets=[PGD],
-                            extra_eps=parse_eps_list("4/255"), steps=[2], restarts=[1], eot=1, subset=6,
+                            extra_eps=parse_eps_list("4/255"), attacks=["pgd"], steps=[2], restarts=[1], eot=1, subset=6,
                             report_settings={"profile": "custom"})
     result = run_evaluate(stage_ws, config, CPU)
     assert [m.name for m in result.adaptive.models] == ["baseline"]
@@ -50,7 +50,7 @@ def test_no_cached_set_falls_back_to_eps_8_255_with_a_note(stage_ws):
         def note(self, text):
             notes.append(text)
 
-    config = EvaluateConfig(models=["baseline"], adv="none", name="fallback", adaptive=True, steps=[1],
+    config = EvaluateConfig(models=["baseline"], adv="none", name="fallback", adaptive=True, attacks=["pgd"], steps=[1],
                             restarts=[1], eot=1, subset=4)
     result = run_evaluate(stage_ws, config, CPU, reporter=Notes())
     assert result.adaptive.settings.eps == ["8/255"]

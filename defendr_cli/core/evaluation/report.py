@@ -69,9 +69,9 @@ def _figures(folder: Path, transfer: TransferResult | None, adaptive: AdaptiveRe
     if adaptive:
         curves = {}
         for m in adaptive.models:
-            eps_of_label = {g.eps_label: eps_scalar(g.eps) for g in m.grid}
+            eps_of_label = {label: eps_scalar(m.eps_of(label)) for label in m.robust if m.eps_of(label) is not None}
             curves[m.name] = [(0.0, m.clean)] + [(value, m.robust[label]) for label, value in eps_of_label.items()]
-        figures.append(("Accuracy vs eps, adaptive white-box PGD (worst case over the sweep)",
+        figures.append(("Accuracy vs eps, adaptive evaluation (robust: worst case per image)",
                         plots.accuracy_vs_eps_png(curves, folder / "adaptive-accuracy-vs-eps.png",
                                                   title="Adaptive: accuracy vs eps")))
     if adaptive and transfer:

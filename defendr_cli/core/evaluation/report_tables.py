@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from defendr_cli.core.evaluation.results import AdaptiveResult, ComparisonRow, TransferResult, TransferRow
+from defendr_cli.core.evaluation.results import AdaptiveResult, AdaptiveRow, ComparisonRow, TransferResult, TransferRow
 from defendr_cli.core.evaluation.tables import Table
 
 
@@ -77,9 +77,67 @@ def transfer_tables(result: TransferResult) -> list[Table]:
     return tables
 
 
+def attack_labels(adaptive: AdaptiveResult) -> list[str]:
+    """The per-attack columns over every model, in first-seen order ('pgd' first when present)."""
+    labels: list[str] = []
+    for m in adaptive.models:
+        labels += [a for a in m.attacks if a not in labels]
+    return sorted(labels, key=lambda a: a != "pgd")
+
+
+def checks_summary(row: AdaptiveRow) -> str:
+    """'7 pass' or '6 pass, 1 warn (randomized)' or 'FAIL: large-eps-near-zero'."""
+    fails = [c.name for c in row.checks if c.status == "fail"]
+    warns = [c.name for c in row.checks if c.status == "warn"]
+    if fails:
+        return "FAIL: " + ", ".join(fails) + (f"; warn: {', '.join(warns)}" if warns else "")
+    passed = sum(c.passed for c in row.checks)
+    return f"{passed} pass" + (f", {len(warns)} warn ({', '.join(warns)})" if warns else "")
+
+
+def _transfer_at(row: AdaptiveRow, eps, transfer: TransferResult | None) -> float | None:
+    """The lowest transfer accuracy (subset copies) among the cached sets at this eps, if any."""
+    if transfer is None or eps is None:
+        return None
+    values = [row.transfer[s.name] for s in transfer.adv_sets if s.name in row.transfer and _eps_matches(s.eps, eps)]
+    return min(values) if values else None
+
+
+def suite_table(adaptive: AdaptiveResult, transfer: TransferResult | None = None) -> Table:
+    """One row per model and eps: clean, transfer, one column per attack, robust, draws, route, checks."""
+    labels = attack_labels(adaptive)
+    columns = ["Model", "Suite", "eps", "Clean", "Transfer"] + [_column_name(a) for a in labels]
+    columns += ["Robust", "All draws", "Ensemble route", "Checks"]
+    percent = set(range(3, 5 + len(labels) + 2))
+    table = Table("adaptive-suite", "Adaptive evaluation: attack suite through the whole defense", columns,
+                  percent_columns=percent,
+                  caption=f"Accuracy (%) on {adaptive.settings.subset} seeded test images. Transfer: the paper's "
+                          "protocol (the cached set at this eps with the lowest accuracy, same images). Each suite "
+                          "column is the accuracy after that attack ran on the images still standing; PGD is the "
+                          "step/restart sweep's own worst case. Robust: per-image worst case over everything "
+                          "(randomized models: mean over draws; All draws: correct in every draw). Ensemble route: "
+                          "combined output vs sum of members' losses, the one that broke more images.")
+    for m in adaptive.models:
+        for label in m.robust:
+            route = m.route.get(label)
+            route_text = None
+            if route:
+                route_text = f"{route['winner']} ({route['wins']['combined']} vs {route['wins']['member-loss']})"
+            table.add(m.name, m.suite or "pgd", label, m.clean, _transfer_at(m, m.eps_of(label), transfer),
+                      *(m.attacks.get(a, {}).get(label) for a in labels), m.robust[label], m.all_draws.get(label),
+                      route_text, checks_summary(m))
+    return table
+
+
+def _column_name(label: str) -> str:
+    return {"pgd": "PGD", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "apgd-dlr": "APGD-DLR",
+            "square": "Square"}.get(label, label)
+
+
 def adaptive_tables(adaptive: AdaptiveResult, transfer: TransferResult | None = None) -> list[Table]:
-    """Adaptive sweep table, sanity table and (with a transfer result) transfer-vs-adaptive table."""
-    tables = []
+    """Suite table, PGD sweep table (when a sweep ran), sanity table and (with a transfer result)
+    transfer-vs-adaptive table."""
+    tables = [suite_table(adaptive, transfer)]
     sweep = Table("adaptive-sweep", "Adaptive white-box PGD through the whole defense",
                   ["Model", "EOT", "eps", "Steps", "Restarts", "Accuracy"], percent_columns={5},
                   caption=f"Accuracy (%) on {adaptive.settings.subset} seeded test images.")
@@ -87,8 +145,10 @@ def adaptive_tables(adaptive: AdaptiveResult, transfer: TransferResult | None = 
         sweep.add(m.name, m.eot, "0 (clean)", "-", "-", m.clean)
         for g in m.grid:
             sweep.add(m.name, m.eot, g.eps_label, g.steps, g.restarts, g.accuracy)
-    tables.append(sweep)
-    checks = Table("sanity-checks", "Sanity checks", ["Model", "Check", "Result", "Detail"])
+    if any(m.grid for m in adaptive.models):
+        tables.append(sweep)
+    checks = Table("sanity-checks", "Sanity checks (gradient masking and evaluation checklist)",
+                   ["Model", "Check", "Result", "Detail"])
     for m in adaptive.models:
         for c in m.checks:
             checks.add(m.name, c.name, c.status.upper(), c.detail)
@@ -126,9 +186,9 @@ def comparison_rows(adaptive: AdaptiveResult, transfer: TransferResult) -> list[
         if t is None:
             continue
         for s in transfer.adv_sets:
-            match = next((g for g in m.grid if _eps_matches(g.eps, s.eps)), None)
+            match = next((label for label in m.robust if _eps_matches(m.eps_of(label), s.eps)), None)
             transfer_all = t.sets[s.name].adv100
             out.append(ComparisonRow(model=m.name, set=s.name, eps_label=s.eps_label, transfer_all=transfer_all,
                                      transfer=(m.transfer or {}).get(s.name, transfer_all),
-                                     adaptive=m.robust[match.eps_label] if match else None))
+                                     adaptive=m.robust[match] if match else None))
     return out

@@ -240,6 +240,12 @@ class AdaptiveRow:
     -> accuracy on the subset's copies. `attacks` holds further per-attack columns (attack name ->
     {eps label -> accuracy}); it is written to results.json only when some attack filled it, so a
     new attack suite adds columns there without changing the existing keys.
+
+    Suite runs (core.evaluation.adaptive_suite) also fill, each written only when set: `suite` (the
+    suite used: 'standard', 'rand', 'quick', 'custom'; None for the PGD sweep alone), `eps_values`
+    {eps label -> eps in pixel units}, `all_draws` {eps label -> share of images correct in every
+    draw} and `draws` {eps label -> accuracy per draw} (randomized models), `route` {eps label ->
+    {'winner', 'wins', 'combined', 'member_loss'}} (ensembles: which attack route broke more).
     """
 
     name: str
@@ -254,6 +260,17 @@ class AdaptiveRow:
     large_eps_accuracy: float
     checks: list[SanityCheck] = field(default_factory=list)
     attacks: dict[str, dict[str, float]] = field(default_factory=dict)
+    suite: str | None = None
+    eps_values: dict[str, Eps] = field(default_factory=dict)
+    all_draws: dict[str, float] = field(default_factory=dict)
+    draws: dict[str, list[float]] = field(default_factory=dict)
+    route: dict[str, dict] = field(default_factory=dict)
+
+    def eps_of(self, label: str) -> Eps | None:
+        """The eps (pixel units) of an eps label, from `eps_values` or the PGD grid."""
+        if label in self.eps_values:
+            return self.eps_values[label]
+        return next((g.eps for g in self.grid if g.eps_label == label), None)
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "stochastic": self.stochastic, "eot": self.eot,
@@ -262,6 +279,9 @@ class AdaptiveRow:
                "large_eps_accuracy": self.large_eps_accuracy, "checks": [c.to_dict() for c in self.checks]}
         if self.attacks:
             out["attacks"] = self.attacks
+        for key in ("suite", "eps_values", "all_draws", "draws", "route"):
+            if getattr(self, key):
+                out[key] = jsonable(getattr(self, key))
         return out
 
 
@@ -274,10 +294,14 @@ class AdaptiveSettings:
     subset: int
     large_eps: float
     near_zero: float
+    suite: dict | None = None  # suite runs: {'name', 'attacks', 'params', 'draws', 'pgd_sweep'}
 
     def to_dict(self) -> dict:
-        return {"eps": self.eps, "steps": self.steps, "restarts": self.restarts, "eot": self.eot,
-                "subset": self.subset, "large_eps": self.large_eps, "near_zero": self.near_zero}
+        out = {"eps": self.eps, "steps": self.steps, "restarts": self.restarts, "eot": self.eot,
+               "subset": self.subset, "large_eps": self.large_eps, "near_zero": self.near_zero}
+        if self.suite is not None:
+            out["suite"] = jsonable(self.suite)
+        return out
 
 
 @dataclass

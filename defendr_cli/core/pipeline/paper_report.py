@@ -61,7 +61,7 @@ def _paper(value: float | None) -> str:
 
 def phenomena(transfer: TransferResult, adaptive: AdaptiveResult | None,
               checks: dict[str, Any]) -> list[dict[str, Any]]:
-    """The four checks of the quick profile, each {'name', 'value', 'threshold', 'passed', 'detail'}."""
+    """The checks of the quick profile, each {'name', 'value', 'threshold', 'passed', 'detail'}."""
     rows = _rows_by_name(transfer)
     ref = _set_name(checks["reference_set"])
     out: list[dict[str, Any]] = []
@@ -92,7 +92,29 @@ def phenomena(transfer: TransferResult, adaptive: AdaptiveResult | None,
                 gap = entry.transfer[ref] - robust
         add(f"adaptive attack beats transfer on {model}", gap, 1e-9,
             f"transfer accuracy on {ref} minus worst adaptive accuracy at eps {ref_eps} (same images)")
+    control = checks.get("robust_control")
+    if control:
+        margin, detail = robust_control_margin(adaptive, control, ref_eps)
+        add(f"robust control {control['model']} holds", margin, float(control["min_margin"]), detail)
     return out
+
+
+def robust_control_margin(adaptive: AdaptiveResult | None, control: dict[str, Any],
+                          eps_label: str | None) -> tuple[float | None, str]:
+    """(robust accuracy of the control model minus the best paper defense's, at `eps_label`; a line
+    naming both). None when the control or every defense is missing from the adaptive result."""
+    name = control["model"]
+    entry = adaptive.model(name) if adaptive else None
+    if entry is None or eps_label not in entry.robust:
+        return None, f"{name} has no adaptive robust accuracy at eps {eps_label}"
+    others = {d: adaptive.model(d).robust[eps_label] for d in control.get("defenses", [])
+              if adaptive.model(d) is not None and eps_label in adaptive.model(d).robust}
+    if not others:
+        return None, f"no paper defense was attacked adaptively at eps {eps_label}"
+    best = max(others, key=others.get)
+    return (entry.robust[eps_label] - others[best],
+            f"{name} adaptive robust {100 * entry.robust[eps_label]:.1f}% minus the best paper defense "
+            f"({best}, {100 * others[best]:.1f}%) at eps {eps_label}")
 
 
 def _comparison_markdown(transfer: TransferResult, settings: dict[str, Any]) -> list[str]:
@@ -149,7 +171,8 @@ def _phenomena_markdown(results: list[dict[str, Any]]) -> list[str]:
         value, threshold = format_check_values(item)
         mark = "PASS" if item["passed"] else "FAIL"
         lines.append(f"| {item['name']} | {value} | {threshold} | {mark} |")
-    lines += ["", "Adaptive numbers are worst cases over the step/restart sweep, on the adaptive subset; a defense "
+    lines += ["", "Adaptive numbers are per-image worst cases over the attack suite (and the PGD sweep), on the "
+              "adaptive subset; a defense "
               "whose adaptive accuracy is far below its transfer accuracy was only robust to attacks that could "
               "not see it (Athalye, Carlini & Wagner 2018).", ""]
     return lines

@@ -17,7 +17,8 @@ from typing import Any
 from defendr_cli.core.attacks.eps import EpsValue
 from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.evaluation.adaptive import AdaptiveEps, run_adaptive, sweep_eps
+from defendr_cli.core.evaluation.adaptive import AdaptiveEps, sweep_eps
+from defendr_cli.core.evaluation.adaptive_suite import SuitePlan, run_adaptive_suite
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
 from defendr_cli.core.evaluation.report import ReportFiles, all_tables, write_report
 from defendr_cli.core.evaluation.results import AdaptiveResult, TransferResult
@@ -44,9 +45,12 @@ class EvaluateConfig:
     `adv_paths` (explicit files, used instead of `adv` when given). defense: wrap every model
     ('random-resize-pad'), with `defense_variant` and `passes`. name: report folder under
     reports/ (None: derived from the model names). batch_size: images per forward pass.
-    Adaptive sweep (when `adaptive`): eps are those of the evaluated sets (only the sets named in
-    `eps_from_sets` when given), then `extra_eps` (pixel units); `adaptive_models` restricts the
-    models attacked (None: all); steps / restarts grids, `eot` samples for randomized models,
+    Adaptive evaluation (when `adaptive`): eps are those of the evaluated sets (only the sets named
+    in `eps_from_sets` when given), then `extra_eps` (pixel units); `adaptive_models` restricts the
+    models attacked (None: all); `suite` 'auto' | 'standard' | 'rand' | 'quick' | 'custom' with
+    `attacks` (custom; 'pgd' adds the PGD steps x restarts sweep to any suite); `square_queries`
+    overrides Square's budget; `eot` gradient samples for randomized models (None: 20 for the
+    suite, 30 for the PGD sweep); `draws` random draws of the final images (randomized models);
     `subset` seeded test images (None: all). report_settings: the settings dump written into the
     report (None: this config's evaluation settings).
     """
@@ -66,7 +70,11 @@ class EvaluateConfig:
     adaptive_models: list[str] | None = None
     eps_from_sets: list[str] | None = None
     extra_eps: list[EpsValue] = field(default_factory=list)
-    eot: int = 30
+    suite: str = "auto"
+    attacks: list[str] = field(default_factory=list)
+    square_queries: int | None = None
+    draws: int = 10
+    eot: int | None = None
     steps: list[int] = field(default_factory=lambda: [10, 100])
     restarts: list[int] = field(default_factory=lambda: [1, 5])
     subset: int | None = 200
@@ -93,6 +101,14 @@ def _check(config: EvaluateConfig) -> None:
         raise InputError("--batch-size must be at least 1")
     if config.name is not None:
         validate_name(config.name)
+    if config.adaptive:
+        _plan(config).check()
+
+
+def _plan(config: EvaluateConfig) -> SuitePlan:
+    return SuitePlan(suite=config.suite, attacks=tuple(a.strip().lower() for a in config.attacks if a.strip()),
+                     square_queries=config.square_queries, eot=config.eot, draws=config.draws,
+                     steps=tuple(config.steps), restarts=tuple(config.restarts))
 
 
 def _report_settings(config: EvaluateConfig, data_path: Path, model_names: list[str], runtime: Runtime,
@@ -101,8 +117,9 @@ def _report_settings(config: EvaluateConfig, data_path: Path, model_names: list[
                 "device": str(runtime.device), "precision": runtime.precision, "batch_size": config.batch_size,
                 "defense": spec}
     if config.adaptive:
-        settings.update({"eot": config.eot, "steps": config.steps, "restarts": config.restarts,
-                         "subset": config.subset})
+        settings.update({"suite": config.suite, "attacks": config.attacks, "square_queries": config.square_queries,
+                         "draws": config.draws, "eot": config.eot, "steps": config.steps,
+                         "restarts": config.restarts, "subset": config.subset})
     return settings
 
 
@@ -120,7 +137,7 @@ def _adaptive_eps(config: EvaluateConfig, transfer: TransferResult, reporter: Re
 def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime, *,
                  reporter: Reporter | None = None, dist: DistContext = SINGLE) -> EvaluateResult:
     """Select data, models and adversarial sets; run the transfer protocol and (optionally) the
-    adaptive sweep; write reports/<name>/ (results.json, CSV tables, figures, report.md) on rank 0."""
+    adaptive suite (core.evaluation.adaptive_suite); write reports/<name>/ (results.json, CSV tables, figures, report.md) on rank 0."""
     _check(config)
     reporter = reporter or NullReporter()
     data_path = workspace.resolve("data", str(config.data)) if config.data else workspace.default_data()
@@ -147,10 +164,11 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
         if config.adaptive:
             wanted = config.adaptive_models
             attacked = [m for m in models if m.name in wanted] if wanted else models
-            adaptive = run_adaptive(attacked, data_path, runtime=runtime, eps_values=_adaptive_eps(config, transfer, reporter),
-                                    steps=config.steps, restarts=config.restarts, eot=config.eot, subset=config.subset,
-                                    seed=config.seed, batch_size=config.batch_size, transfer_sets=adv_paths,
-                                    reporter=reporter, dist=dist)
+            # every rank runs the same seeded suite (not sharded); only rank 0 writes the report
+            adaptive = run_adaptive_suite(attacked, data_path, runtime=runtime,
+                                          eps_values=_adaptive_eps(config, transfer, reporter), plan=_plan(config),
+                                          subset=config.subset, seed=config.seed, batch_size=config.batch_size,
+                                          transfer_sets=adv_paths, reporter=reporter)
         files = None
         if dist.is_main:
             settings = config.report_settings
