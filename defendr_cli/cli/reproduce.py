@@ -36,7 +36,8 @@ def reproduce_command(
     settings = resolve_settings(profile, overrides or [], source=source)
     if settings["data"]["source"] in (None, ""):
         raise InputError(f"the '{profile}' profile needs --source PATH (an ImageNet-layout train folder)")
-    runtime = Runtime.create(device or settings.get("device", "auto"), precision or settings.get("precision", "fp32"))
+    runtime = Runtime.create(device or settings.get("device", "auto"), precision or settings.get("precision", "fp32"),
+                             settings.get("memory_format", "auto"))
     settings["device"], settings["precision"] = str(runtime.device), runtime.precision
     console = app_state.err_console
 

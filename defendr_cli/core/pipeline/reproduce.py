@@ -76,6 +76,8 @@ def plan_stages(env: st.StageEnv) -> list[Stage]:
     data_path = lambda: [ws.path_for("data", st.data_name(settings), create_dir=False)]  # noqa: E731
     baseline = lambda: [ws.path_for("model", "baseline", create_dir=False)]  # noqa: E731
     common = {"seed": env.seed, "precision": env.runtime.precision}
+    if env.runtime.memory_format != "auto":  # absent when auto: older workspaces stay current
+        common["memory_format"] = env.runtime.memory_format
     plan = [Stage("prepare", {**common, "data": settings["data"]}, lambda: [], lambda: st.run_prepare(env))]
     plan.append(Stage("train:baseline", {**common, "model": settings["model"], "train": settings["train"]},
                       data_path, lambda: st.run_train(env, "baseline", {"method": "baseline"})))
