@@ -8,6 +8,8 @@ Loss per batch of pairs (x clean, x_adv adversarial), pixels in [0, 1]:
     --guide logits    (LGD, default)  mean |f(x) - f(D(x_adv))| over the logits
     --guide features  (FGD)           the same on the output of f.last_conv_stage (forward hook)
     --guide pixels    (baseline)      mean |x - D(x_adv)|, the weak pixel-loss denoiser
+With cached pairs and the logits guide, f(x) of every clean train image is computed once when the
+run starts (f is frozen and in eval mode, so it is the same in every epoch) and looked up per batch.
 
 Pairs: cached adversarial copies of the train split (`--adv` names or prefixes, several mixed,
 each aligned with the clean split); with no --adv, every train-split set made from the target;
