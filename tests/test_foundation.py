@@ -112,3 +112,13 @@ def test_file_fingerprint_follows_content_changes(tmp_path):
     path.write_bytes(b"two")
     os.utime(path, ns=(1, 1))  # even with an old timestamp, the size/mtime key changes
     assert file_fingerprint(path) != first
+
+
+def test_runtime_memory_format_forces_channels_last_on_or_off():
+    assert not Runtime().channels_last and Runtime(precision="bf16").channels_last  # auto
+    cpu_last = Runtime(memory_format="channels_last")
+    assert cpu_last.channels_last
+    assert cpu_last.to_device(torch.zeros(2, 3, 4, 4)).is_contiguous(memory_format=torch.channels_last)
+    assert not Runtime(precision="bf16", memory_format="contiguous").channels_last
+    with pytest.raises(InputError):
+        Runtime(memory_format="nhwc")

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from defendr_cli.cli.common import JsonOpt, print_json, state
 from defendr_cli.cli.progress import RichReporter
+from defendr_cli.core.calibration import calibration_line
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.pipeline.paper_report import format_check_values
 from defendr_cli.core.pipeline.profile import resolve_settings
@@ -35,13 +36,14 @@ def reproduce_command(
     settings = resolve_settings(profile, overrides or [], source=source)
     if settings["data"]["source"] in (None, ""):
         raise InputError(f"the '{profile}' profile needs --source PATH (an ImageNet-layout train folder)")
-    runtime = Runtime.create(device or settings.get("device", "auto"), precision or settings.get("precision", "fp32"))
+    runtime = Runtime.create(device or settings.get("device", "auto"), precision or settings.get("precision", "fp32"),
+                             settings.get("memory_format", "auto"))
     settings["device"], settings["precision"] = str(runtime.device), runtime.precision
     console = app_state.err_console
 
     def on_stage(record) -> None:
         mark = "[green]ran[/green]" if record.status == "ran" else "[dim]current, skipped[/dim]"
-        timing = f" in {record.seconds:.1f}s" if record.status == "ran" else ""
+        timing = f" in {record.seconds:.1f}s ({record.cpu_seconds:.1f}s CPU)" if record.status == "ran" else ""
         console.print(f"stage {record.id}: {mark}{timing}")
 
     with RichReporter(console, enabled=not as_json) as reporter:
@@ -49,7 +51,8 @@ def reproduce_command(
                            on_stage=on_stage)
     if as_json:
         print_json({"report": str(result.report_dir), "seconds": result.seconds,
-                    "stages": [vars(r) for r in result.stages], "phenomena": result.phenomena})
+                    "stages": [vars(r) for r in result.stages], "phenomena": result.phenomena,
+                    "calibration": result.calibration})
         return
     table = Table(title="Phenomena the run must show")
     for column in ("check", "value", "threshold", "result"):
@@ -58,7 +61,10 @@ def reproduce_command(
         value, threshold = format_check_values(item)
         table.add_row(item["name"], value, threshold, "[green]PASS[/green]" if item["passed"] else "[red]FAIL[/red]")
     app_state.console.print(table)
-    app_state.console.print(f"report: {result.report_dir / 'report.md'}  ({result.seconds:.0f}s)")
+    if result.calibration:
+        app_state.console.print(f"machine: {calibration_line(result.calibration)}")
+    app_state.console.print(f"report: {result.report_dir / 'report.md'}  ({result.seconds:.0f}s, "
+                            f"{sum(r.cpu_seconds for r in result.stages):.0f}s CPU)")
 
 
 def register(app: typer.Typer) -> None:

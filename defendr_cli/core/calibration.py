@@ -17,6 +17,7 @@ bf16 tensors directly (no autocast), which is what autocast dispatches to inside
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from collections.abc import Callable
@@ -129,6 +130,18 @@ def calibrate(device: str | torch.device = "cpu", threads: int | None = None, *,
         }
     finally:
         torch.set_num_threads(previous_threads)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(device: str, threads: int, min_seconds: float) -> dict:
+    return calibrate(device, threads, min_seconds=min_seconds)
+
+
+def cached_calibration(device: str | torch.device = "cpu", *, min_seconds: float = 0.4) -> dict:
+    """`calibrate()` once per process for (device, current thread count, min_seconds): a short run
+    (min_seconds 0.4: about 3-5 s on a 2-core CPU) for reports that record the machine beside their
+    times. Returns a copy, so a caller may add keys."""
+    return dict(_cached(str(torch.device(device)), torch.get_num_threads(), float(min_seconds)))
 
 
 def calibration_line(figures: dict) -> str:

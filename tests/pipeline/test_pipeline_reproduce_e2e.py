@@ -75,6 +75,23 @@ def test_quick_profile_has_the_robust_control_and_the_suite_columns(first_run):
     assert "Adaptive evaluation: attack suite" in text and "APGD-T" in text
 
 
+def test_report_has_the_stage_time_table_and_the_machines_calibration(first_run):
+    workdir, out = first_run
+    report = workdir / "reports" / "reproduce"
+    timing = json.loads((report / "results.json").read_text())["timing"]
+    assert [row["id"] for row in timing["stages"]] == [s["id"] for s in out["stages"]]
+    assert all(row["status"] == "ran" and row["seconds"] >= 0 and 0 <= row["share"] <= 1 for row in timing["stages"])
+    assert sum(row["share"] for row in timing["stages"]) <= 1.0 + 1e-3
+    calibration = timing["calibration"]
+    assert calibration == out["calibration"]
+    for block in ("matmul", "conv"):
+        assert calibration[block]["fp32_gflops"] > 0 and calibration[block]["bf16_gflops"] > 0
+    text = (report / "report.md").read_text()
+    section = text[text.index("## Stage times"):text.index("## Settings")]
+    assert "| train:dunet | ran |" in section and "| evaluate | ran |" in section
+    assert "matmul fp32" in section and "GFLOP/s" in section
+
+
 def test_second_run_skips_everything_and_a_changed_setting_reruns_only_its_dependents(first_run):
     workdir, _ = first_run
     again = _run(workdir)

@@ -10,6 +10,7 @@ from defendr_cli.core.pipeline.profile import available_profiles, load_profile
 from defendr_cli.core.progress import NullReporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.training.recipes.registry import get_recipe
+from defendr_cli.core.workspace import Workspace
 
 
 def env_for(workspace, settings) -> stages.StageEnv:
@@ -46,3 +47,15 @@ def test_unknown_method_option_names_the_method_and_its_options(workspace):
     with pytest.raises(InputError, match=r"profile methods.clp: method 'clp' does not take guide \(its own "
                                          r"options: pair_weight"):
         stages.train_options(env, "clp", stages.method_specs(settings)["clp"])
+
+
+def test_training_precision_comes_from_the_method_then_the_train_block(tmp_path):
+    settings = load_profile("quick")
+    env = env_for(Workspace(tmp_path), settings)
+    settings["train"]["precision"] = "bf16"
+    assert stages.training_runtime(env, {"method": "adv"}).precision == "bf16"
+    assert stages.training_runtime(env, {"method": "dunet", "precision": "fp32"}).precision == "fp32"
+    del settings["train"]["precision"]
+    assert stages.training_runtime(env, {"method": "adv"}) is env.runtime
+    # 'precision' is a stage setting, not a recipe option
+    stages.train_options(env, "dunet", {"method": "dunet", "precision": "bf16", "width_mult": 0.25})

@@ -14,6 +14,7 @@ from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.models.denoised import DenoisedClassifier
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.training.loop import make_context, train
+from defendr_cli.core.training.recipes.dunet import DunetRecipe, guided_loss
 from defendr_cli.core.training.recipes.registry import train_options
 from defendr_cli.core.workspace import Workspace
 from tests.evaluation.eval_builders import save_classifier, train_classifier, write_adv_set, write_cache
@@ -93,3 +94,26 @@ def test_bad_requests_are_clear_errors(trained):
     other = write_cache(Workspace(ws.root / "other"), classes=3)
     with pytest.raises(MismatchError):
         train(train_options("dunet", dict(name="x", epochs=1)), make_context(ws, Runtime(), data=str(other)))
+
+
+def test_clean_logits_computed_once_equal_the_per_batch_ones(trained):
+    """The logits guide keeps f(clean) of the train split; a batch's loss is the same as with f(clean)
+    recomputed on the batch (the target is frozen in eval mode)."""
+    ws, _, _, _ = trained
+    options = train_options("dunet", dict(name="dn-cached", width_mult=0.125, epochs=1, batch_size=16,
+                                          adv=["fgsm-eps40_255"], seed=0)).resolved(16)
+    recipe = DunetRecipe(options, make_context(ws, Runtime()))
+    try:
+        table = recipe._clean_logits
+        assert table is not None and table.shape == (recipe.context.data_info.split_counts["train"], 4)
+        batch = next(iter(recipe.train_batches.epoch(0, 0)))
+        assert batch.clean_rows is not None and len(batch.clean_rows) == len(batch)
+        with torch.no_grad():
+            cached = recipe.batch_loss(batch).loss
+            recipe._clean_logits = None
+            recomputed = recipe.batch_loss(batch).loss
+            wrong = guided_loss("logits", recipe.target, None, batch.images, recipe.module(batch.adv_images),
+                                torch.zeros(len(batch), table.shape[1]))[0]
+        assert torch.allclose(cached, recomputed, atol=1e-6) and not torch.allclose(cached, wrong)
+    finally:
+        recipe.close()

@@ -24,11 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from defendr_cli.core.calibration import cached_calibration
 from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.pipeline import evaluation_stage as ev
 from defendr_cli.core.pipeline import stages as st
 from defendr_cli.core.pipeline.paper_report import read_phenomena
 from defendr_cli.core.pipeline.state import PipelineLedger, stage_key
+from defendr_cli.core.pipeline.timing import write_timing
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime, seed_everything
 from defendr_cli.core.workspace import Workspace
@@ -48,10 +52,13 @@ class Stage:
 
 @dataclass
 class StageRecord:
+    """One stage of this run: status 'ran' or 'current' (skipped); wall and CPU seconds (0 when skipped)."""
+
     id: str
     status: str  # 'ran' or 'current'
     seconds: float
     outputs: list[str] = field(default_factory=list)
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -61,6 +68,7 @@ class ReproduceResult:
     report_dir: Path
     phenomena: list[dict[str, Any]]
     seconds: float
+    calibration: dict[str, Any] | None = None
 
 
 def plan_stages(env: st.StageEnv) -> list[Stage]:
@@ -69,6 +77,8 @@ def plan_stages(env: st.StageEnv) -> list[Stage]:
     data_path = lambda: [ws.path_for("data", st.data_name(settings), create_dir=False)]  # noqa: E731
     baseline = lambda: [ws.path_for("model", "baseline", create_dir=False)]  # noqa: E731
     common = {"seed": env.seed, "precision": env.runtime.precision}
+    if env.runtime.memory_format != "auto":  # absent when auto: older workspaces stay current
+        common["memory_format"] = env.runtime.memory_format
     plan = [Stage("prepare", {**common, "data": settings["data"]}, lambda: [], lambda: st.run_prepare(env))]
     plan.append(Stage("train:baseline", {**common, "model": settings["model"], "train": settings["train"]},
                       data_path, lambda: st.run_train(env, "baseline", {"method": "baseline"})))
@@ -96,10 +106,13 @@ def plan_stages(env: st.StageEnv) -> list[Stage]:
 
 def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, *, resume: bool = False,
               reporter: Reporter | None = None,
-              on_stage: Callable[[StageRecord], None] | None = None) -> ReproduceResult:
+              on_stage: Callable[[StageRecord], None] | None = None,
+              calibration: Callable[[torch.device], dict[str, Any]] | None = cached_calibration) -> ReproduceResult:
     """Run every stage that is not current; return what ran, the report folder and the checks.
 
-    `on_stage` is called after each stage (the CLI prints a line per stage).
+    `on_stage` is called after each stage (the CLI prints a line per stage). When a stage ran, the
+    report gets the per-stage time table and `calibration(device)`'s figures (core.calibration;
+    None leaves them out), see core/pipeline/timing.py.
     """
     # one reproduce per workspace: the whole run holds reports/<REPORT_NAME>'s lock (its stages'
     # own locks are re-entrant), so a second `reproduce` stops at once naming this process
@@ -111,7 +124,7 @@ def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, 
         ledger = PipelineLedger.open(workspace.root)
         records: list[StageRecord] = []
         for stage in plan_stages(env):
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             key = stage_key(stage.params, [p for p in stage.inputs() if p.exists()])
             if ledger.is_current(stage.id, key):
                 record = StageRecord(stage.id, "current", 0.0, list(ledger.stages[stage.id]["outputs"]))
@@ -120,10 +133,18 @@ def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, 
                 outputs = stage.run()
                 # inputs are re-read: a stage may have created files its own key depends on
                 ledger.record(stage.id, stage_key(stage.params, [p for p in stage.inputs() if p.exists()]), outputs)
-                record = StageRecord(stage.id, "ran", time.perf_counter() - t0, [str(p) for p in outputs])
+                record = StageRecord(stage.id, "ran", time.perf_counter() - t0, [str(p) for p in outputs],
+                                     time.process_time() - cpu0)
             records.append(record)
             if on_stage:
                 on_stage(record)
-    report_dir = workspace.dir_for("report") / REPORT_NAME
-    phenomena = read_phenomena(report_dir)
-    return ReproduceResult(settings, records, report_dir, phenomena, time.perf_counter() - started)
+        stages_seconds = time.perf_counter() - started
+        report_dir = workspace.dir_for("report") / REPORT_NAME
+        figures = None
+        if any(r.status == "ran" for r in records):
+            if calibration is not None:
+                reporter.note("calibrating the machine (matmul and conv GFLOP/s) for the report")
+                figures = calibration(runtime.device)
+            ledger.refresh_outputs(write_timing(report_dir, records, stages_seconds, figures))
+        phenomena = read_phenomena(report_dir)
+        return ReproduceResult(settings, records, report_dir, phenomena, stages_seconds, figures)

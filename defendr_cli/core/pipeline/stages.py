@@ -67,7 +67,8 @@ def adv_path(env: StageEnv, prefix: str, split: str, model: str = "baseline") ->
 
 
 def method_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """model name -> its training spec (the method defaults to the model name)."""
+    """model name -> its training spec (the method defaults to the model name; an optional
+    'precision' trains that model alone in another precision, see `training_runtime`)."""
     return {name: {"method": name, **spec} for name, spec in settings["methods"].items()}
 
 
@@ -101,7 +102,7 @@ def train_options(env: StageEnv, model_name: str, spec: dict[str, Any]) -> Train
         weight_decay=float(settings["train"].get("weight_decay", 0.0)), schedule=settings["train"]["schedule"],
         seed=env.seed, data=data_name(settings), resume=env.resume, force=True,
     )
-    overrides = {k: v for k, v in spec.items() if k != "method"}
+    overrides = {k: v for k, v in spec.items() if k not in ("method", "precision")}
     if "adv" in overrides:
         overrides["adv"] = [f"{prefix}-baseline-train" for prefix in overrides["adv"]]
     return recipe_train_options(method, {**values, **overrides}, where=f"profile methods.{model_name}")
@@ -120,11 +121,19 @@ def training_inputs(env: StageEnv, model_name: str, spec: dict[str, Any]) -> lis
     return inputs
 
 
+def training_runtime(env: StageEnv, spec: dict[str, Any]) -> Runtime:
+    """The run's runtime, with the training precision when the profile sets one: the model's
+    `methods.<name>.precision`, else `train.precision`. Training only: attacks and evaluation keep
+    the run's precision, so every reported number is computed as before."""
+    precision = spec.get("precision") or env.settings["train"].get("precision")
+    return replace(env.runtime, precision=str(precision)) if precision else env.runtime
+
+
 def run_train(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path]:
     options = train_options(env, model_name, spec)
     if options.resume and not resume_path(env.workspace, model_name).exists():
         options = replace(options, resume=False)  # nothing interrupted: start this run afresh
-    result = train_stage.run_train(env.workspace, options, env.runtime, reporter=env.reporter)
+    result = train_stage.run_train(env.workspace, options, training_runtime(env, spec), reporter=env.reporter)
     best = result.best or {}
     env.reporter.note(f"trained {model_name}: {_fmt_metrics(best)} in {result.seconds:.0f}s")
     return [Path(result.path)]

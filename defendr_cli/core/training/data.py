@@ -16,6 +16,8 @@ over ranks equal the single-process ones.
     TrainBatch.labels      int64 (n,)
     TrainBatch.adv_images  float32 (n, 3, H, W) in [0, 1], the adversarial copy of each image
                            (PairedBatches only; None otherwise)
+    TrainBatch.clean_rows  int64 (n,), the clean-split row of each image (paired batches only; None
+                           otherwise), so a recipe can look up per-image values it computed once
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class TrainBatch:
     images: torch.Tensor
     labels: torch.Tensor
     adv_images: torch.Tensor | None = None
+    clean_rows: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -99,7 +102,7 @@ class _PlannedBatches(torch.utils.data.Dataset):
 
     @staticmethod
     def _paired(opened: list, items: np.ndarray) -> TrainBatch:
-        clean, advs, labels = [], [], []
+        clean, advs, labels, all_rows = [], [], [], []
         for source in np.unique(items[:, 0]):
             rows = items[items[:, 0] == source, 1]
             reader = opened[source]
@@ -107,7 +110,8 @@ class _PlannedBatches(torch.utils.data.Dataset):
             advs.append(reader.read(rows))
             clean.append(opened[0].read(clean_rows))
             labels.append(torch.as_tensor(np.asarray(opened[0].labels)[clean_rows], dtype=torch.int64))
-        return TrainBatch(torch.cat(clean), torch.cat(labels), torch.cat(advs))
+            all_rows.append(torch.as_tensor(clean_rows, dtype=torch.int64))
+        return TrainBatch(torch.cat(clean), torch.cat(labels), torch.cat(advs), torch.cat(all_rows))
 
 
 class BatchSource:

@@ -91,7 +91,7 @@ def make_scheduler(options: TrainOptions, optimizer: torch.optim.Optimizer) -> t
 
 def _to_device(batch: TrainBatch, runtime: Runtime) -> TrainBatch:
     adv = runtime.to_device(batch.adv_images) if batch.adv_images is not None else None
-    return TrainBatch(runtime.to_device(batch.images), batch.labels.to(runtime.device), adv)
+    return TrainBatch(runtime.to_device(batch.images), batch.labels.to(runtime.device), adv, batch.clean_rows)
 
 
 def _prepare_options(options: TrainOptions, context: TrainContext) -> tuple[TrainOptions, dict[str, Any] | None]:

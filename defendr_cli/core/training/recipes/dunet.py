@@ -8,6 +8,8 @@ Loss per batch of pairs (x clean, x_adv adversarial), pixels in [0, 1]:
     --guide logits    (LGD, default)  mean |f(x) - f(D(x_adv))| over the logits
     --guide features  (FGD)           the same on the output of f.last_conv_stage (forward hook)
     --guide pixels    (baseline)      mean |x - D(x_adv)|, the weak pixel-loss denoiser
+With cached pairs and the logits guide, f(x) of every clean train image is computed once when the
+run starts (f is frozen and in eval mode, so it is the same in every epoch) and looked up per batch.
 
 Pairs: cached adversarial copies of the train split (`--adv` names or prefixes, several mixed,
 each aligned with the clean split); with no --adv, every train-split set made from the target;
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,6 +36,7 @@ from defendr_cli.core.attacks.eps import eps_in_pixels, parse_eps
 from defendr_cli.core.attacks.fgsm import fgsm
 from defendr_cli.core.errors import InputError, MissingArtefactError
 from defendr_cli.core.io.adversarial import find_adv_sets, read_adv_info
+from defendr_cli.core.io.reader import SplitReader
 from defendr_cli.core.models.loading import check_checkpoint_against_cache, load_model
 from defendr_cli.core.models.denoised import denoised_config, freeze
 from defendr_cli.core.models.dunet import DUNet, DUNetConfig
@@ -47,6 +51,7 @@ from defendr_cli.core.training.recipes.adversarial_source import (
 from defendr_cli.core.training.recipes.base import Recipe, RecipeSpec, StepResult, TrainContext
 
 GUIDES = ("logits", "features", "pixels")
+CLEAN_LOGITS_LIMIT = 2**26  # floats (256 MB) of the clean train logits kept by the logits guide
 
 
 @dataclass
@@ -86,13 +91,19 @@ class FeatureTap:
 
 
 def guided_loss(guide: str, target: nn.Module, tap: FeatureTap | None, clean: torch.Tensor,
-                denoised: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(mean absolute guide loss, target logits on `denoised` or None); see the module docstring."""
+                denoised: torch.Tensor, clean_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(mean absolute guide loss, target logits on `denoised` or None); see the module docstring.
+
+    clean_logits: f(clean) (n, K) when the caller already has it (logits guide only): the frozen
+    target is then run once per batch instead of twice.
+    """
     if guide == "pixels":
         return (clean - denoised).abs().float().mean(), None
-    with torch.no_grad():
-        clean_logits = target(clean)
-        clean_features = tap.output if guide == "features" else None
+    clean_features = None
+    if clean_logits is None or guide != "logits":
+        with torch.no_grad():
+            clean_logits = target(clean)
+            clean_features = tap.output if guide == "features" else None
     logits = target(denoised)
     if guide == "logits":
         return (clean_logits.float() - logits.float()).abs().mean(), logits
@@ -128,6 +139,7 @@ class DunetRecipe(Recipe):
                                          kind="clean" if self.online else "paired",
                                          adv_paths=self.adv_paths, workers=options.workers, dist=context.dist)
         self._val = self._validation_source(batch_size)
+        self._clean_logits = self._target_clean_logits(batch_size)
 
     # -- data ---------------------------------------------------------------------------------
     def _train_sets(self) -> list:
@@ -169,12 +181,33 @@ class DunetRecipe(Recipe):
             return torch.tensor(eps, dtype=torch.float32) if isinstance(eps, list) else float(eps)
         return eps_in_pixels(parse_eps(self.method_options.eps), self.method_options.eps_space)
 
+    @torch.no_grad()
+    def _target_clean_logits(self, batch_size: int) -> torch.Tensor | None:
+        """f(x) (rows, K) for every clean train image, computed once: the target is frozen (eval mode),
+        so the logits guide's clean half is the same in every epoch. None (computed per batch
+        instead) for the other guides, online pairs, or when the table would pass CLEAN_LOGITS_LIMIT."""
+        info, runtime = self.context.data_info, self.context.runtime
+        rows = int((info.split_counts or {}).get("train", 0))
+        if self.guide != "logits" or self.online or not rows or rows * int(info.num_classes) > CLEAN_LOGITS_LIMIT:
+            return None
+        out = []
+        with SplitReader(self.context.data_path, "train") as reader:
+            for start in range(0, rows, 4 * batch_size):
+                x = runtime.to_device(reader.read(np.arange(start, min(rows, start + 4 * batch_size))))
+                with runtime.autocast():
+                    out.append(self.target(x).float())
+        return torch.cat(out)
+
     # -- Recipe interface ------------------------------------------------------------------------
     def batch_loss(self, batch: TrainBatch) -> StepResult:
         adv = batch.adv_images
         if adv is None:
             adv = self.online(self.target, batch.images, batch.labels)
-        loss, logits = guided_loss(self.guide, self.target, self.tap, batch.images, self.forward_module(adv))
+        clean_logits = None
+        if self._clean_logits is not None and batch.clean_rows is not None:
+            clean_logits = self._clean_logits[batch.clean_rows.to(self._clean_logits.device)]
+        loss, logits = guided_loss(self.guide, self.target, self.tap, batch.images, self.forward_module(adv),
+                                   clean_logits)
         return StepResult(loss, None if logits is None else logits.detach(), batch.labels)
 
     def validation_batches(self) -> Iterable[TrainBatch]:
