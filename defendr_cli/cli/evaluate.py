@@ -63,6 +63,8 @@ def evaluate_command(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 128,
+    resume: Annotated[bool, typer.Option("--resume", help="Reuse the adaptive results an interrupted run "
+                                         "saved (predictions are always reused).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Transfer tables (paper Tables 1-6), optional adaptive white-box sweeps, report in reports/NAME/."""
@@ -77,8 +79,8 @@ def evaluate_command(
         models=refs, ensembles=ensembles, data=data, adv=adv, defense=defense, defense_variant=defense_variant,
         name=name, seed=seed, batch_size=batch_size, adaptive=adaptive,
         extra_eps=parse_eps_list(eps) if eps else [], eot=eot, steps=parse_int_list(steps, "--steps"),
-        restarts=parse_int_list(restarts, "--restarts"), subset=subset)
-    warn_eps(config.extra_eps)
+        restarts=parse_int_list(restarts, "--restarts"), subset=subset, resume=resume)
+    warn_eps(config.extra_eps, command="evaluate")
     with stage_session(device, precision) as (dist, runtime):
         with stage_reporter(dist, app_state.err_console) as reporter:
             result = run_evaluate(app_state.workspace, config, runtime, reporter=reporter, dist=dist)

@@ -53,7 +53,7 @@ def evaluate_config(env: st.StageEnv, report_name: str) -> EvaluateConfig:
         eps_from_sets=[st.adv_path_name(env.settings["checks"]["reference_set"], "test")],
         extra_eps=parse_eps_list(",".join(settings["eps"])), eot=int(settings["eot"]),
         steps=[int(s) for s in settings["steps"]], restarts=[int(r) for r in settings["restarts"]],
-        subset=settings.get("subset"), report_settings=env.settings,
+        subset=settings.get("subset"), report_settings=env.settings, resume=env.resume,
     )
 
 

@@ -9,6 +9,7 @@ computes its share; only rank 0 writes the report.
 from __future__ import annotations
 
 import contextlib
+import shutil
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from defendr_cli.core.attacks.eps import EpsValue
 from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.adaptive import AdaptiveEps, run_adaptive, sweep_eps
+from defendr_cli.core.evaluation.adaptive_partial import PARTIAL_DIRNAME
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
 from defendr_cli.core.evaluation.report import ReportFiles, all_tables, write_report
 from defendr_cli.core.evaluation.results import AdaptiveResult, TransferResult
@@ -48,7 +50,9 @@ class EvaluateConfig:
     `eps_from_sets` when given), then `extra_eps` (pixel units); `adaptive_models` restricts the
     models attacked (None: all); steps / restarts grids, `eot` samples for randomized models,
     `subset` seeded test images (None: all). report_settings: the settings dump written into the
-    report (None: this config's evaluation settings).
+    report (None: this config's evaluation settings). resume: reuse the adaptive results of models
+    an interrupted run of the same settings saved under reports/<name>/.partial/ (predictions are
+    always reused from the prediction cache).
     """
 
     models: list[str] = field(default_factory=list)
@@ -71,6 +75,7 @@ class EvaluateConfig:
     restarts: list[int] = field(default_factory=lambda: [1, 5])
     subset: int | None = 200
     report_settings: dict[str, Any] | None = None
+    resume: bool = False
 
 
 @dataclass
@@ -150,12 +155,14 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
             adaptive = run_adaptive(attacked, data_path, runtime=runtime, eps_values=_adaptive_eps(config, transfer, reporter),
                                     steps=config.steps, restarts=config.restarts, eot=config.eot, subset=config.subset,
                                     seed=config.seed, batch_size=config.batch_size, transfer_sets=adv_paths,
-                                    reporter=reporter, dist=dist)
+                                    reporter=reporter, dist=dist, partial_dir=folder / PARTIAL_DIRNAME,
+                                    resume=config.resume)
         files = None
         if dist.is_main:
             settings = config.report_settings
             if settings is None:
                 settings = _report_settings(config, data_path, [m.name for m in models], runtime, spec)
             files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings)
+            shutil.rmtree(folder / PARTIAL_DIRNAME, ignore_errors=True)  # the report holds them now
     return EvaluateResult(report_name=report_name, report_dir=folder, transfer=transfer, adaptive=adaptive,
                           tables=all_tables(transfer, adaptive), files=files, notes=notes)
