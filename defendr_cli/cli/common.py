@@ -38,10 +38,12 @@ def make_runtime(device: str, precision: str) -> Runtime:
     return Runtime.create(device, precision)
 
 
-def warn_eps(values: list[EpsValue], space: str = "pixel") -> None:
-    """One 'warning: ...' line on stderr per eps that is legal but probably a mistake (eps_warning)."""
+def warn_eps(values: list[EpsValue], space: str = "pixel", *, command: str = "attack") -> None:
+    """One 'warning: ...' line on stderr per eps that is legal but probably a mistake (eps_warning).
+    `command`: 'evaluate' has no --eps-space, so its warning does not suggest one."""
     for eps in values:
-        message = eps_warning(eps.label, eps_in_pixels(eps.value, space), space)
+        message = eps_warning(eps.label, eps_in_pixels(eps.value, space), space,
+                              normalized_option=command != "evaluate")
         if message:
             typer.echo(f"warning: {message}", err=True)
 

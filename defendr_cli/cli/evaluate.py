@@ -71,6 +71,8 @@ def evaluate_command(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 128,
+    resume: Annotated[bool, typer.Option("--resume", help="Reuse the adaptive results an interrupted run "
+                                         "saved (predictions are always reused).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Transfer tables (paper Tables 1-6), optional adaptive white-box sweeps, report in reports/NAME/."""
@@ -86,8 +88,8 @@ def evaluate_command(
         name=name, seed=seed, batch_size=batch_size, adaptive=adaptive,
         extra_eps=parse_eps_list(eps) if eps else [], suite=suite, attacks=split_names(attacks),
         square_queries=square_queries, draws=draws, eot=eot, steps=parse_int_list(steps, "--steps"),
-        restarts=parse_int_list(restarts, "--restarts"), subset=subset)
-    warn_eps(config.extra_eps)
+        restarts=parse_int_list(restarts, "--restarts"), subset=subset, resume=resume)
+    warn_eps(config.extra_eps, command="evaluate")
     with stage_session(device, precision) as (dist, runtime):
         with stage_reporter(dist, app_state.err_console) as reporter:
             result = run_evaluate(app_state.workspace, config, runtime, reporter=reporter, dist=dist)

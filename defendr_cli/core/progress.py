@@ -69,3 +69,16 @@ def interrupt_for_test(done: int) -> None:
     wanted = os.environ.get(INTERRUPT_ENV)
     if wanted and wanted.isdigit() and int(wanted) == done:
         os.kill(os.getpid(), signal.SIGINT)
+
+
+_saved_units = 0
+
+
+def saved_for_test() -> None:
+    """Test hook: count one more unit of work saved by this process (an attack batch written to its
+    sets, an evaluate prediction stored, an adaptive model's result saved) and call
+    `interrupt_for_test` with the count, so $DEFENDR_TEST_INTERRUPT_AFTER=N stops `attack` or
+    `evaluate` right after the N-th saved unit."""
+    global _saved_units
+    _saved_units += 1
+    interrupt_for_test(_saved_units)

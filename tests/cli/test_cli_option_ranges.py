@@ -91,6 +91,10 @@ def test_large_pixel_eps_warns_on_one_line(tmp_path, args):
     result = runner.invoke(app, ["--workdir", str(tmp_path), *args])
     warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "77/255" in warnings[0] and "--eps-space normalized" in warnings[0]
+    if args[0] == "evaluate":  # evaluate has no --eps-space: it must not tell the user to add one
+        assert "add --eps-space" not in warnings[0] and "pixel units only" in warnings[0], warnings[0]
+    else:
+        assert "add --eps-space normalized" in warnings[0], warnings[0]
 
 
 def test_normalized_eps_does_not_warn(tmp_path):
@@ -104,3 +108,10 @@ def test_device_cuda_without_cuda_is_one_line(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error (invalid input): ")
     assert "cuda" in lines[0].lower()
+
+
+@pytest.mark.parametrize(("attack", "pair", "option"), [("pgd", "eot=0", "eot"), ("square", "n_queries=-1", "n_queries"),
+                                                        ("apgd", "rho=nan", "rho")])
+def test_attack_option_past_its_range_is_one_line(tmp_path, attack, pair, option):
+    result = runner.invoke(app, ["--workdir", str(tmp_path), "attack", attack, "--eps", "0.01", "--option", pair])
+    _assert_one_line(result, f"option {option} of {attack} must be")

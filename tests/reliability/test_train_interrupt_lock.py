@@ -3,30 +3,18 @@ train of the same name stops at once naming the first (the whole run holds the m
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from defendr_cli.core.data.prepare import prepare_synthetic
 from defendr_cli.core.io.checkpoint import read_checkpoint
-from defendr_cli.core.locks import lock_path
 from defendr_cli.core.progress import INTERRUPT_ENV
 from defendr_cli.core.workspace import Workspace
+from tests.reliability.processes import assert_refused_naming, defendr, wait_until_locked
 
-ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ["train", "baseline", "--arch", "tinycnn", "--batch-size", "8", "--device", "cpu", "--seed", "3"]
-
-
-def _defendr(ws: Workspace, *args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "defendr_cli", "--workdir", str(ws.root), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, **kwargs)
 
 
 @pytest.fixture
@@ -43,13 +31,13 @@ def _same_state(a: dict, b: dict) -> None:
 
 
 def test_ctrl_c_then_resume_equals_one_uninterrupted_run(ws, tmp_path):
-    once = _defendr(ws, *TRAIN, "--epochs", "3", "--name", "once")
+    once = defendr(ws, *TRAIN, "--epochs", "3", "--name", "once")
     assert once.wait(timeout=300) == 0, once.stderr.read()
 
-    cut = _defendr(ws, *TRAIN, "--epochs", "3", "--name", "cut", env={INTERRUPT_ENV: "1"})
+    cut = defendr(ws, *TRAIN, "--epochs", "3", "--name", "cut", env={INTERRUPT_ENV: "1"})
     out, err = cut.communicate(timeout=300)
     assert cut.returncode != 0 and (ws.root / "models").exists(), err
-    resumed = _defendr(ws, *TRAIN, "--epochs", "3", "--name", "cut", "--resume")
+    resumed = defendr(ws, *TRAIN, "--epochs", "3", "--name", "cut", "--resume")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
 
@@ -61,19 +49,10 @@ def test_ctrl_c_then_resume_equals_one_uninterrupted_run(ws, tmp_path):
 
 
 def test_second_train_of_the_same_name_stops_at_once_naming_the_first(ws):
-    first = _defendr(ws, *TRAIN, "--epochs", "100000", "--name", "slow")
+    first = defendr(ws, *TRAIN, "--epochs", "100000", "--name", "slow")
     try:
-        lock = lock_path(ws.path_for("model", "slow", create_dir=False))
-        for _ in range(600):
-            if lock.exists() and lock.read_text().startswith("process"):
-                break
-            assert first.poll() is None, first.stderr.read()
-            time.sleep(0.1)
-        second = _defendr(ws, *TRAIN, "--epochs", "1", "--name", "slow", "--force")
-        out, err = second.communicate(timeout=300)
-        lines = [line for line in err.splitlines() if line.strip()]
-        assert second.returncode == 1, err
-        assert lines[-1].startswith("error (busy): ") and f"process {first.pid}" in lines[-1], err
+        wait_until_locked(first, ws.path_for("model", "slow", create_dir=False))
+        assert_refused_naming(defendr(ws, *TRAIN, "--epochs", "1", "--name", "slow", "--force"), first)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)

@@ -72,3 +72,19 @@ def test_set_names_are_unchanged():
         "pgd-eps8_255-s10-norand-r2-tll-pred-margin-baseline-test"
     assert _name(attack="bim", steps=3, eps_space="normalized", targeted="random") == \
         "bim-eps8_255n-s3-trand-baseline-test"
+
+
+@pytest.mark.parametrize("attack,pair,allowed", [
+    ("pgd", "eot=0", "eot of pgd must be an integer >= 1, got 0"),
+    ("square", "n_queries=-1", "n_queries of square must be an integer >= 1, got -1"),
+    ("apgd-t", "n_target_classes=0", "n_target_classes of apgd-t must be an integer >= 1"),
+    ("apgd", "rho=nan", "rho of apgd must be a finite number > 0 and <= 1, got nan"),
+    ("apgd", "rho=1.5", "rho of apgd must be a finite number > 0 and <= 1"),
+    ("square", "p_init=0", "p_init of square must be a finite number > 0 and <= 1"),
+    ("mifgsm", "decay=-1", "decay of mifgsm must be a finite number >= 0"),
+    ("mifgsm", "decay=inf", "decay of mifgsm must be a finite number >= 0"),
+])
+def test_other_options_past_their_range_name_the_option_and_the_range(attack, pair, allowed):
+    with pytest.raises(InputError, match=allowed):
+        _valid(attack=attack, steps=None, random_start=None, restarts=None, options=parse_option_pairs([pair]))
+    assert _valid(attack="apgd", options=parse_option_pairs(["rho=0.5", "eot=2"])).options == {"eot": 2, "rho": 0.5}

@@ -73,15 +73,21 @@ def eps_in_pixels(eps: float, space: str) -> float | torch.Tensor:
 SUSPICIOUS_PIXEL_EPS = 32 / 255
 
 
-def eps_warning(label: str, value: float | torch.Tensor, space: str) -> str | None:
+def eps_warning(label: str, value: float | torch.Tensor, space: str, *,
+                normalized_option: bool = True) -> str | None:
     """A one-line warning for an eps that is legal but probably a mistake, else None.
 
     In pixel units an L-inf eps above 32/255 visibly destroys the image (the field uses 2/255 to
     16/255); values such as 0.06, 0.12 or 0.3 usually come from papers that gave eps on
-    normalized tensors, which `--eps-space normalized` reproduces.
+    normalized tensors, which `--eps-space normalized` reproduces. `normalized_option`: whether
+    the command has `--eps-space` (evaluate does not: its eps are pixel units only, so the
+    warning suggests a pixel value instead).
     """
     largest = float(torch.as_tensor(value).max())
     if space == "pixel" and largest > SUSPICIOUS_PIXEL_EPS:
-        return (f"eps {label} in pixel units is {largest * 255:.0f}/255, far above the usual 2/255..16/255; "
-                f"if it was given on normalized tensors (as the paper's 0.06/0.12/0.3), add --eps-space normalized")
+        head = f"eps {label} in pixel units is {largest * 255:.0f}/255, far above the usual 2/255..16/255; "
+        if normalized_option:
+            return head + "if it was given on normalized tensors (as the paper's 0.06/0.12/0.3), add --eps-space normalized"
+        return head + ("this --eps is in pixel units only: give a pixel value such as 8/255 (the paper's "
+                       "0.06/0.12/0.3 were on normalized tensors: make such sets with attack --eps-space normalized)")
     return None

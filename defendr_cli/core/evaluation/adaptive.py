@@ -21,6 +21,7 @@ from defendr_cli.core.attacks import pgd
 from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation import sanity
+from defendr_cli.core.evaluation.adaptive_partial import AdaptivePartials, file_signature
 from defendr_cli.core.evaluation.metrics import eps_scalar
 from defendr_cli.core.evaluation.predictions import is_stochastic, seeded_randomness
 from defendr_cli.core.evaluation.results import AdaptiveResult, AdaptiveRow, AdaptiveSettings, AdvSetSummary, GridPoint
@@ -113,6 +114,8 @@ def run_adaptive(
     transfer_sets: list[Path] = (),
     reporter: Reporter | None = None,
     dist: DistContext = SINGLE,
+    partial_dir: Path | None = None,
+    resume: bool = False,
 ) -> AdaptiveResult:
     """White-box PGD sweeps against every model end to end, plus sanity checks.
 
@@ -122,7 +125,9 @@ def run_adaptive(
     test sets), each model also gets 'transfer': {set name: accuracy on the subset's copies}, so
     transfer and adaptive numbers compare on the same images. With `dist` (a torchrun run) the
     grid's configurations are spread over the ranks (core.evaluation.sharded.map_over_ranks); the
-    result is the single-process one on every rank.
+    result is the single-process one on every rank. With `partial_dir` each model's row is saved
+    there as it completes (rank 0), and with `resume` a saved row made with the same settings is
+    reused instead of attacking that model again (core.evaluation.adaptive_partial).
     """
     if not models:
         raise InputError("no model to evaluate: give --model or --models")
@@ -141,7 +146,17 @@ def run_adaptive(
 
     results = []
     configs = [(e, s, r) for e in eps_values for s in steps for r in restarts]
+    partials = AdaptivePartials(partial_dir, {
+        "data": file_signature(data_path), "rows": rows.tolist(), "eps": [e.value for e in eps_values],
+        "steps": steps, "restarts": restarts, "eot": eot, "seed": seed, "batch_size": batch_size,
+        "large_eps": large_eps, "near_zero": near_zero, "transfer": [file_signature(p) for p in transfer_sets],
+        "device": str(runtime.device), "precision": runtime.precision}, reuse=resume, write=dist.is_main)
+    saved_rows = {model.key: partials.load(model.key) for model in models}  # read once: every rank decides alike
     for model in models:
+        if saved_rows[model.key] is not None:
+            reporter.note(f"{model.name}: adaptive result of the interrupted run reused")
+            results.append(saved_rows[model.key])
+            continue
         module = model.module.eval()
         stochastic = is_stochastic(module, runtime.to_device(images[:2]))
         used_eot = eot if stochastic else 1
@@ -174,6 +189,7 @@ def run_adaptive(
                             clean=float(clean.mean()), grid=grid, robust=robust, transfer=transfer,
                             eps0_accuracy=float(zero.mean()), large_eps_accuracy=float(large.mean()))
         entry.checks = sanity.run_checks(entry, count=len(rows), near_zero=near_zero)
+        partials.save(model.key, entry)
         results.append(entry)
     settings = AdaptiveSettings(eps=[e.label for e in eps_values], steps=steps, restarts=restarts, eot=eot,
                                 subset=len(rows), large_eps=large_eps, near_zero=near_zero)

@@ -28,6 +28,7 @@ import torch
 
 from defendr_cli.core.attacks.registry import attack_parameters
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.evaluation.adaptive_partial import AdaptivePartials, file_signature
 from defendr_cli.core.evaluation.adaptive import (LARGE_EPS, AdaptiveEps, attack_correct_mask, correct_mask,
                                                   subset_rows)
 from defendr_cli.core.evaluation.ensemble_attack import run_ensemble_suite
@@ -169,13 +170,17 @@ def _run_eps(model: EvalModel, images, labels, eps: AdaptiveEps, entries, plan: 
 def run_adaptive_suite(models: list[EvalModel], data_path: Path, *, runtime: Runtime, eps_values: list[AdaptiveEps],
                        plan: SuitePlan, subset: int | None = 200, seed: int = 0, batch_size: int = 128,
                        large_eps: float = LARGE_EPS, near_zero: float = 0.1, transfer_sets: Sequence[Path] = (),
-                       reporter: Reporter | None = None) -> AdaptiveResult:
+                       reporter: Reporter | None = None, partial_dir: Path | None = None, resume: bool = False,
+                       save_partials: bool = True) -> AdaptiveResult:
     """The suite (and optionally the PGD sweep) against every model, with the sanity table.
 
     Returns an AdaptiveResult whose rows have per-attack columns in `attacks` ({label: {eps label:
     accuracy after it ran}}, cumulative for the suite's attacks; 'pgd' the sweep's own worst
     case), `robust` {eps label: per-image worst case over everything}, `transfer` {cached set:
     accuracy on the subset's copies}, draws for randomized models and the route for ensembles.
+    With `partial_dir` each model's row is saved there as it completes (when `save_partials`), and
+    with `resume` a row saved with the same settings is reused instead of attacking that model
+    again (core.evaluation.adaptive_partial).
     """
     if not models:
         raise InputError("no model to evaluate: give --model or --models")
@@ -190,8 +195,19 @@ def run_adaptive_suite(models: list[EvalModel], data_path: Path, *, runtime: Run
         labels = torch.as_tensor(np.asarray(reader.labels)[rows], dtype=torch.int64)
     copies = _transfer_copies(transfer_sets, rows)
     steps, restarts = sorted(set(plan.steps)), sorted(set(plan.restarts))
+    partials = AdaptivePartials(partial_dir, {
+        "data": file_signature(data_path), "rows": rows.tolist(), "eps": [e.value for e in eps_values],
+        "plan": [plan.suite, list(plan.attacks), plan.square_queries, plan.eot, plan.draws, steps, restarts],
+        "seed": seed, "batch_size": batch_size, "large_eps": large_eps, "near_zero": near_zero,
+        "transfer": [file_signature(p) for p in transfer_sets], "device": str(runtime.device),
+        "precision": runtime.precision}, reuse=resume, write=save_partials)
+    saved_rows = {model.key: partials.load(model.key) for model in models}  # read once: every rank decides alike
     results = []
     for model in models:
+        if saved_rows[model.key] is not None:
+            reporter.note(f"{model.name}: adaptive result of the interrupted run reused")
+            results.append(saved_rows[model.key])
+            continue
         module = model.module.eval()
         stochastic = is_stochastic(module, runtime.to_device(images[:2]))
         name, entries = plan.entries(stochastic)
@@ -249,6 +265,7 @@ def run_adaptive_suite(models: list[EvalModel], data_path: Path, *, runtime: Run
         row.checks = model_checks(module, row, images, labels, runtime=runtime, held=held_all, eps_points=points,
                                   evaluated_as_rand=stochastic and bool(entries) and suite_eot > 1 and plan.draws > 1,
                                   batch_size=batch_size, near_zero=near_zero)
+        partials.save(model.key, row)
         results.append(row)
     settings = AdaptiveSettings(eps=[e.label for e in eps_values], steps=steps if plan.pgd_sweep else [],
                                 restarts=restarts if plan.pgd_sweep else [], eot=plan.eot or DEFAULT_RAND_EOT,

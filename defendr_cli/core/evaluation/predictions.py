@@ -20,7 +20,7 @@ import torch
 
 from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.errors import ArtefactBusyError, CorruptArtefactError
-from defendr_cli.core.progress import NullReporter, Reporter
+from defendr_cli.core.progress import NullReporter, Reporter, saved_for_test
 from defendr_cli.core.runtime import Runtime
 
 PREDICTIONS_DIRNAME = "_predictions"
@@ -158,4 +158,5 @@ class PredictionCache:
         self.misses += 1
         predictions = compute()
         self.store(model_key, set_key, predictions)
+        saved_for_test()
         return predictions

@@ -55,7 +55,7 @@ def evaluate_config(env: st.StageEnv, report_name: str) -> EvaluateConfig:
         suite=str(settings.get("suite", "auto")), attacks=[str(a) for a in settings.get("attacks", ["pgd"])],
         square_queries=settings.get("square_queries"), draws=int(settings.get("draws", 10)),
         steps=[int(s) for s in settings["steps"]], restarts=[int(r) for r in settings["restarts"]],
-        subset=settings.get("subset"), report_settings=env.settings,
+        subset=settings.get("subset"), report_settings=env.settings, resume=env.resume,
     )
 
 

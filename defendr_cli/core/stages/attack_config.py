@@ -7,6 +7,7 @@ how its sets are named come from its `AttackSpec` (core/attacks/registry.py).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ FLAGS = {"steps": "--steps", "step_size": "--step-size", "random_start": "--rand
 # Flag values that ask for nothing an attack without the option would do differently.
 _NEUTRAL = {"random_start": lambda value: not value, "restarts": lambda value: (value or 1) <= 1}
 _START_FLAGS = ("random_start", "restarts")
+# Ranges of the attacks' own float options (low, high, low included); every float must be finite.
+# Every int option counts something (eot samples, queries, target classes): it must be >= 1.
+FLOAT_OPTION_RANGES = {"rho": (0.0, 1.0, False), "p_init": (0.0, 1.0, False), "decay": (0.0, None, True)}
 
 
 @dataclass
@@ -167,8 +171,30 @@ def _typed_options(spec: AttackSpec, options: dict[str, Any]) -> dict[str, Any]:
             typed[key] = spec.parse_option(key, str(value))
         else:
             typed[key] = value
+    for key, value in typed.items():
+        check_option_range(spec.name, key, value)
     return {key: typed[key] for key in spec.options
             if key in typed and not (key in spec.defaults and typed[key] == spec.defaults[key])}
+
+
+def check_option_range(attack: str, key: str, value: Any) -> None:
+    """InputError naming the option and its allowed range for an int below 1, a float that is not
+    finite or outside FLOAT_OPTION_RANGES (e.g. `--option eot=0`, `rho=nan`)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if value < 1:
+            raise InputError(f"option {key} of {attack} must be an integer >= 1, got {value}")
+        return
+    if not isinstance(value, float):
+        return
+    low, high, low_included = FLOAT_OPTION_RANGES.get(key, (None, None, True))
+    allowed = "a finite number" + ("" if low is None else f" {'>=' if low_included else '>'} {low:g}") \
+        + ("" if high is None else f" and <= {high:g}")
+    inside = math.isfinite(value) and (low is None or value > low or (low_included and value == low)) \
+        and (high is None or value <= high)
+    if not inside:
+        raise InputError(f"option {key} of {attack} must be {allowed}, got {value}")
 
 
 def attack_options(config: AttackStageConfig) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from defendr_cli.core.attacks.eps import EpsValue
 from defendr_cli.core.attacks.registry import get_attack
 from defendr_cli.core.io.adversarial import AdvSetWriter, partial_adv_path, read_kept_adv_info
 from defendr_cli.core.io.reader import CacheInfo, SplitReader
-from defendr_cli.core.progress import Reporter
+from defendr_cli.core.progress import Reporter, saved_for_test
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages.attack_batches import SplitAttacker, attack_batch
 from defendr_cli.core.stages.attack_config import AttackSetResult, AttackStageConfig, set_attributes
@@ -90,6 +90,7 @@ def attack_rows(run: AttackRun, reader: SplitReader, split: str, writers: list[A
                                  success=out["success"], clean_pred=clean_pred, adv_pred=out["adv_pred"],
                                  targets=out["targets"])
             task.advance(len(rows))
+            saved_for_test()
 
 
 def finish_set(writer: AdvSetWriter, config: AttackStageConfig, name: str, split: str, eps: EpsValue,

@@ -9,6 +9,7 @@ computes its share; only rank 0 writes the report.
 from __future__ import annotations
 
 import contextlib
+import shutil
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from defendr_cli.core.attacks.eps import EpsValue
 from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.adaptive import AdaptiveEps, sweep_eps
+from defendr_cli.core.evaluation.adaptive_partial import PARTIAL_DIRNAME
 from defendr_cli.core.evaluation.adaptive_suite import SuitePlan, run_adaptive_suite
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
 from defendr_cli.core.evaluation.report import ReportFiles, all_tables, write_report
@@ -52,7 +54,9 @@ class EvaluateConfig:
     overrides Square's budget; `eot` gradient samples for randomized models (None: 20 for the
     suite, 30 for the PGD sweep); `draws` random draws of the final images (randomized models);
     `subset` seeded test images (None: all). report_settings: the settings dump written into the
-    report (None: this config's evaluation settings).
+    report (None: this config's evaluation settings). resume: reuse the adaptive results of models
+    an interrupted run of the same settings saved under reports/<name>/.partial/ (predictions are
+    always reused from the prediction cache).
     """
 
     models: list[str] = field(default_factory=list)
@@ -79,6 +83,7 @@ class EvaluateConfig:
     restarts: list[int] = field(default_factory=lambda: [1, 5])
     subset: int | None = 200
     report_settings: dict[str, Any] | None = None
+    resume: bool = False
 
 
 @dataclass
@@ -168,12 +173,15 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
             adaptive = run_adaptive_suite(attacked, data_path, runtime=runtime,
                                           eps_values=_adaptive_eps(config, transfer, reporter), plan=_plan(config),
                                           subset=config.subset, seed=config.seed, batch_size=config.batch_size,
-                                          transfer_sets=adv_paths, reporter=reporter)
+                                          transfer_sets=adv_paths, reporter=reporter,
+                                          partial_dir=folder / PARTIAL_DIRNAME, resume=config.resume,
+                                          save_partials=dist.is_main)
         files = None
         if dist.is_main:
             settings = config.report_settings
             if settings is None:
                 settings = _report_settings(config, data_path, [m.name for m in models], runtime, spec)
             files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings)
+            shutil.rmtree(folder / PARTIAL_DIRNAME, ignore_errors=True)  # the report holds them now
     return EvaluateResult(report_name=report_name, report_dir=folder, transfer=transfer, adaptive=adaptive,
                           tables=all_tables(transfer, adaptive), files=files, notes=notes)
