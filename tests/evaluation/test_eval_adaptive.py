@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from defendr_cli.core.evaluation import sanity
-from defendr_cli.core.evaluation.adaptive import AdaptiveEps, is_stochastic, run_adaptive, subset_rows
+from defendr_cli.core.evaluation.adaptive import AdaptiveEps, subset_rows
+from defendr_cli.core.evaluation.predictions import is_stochastic
+from defendr_cli.core.evaluation.adaptive_suite import SuitePlan, run_adaptive_suite
 from defendr_cli.core.evaluation.report_tables import comparison_rows
 from defendr_cli.core.evaluation.results import AdaptiveRow, GridPoint
 from defendr_cli.core.evaluation.subjects import EvalModel, load_eval_model
@@ -37,9 +39,9 @@ def test_adaptive_attack_through_denoiser_and_randomization_beats_transfer(eval_
     data = eval_ws.path_for("data", "synth")
     pgd_set = eval_ws.path_for("adv", "pgd-eps32_255-s5-baseline-test")
     transfer = run_transfer(models, data, [pgd_set], runtime=CPU, cache_dir=eval_ws.reports_dir / "_p", batch_size=40)
-    adaptive = run_adaptive(models, data, runtime=CPU, eps_values=[AdaptiveEps("32/255", 32 / 255)], steps=[5],
-                            restarts=[1], eot=4, subset=None, batch_size=40,
-                            transfer_sets=[pgd_set])
+    adaptive = run_adaptive_suite(models, data, runtime=CPU, eps_values=[AdaptiveEps("32/255", 32 / 255)],
+                                  plan=SuitePlan(suite="custom", attacks=("pgd",), steps=(5,), restarts=(1,), eot=4),
+                                  subset=None, batch_size=40, transfer_sets=[pgd_set])
     rand, dunet = adaptive.model("rand"), adaptive.model("dunet")
     assert rand.stochastic and rand.eot == 4
     assert not dunet.stochastic and dunet.eot == 1
@@ -52,7 +54,7 @@ def test_adaptive_attack_through_denoiser_and_randomization_beats_transfer(eval_
         checks = {c.name: c for c in m.checks}
         assert checks["eps0-equals-clean"].passed  # exact equality, randomized model included
         assert m.eps0_accuracy == m.clean
-    assert "attacks" not in adaptive.to_dict()["models"][0]  # per-attack columns only when filled
+    assert set(adaptive.to_dict()["models"][0]["attacks"]) == {"pgd"}  # only the columns of what ran: the PGD sweep
 
 
 def test_subset_is_seeded_and_sorted():

@@ -85,5 +85,5 @@ def check_large_eps(entry: AdaptiveRow, near_zero: float) -> SanityCheck:
 
 
 def run_checks(entry: AdaptiveRow, *, count: int, near_zero: float = 0.1) -> list[SanityCheck]:
-    """Every check on one model's adaptive row (see core.evaluation.adaptive.run_adaptive)."""
+    """Every check on one model's adaptive row (see core.evaluation.adaptive_suite.run_adaptive_suite)."""
     return [check_eps_zero(entry), *check_monotone(entry, count), check_large_eps(entry, near_zero)]

@@ -12,8 +12,7 @@ each) round-robin over the ranks and gathers the results in job order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +22,6 @@ from defendr_cli.core.evaluation.predictions import Predictions, _sorted_predict
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
 
-T = TypeVar("T")
 
 
 def predict_sharded(model: torch.nn.Module, reader: Any, runtime: Runtime, dist: DistContext = SINGLE, *,
@@ -51,15 +49,3 @@ def _is_stochastic(model: torch.nn.Module, reader: Any, runtime: Runtime, dist: 
         with runtime.autocast():
             verdict = is_stochastic(model, runtime.to_device(images))
     return bool(broadcast_object(verdict, dist))
-
-
-def map_over_ranks(job: Callable[[int], T], count: int, dist: DistContext = SINGLE) -> list[T]:
-    """[job(0), ..., job(count - 1)]: rank r runs the jobs i with i % world_size == r, then the
-    results are gathered (each job must depend only on its index, e.g. seed its own randomness)."""
-    mine = {i: job(i) for i in range(dist.rank, count, dist.world_size)}
-    if not dist.is_distributed:
-        return [mine[i] for i in range(count)]
-    merged: dict[int, T] = {}
-    for part in all_gather_objects(mine, dist):
-        merged.update(part)
-    return [merged[i] for i in range(count)]
