@@ -1,6 +1,6 @@
 """The workspace folder that stages exchange artefacts in, and artefact naming.
 
-Layout (DESIGN.md §2):
+Layout:
     <root>/data/<name>.h5      clean caches            (defendr prepare)
     <root>/adv/<name>.h5       adversarial sets        (defendr attack)
     <root>/models/<name>.pt    checkpoints/manifests   (defendr train / ensemble)

@@ -1,6 +1,6 @@
 """Adversarial sets: `adv/<name>.h5`, one file per (attack, eps, split), aligned with a clean split.
 
-Layout (DESIGN.md §3):
+Layout:
 
     /images         float16 (default) or uint8 (N, 3, H, W): row i attacks clean row clean_indices[i]
     /labels         int64 (N,) true labels (copied from the clean split)

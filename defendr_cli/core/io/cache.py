@@ -1,4 +1,4 @@
-"""Writing clean caches: one HDF5 file per prepared dataset (DESIGN.md §3).
+"""Writing clean caches: one HDF5 file per prepared dataset.
 
 Layout of `data/<name>.h5`:
 
