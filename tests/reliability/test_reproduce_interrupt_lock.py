@@ -36,14 +36,15 @@ def _reproduce(*extra: str, settings: tuple[str, ...] = ()) -> list[str]:
 
 
 def _numbers(ws: Workspace) -> dict:
-    """results.json without the creation time, the prediction cache's hit counts and the checkpoint
-    file fingerprints (a checkpoint records its epochs' wall-clock seconds; its weights are compared
-    separately), this workspace's folder written as WS in every path."""
+    """results.json without the creation time, the stage time table and calibration (how long, not
+    what was computed), the prediction cache's hit counts and the checkpoint file fingerprints (a
+    checkpoint records its epochs' wall-clock seconds; its weights are compared separately), this
+    workspace's folder written as WS in every path."""
     results = json.loads((ws.reports_dir / "reproduce" / "results.json").read_text().replace(str(ws.root), "WS"))
     del results["transfer"]["cache"]
     for model in results["transfer"]["models"]:
         del model["fingerprint"]
-    return {k: v for k, v in results.items() if k != "created"}
+    return {k: v for k, v in results.items() if k not in ("created", "timing")}
 
 
 def test_reproduce_ctrl_c_then_resume_equals_one_uninterrupted_run(tmp_path):
