@@ -108,6 +108,14 @@ def test_accuracy_must_not_rise_with_the_budget():
 def test_eps_zero_must_equal_clean():
     assert M.check_eps_zero(0.9, 0.9).status == "pass"
     assert M.check_eps_zero(0.9, 0.85).status == "fail"
+
+
+def test_eps_zero_compares_image_counts_not_float_widths():
+    # the quick reproduce's false alarm: 99 of 100 correct, as float64 (numpy) and float32 (torch)
+    clean, eps0 = 99 / 100, float(torch.tensor(99 / 100, dtype=torch.float32))
+    assert clean != eps0 and M.check_eps_zero(clean, eps0).status == "fail"
+    assert M.check_eps_zero(clean, eps0, count=100).status == "pass"
+    assert M.check_eps_zero(clean, 98 / 100, count=100).status == "fail"  # one image changed still fails
     assert M.check_eps_zero(0.9, 0.88, tolerance=0.03).status == "pass"
 
 

@@ -85,6 +85,7 @@ def model_checks(module: nn.Module, row: AdaptiveRow, images: torch.Tensor, labe
     if row.grid:
         out += [c for c in grid_monotone(row, count) if c.name in ("monotone-in-steps", "monotone-in-restarts")]
     zero_tolerance = 0.0 if not row.stochastic else tolerance
-    out.append(to_sanity(masking.check_eps_zero(row.clean, row.eps0_accuracy, tolerance=zero_tolerance)))
+    out.append(to_sanity(masking.check_eps_zero(row.clean, row.eps0_accuracy, tolerance=zero_tolerance,
+                                                count=count)))
     out.append(to_sanity(masking.check_large_eps(row.large_eps_accuracy, near_zero=near_zero)))
     return out
