@@ -11,7 +11,7 @@ import typer
 from rich.table import Table as RichTable
 
 from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, state, warn_eps
-from defendr_cli.cli.distributed import stage_reporter, stage_session
+from defendr_cli.cli.distributed import run_distributed_stage
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.selection import split_names
@@ -90,11 +90,12 @@ def evaluate_command(
         square_queries=square_queries, draws=draws, eot=eot, steps=parse_int_list(steps, "--steps"),
         restarts=parse_int_list(restarts, "--restarts"), subset=subset, resume=resume)
     warn_eps(config.extra_eps, command="evaluate")
-    with stage_session(device, precision) as (dist, runtime):
-        with stage_reporter(dist, app_state.err_console) as reporter:
-            result = run_evaluate(app_state.workspace, config, runtime, reporter=reporter, dist=dist)
-        if dist.is_main:
-            _print(app_state, result, as_json)
+    dist, result = run_distributed_stage(
+        device, precision, app_state.err_console,
+        call=lambda runtime, reporter, dist: run_evaluate(app_state.workspace, config, runtime, reporter=reporter,
+                                                          dist=dist))
+    if dist.is_main:
+        _print(app_state, result, as_json)
 
 
 def _print(app_state, result: EvaluateResult, as_json: bool) -> None:
