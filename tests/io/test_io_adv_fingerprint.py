@@ -1,4 +1,5 @@
-"""Adversarial-set content fingerprints: recorded while writing, trusted after a cheap check."""
+"""Adversarial-set content fingerprints: recorded while writing, trusted after a cheap check, and
+a set whose content no longer hashes to its record is refused (never re-keyed and used)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from defendr_cli.core.io.adv_fingerprint import (
     sampled_rows,
     seal_path,
 )
-from defendr_cli.core.io.adversarial import AdvSetWriter, read_adv_info
+from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.io.adversarial import AdvSetReader, AdvSetWriter, read_adv_info
 from defendr_cli.core.io.verify import verify_adv_set
 
 PARAMS = {"name": "x", "attack": "fgsm", "eps": 0.1, "eps_label": "0.1", "eps_space": "pixel", "split": "test",
@@ -43,7 +45,7 @@ def _write(path, images, *, stop_after=None, resume=False):
 def adv_set(tmp_path):
     path = tmp_path / "adv" / "x.h5"
     _write(path, torch.rand(ROWS, 3, 4, 4))
-    adv_fingerprint._full_content_fingerprint.cache_clear()
+    adv_fingerprint._VERIFIED.clear()
     return path
 
 
@@ -53,7 +55,7 @@ def no_full_read(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the whole set was re-read")
 
-    monkeypatch.setattr(adv_fingerprint, "_full_content_fingerprint", fail)
+    monkeypatch.setattr(adv_fingerprint, "_rehash", fail)
     monkeypatch.setattr(adv_fingerprint, "file_fingerprint", fail)
 
 
@@ -78,25 +80,26 @@ def test_unchanged_set_is_not_read_in_full(adv_set, no_full_read):
     assert set_key_for_adv(adv_set, read_adv_info(adv_set)).endswith(recorded)
 
 
-def test_edited_sampled_row_is_caught_even_with_the_old_mtime(adv_set):
-    before = adv_set_fingerprint(adv_set)
-    key_before = set_key_for_adv(adv_set, read_adv_info(adv_set))
+def test_edited_sampled_row_is_refused_even_with_the_old_mtime(adv_set):
+    adv_set_fingerprint(adv_set)
     stat = adv_set.stat()
     _edit_row(adv_set, 0)  # row 0 is always sampled
     os.utime(adv_set, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # hide the edit from the mtime check
-    after = adv_set_fingerprint(adv_set)
-    assert after != before and after == compute_adv_fingerprint(adv_set)
-    assert set_key_for_adv(adv_set, read_adv_info(adv_set)) != key_before  # cached predictions invalidated
+    with pytest.raises(CorruptArtefactError, match="does not match its recorded fingerprint"):
+        adv_set_fingerprint(adv_set)  # re-hashed, found different: refused, not used under a new key
+    with pytest.raises(CorruptArtefactError, match="does not match its recorded fingerprint"):
+        AdvSetReader(adv_set)
     assert not verify_adv_set(adv_set).ok
 
 
-def test_edited_unsampled_row_is_caught_by_its_mtime(adv_set):
+def test_edited_unsampled_row_is_refused_after_its_mtime_changed(adv_set):
     row = next(r for r in range(ROWS) if r not in set(sampled_rows(ROWS).tolist()))
-    before = adv_set_fingerprint(adv_set)
+    adv_set_fingerprint(adv_set)
     stat = adv_set.stat()
     _edit_row(adv_set, row)
     os.utime(adv_set, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a later edit
-    assert adv_set_fingerprint(adv_set) != before
+    with pytest.raises(CorruptArtefactError, match="does not match"):
+        adv_set_fingerprint(adv_set)
 
 
 def test_touched_but_unchanged_set_is_rehashed_once_then_resealed(adv_set, monkeypatch):
@@ -104,8 +107,7 @@ def test_touched_but_unchanged_set_is_rehashed_once_then_resealed(adv_set, monke
     stat = adv_set.stat()
     os.utime(adv_set, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # e.g. copied without -p
     assert adv_set_fingerprint(adv_set) == recorded  # re-hashed in full, same content: seal renewed
-    monkeypatch.setattr(adv_fingerprint, "_full_content_fingerprint",
-                        lambda *a: (_ for _ in ()).throw(AssertionError("re-read")))
+    monkeypatch.setattr(adv_fingerprint, "_rehash", lambda *a: (_ for _ in ()).throw(AssertionError("re-read")))
     assert adv_set_fingerprint(adv_set) == recorded
 
 

@@ -20,6 +20,7 @@ import torch
 
 from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.errors import ArtefactBusyError, CorruptArtefactError
+from defendr_cli.core.io.prediction_file import read_prediction_file, write_prediction_file
 from defendr_cli.core.progress import NullReporter, Reporter, saved_for_test
 from defendr_cli.core.runtime import Runtime
 
@@ -131,21 +132,19 @@ class PredictionCache:
 
     def load(self, model_key: str, set_key: str) -> Predictions | None:
         path = self.path(model_key, set_key)
-        if not path.exists():
+        arrays = read_prediction_file(path)  # checked, never unpickled (core/io/prediction_file.py)
+        if arrays is None:
+            if path.is_file() or path.is_symlink():
+                path.unlink(missing_ok=True)  # a damaged cache entry is recomputed, never trusted
             return None
-        try:
-            with np.load(path) as data:
-                return Predictions(data["preds"], data["labels"], data["indices"])
-        except (OSError, KeyError, ValueError):
-            path.unlink(missing_ok=True)  # a damaged cache entry is recomputed, never trusted
-            return None
+        return Predictions(*arrays)
 
     def store(self, model_key: str, set_key: str, predictions: Predictions) -> None:
         """Save one entry; skipped when another process (e.g. another torchrun rank) is writing the
         same entry right now: the key fixes the content, so its copy is as good as ours."""
         try:
             with atomic_path(self.path(model_key, set_key)) as tmp, open(tmp, "wb") as handle:
-                np.savez(handle, preds=predictions.preds, labels=predictions.labels, indices=predictions.indices)
+                write_prediction_file(handle, predictions.preds, predictions.labels, predictions.indices)
         except ArtefactBusyError:
             return
 

@@ -22,7 +22,7 @@ def select_adv_sets(ws: Workspace, spec: str, clean_fingerprint: str, notes: lis
     if spec.strip().lower() in ("", "none"):
         return []
     if spec.strip().lower() == "all":
-        sets = find_adv_sets(ws, split="test")
+        sets = find_adv_sets(ws, split="test", skipped=notes)  # a damaged set is a note, not a crash
         other = [s.name for s in sets if s.clean_fingerprint != clean_fingerprint]
         if other:
             notes.append(f"skipped {len(other)} adversarial set(s) made from another clean cache: {', '.join(other)}")

@@ -23,7 +23,7 @@ from defendr_cli.core.evaluation.results import (AdvSetSummary, ClassRow, Confus
                                                  SetScores, TransferResult, TransferRow, jsonable)
 from defendr_cli.core.evaluation.sharded import predict_sharded
 from defendr_cli.core.evaluation.subjects import EvalModel, attack_label_from_set_name
-from defendr_cli.core.io.adversarial import AdvSetReader, read_adv_info
+from defendr_cli.core.io.adversarial import AdvSetReader
 from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.models.loading import check_checkpoint_against_cache
 from defendr_cli.core.io.adv_fingerprint import adv_set_fingerprint
@@ -130,10 +130,11 @@ def run_transfer(
             check_model_classes(model, cache_info, probe, runtime)
         infos = []
         for path in adv_paths:
-            info = read_adv_info(path)
-            with AdvSetReader(path) as adv_reader:
+            with AdvSetReader(path) as adv_reader:  # schema, layout, pixels and fingerprint checked
+                info = adv_reader.info
                 check_adv_set(info, cache_info, np.asarray(adv_reader.labels, dtype=np.int64),
                               np.asarray(adv_reader.clean_indices, dtype=np.int64), clean_labels)
+                adv_reader.check_aligned(cache_info.fingerprint, clean_reader.image_shape, clean_labels)
             infos.append((path, info))
         infos.sort(key=lambda pi: (pi[1].attack, eps_scalar(pi[1].eps), pi[1].steps or 0, pi[1].name))
         adv_sets = [describe_adv_set(info) for _, info in infos]
@@ -146,8 +147,8 @@ def run_transfer(
 
     adv_preds: dict[tuple[str, str], Predictions] = {}
     for path, info in infos:
-        set_key = set_key_for_adv(path, info)
         with AdvSetReader(path) as adv_reader:
+            set_key = safe_key("adv", info.name, adv_reader.fingerprint)  # hashed through the handle read
             for model in models:
                 adv_preds[(model.name, info.name)] = cache.get_or_compute(model.cache_key(seed, batch_size), set_key, lambda m=model: predict_sharded(
                     m.module, adv_reader, runtime, dist, batch_size=batch_size, seed=seed,

@@ -6,17 +6,19 @@ computes it incrementally and records it as the file attribute `content_fingerpr
 a seal beside the set (`.<name>.h5.seal`, JSON): the fingerprint, the file's size and modification
 time, and a digest of a few sampled image rows plus the labels and clean rows.
 
-`adv_set_fingerprint(path)` returns the recorded fingerprint when the seal still matches (size,
-mtime and the sampled rows: reads a few rows, never the whole set). Otherwise (the file was edited
-in place, replaced, copied without its seal) it re-hashes the whole content once per process,
-returns what it computed (so prediction caches keyed by it are invalidated when the content
-changed) and, when that equals the recorded attribute, renews the seal. Sets written before the
-attribute existed fall back to `file_fingerprint` (sha256 of the file's bytes).
+`checked_fingerprint(path, handle)` returns the recorded fingerprint when the seal still matches
+(size, mtime and the sampled rows: reads a few rows, never the whole set). Otherwise (the file was
+edited in place, replaced, copied without its seal) it re-hashes the whole content once per process
+through the handle the caller then reads from (read once, hash what was read): when that equals
+the recorded attribute it renews the seal, and when it differs the set is refused
+(CorruptArtefactError): content that is not what was written is never used, nor cached under any
+key. Sets written before the attribute existed fall back to `file_fingerprint` (sha256 of the
+file's bytes). `adv_set_fingerprint(path)` does the same on a file it opens itself.
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 import hashlib
 import json
 import os
@@ -25,12 +27,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from defendr_cli.core.errors import CorruptArtefactError
 from defendr_cli.core.fingerprint import FINGERPRINT_CHARS, file_fingerprint
 from defendr_cli.core.io.h5 import open_h5
 
 FINGERPRINT_ATTR = "content_fingerprint"
+DONE_DIGEST_ATTR = "rows_digest"  # of a partial file's rows [0, done), checked when it is reopened
 SAMPLED_ROWS = 8
 _BLOCK_BYTES = 32 << 20
+RowCheck = Callable[[int, np.ndarray], None]  # (first row, stored image rows) -> None or raise
 
 
 class AdvContentDigest:
@@ -46,14 +51,18 @@ class AdvContentDigest:
         self._parts["labels"].update(np.ascontiguousarray(labels, dtype="<i8").data)
         self._parts["clean_indices"].update(np.ascontiguousarray(clean_indices, dtype="<i8").data)
 
-    def update_from_file(self, handle: h5py.File, stop: int) -> None:
-        """Feed rows [0, stop) as stored in an open set (resuming a write, or verifying)."""
+    def update_from_file(self, handle: h5py.File, stop: int, check_rows: RowCheck | None = None) -> None:
+        """Feed rows [0, stop) as stored in an open set (resuming a write, or verifying); each block
+        of images is first given to `check_rows(first_row, block)` when given (e.g. a pixel check)."""
         images = handle["images"]
         row_bytes = max(1, int(np.prod(images.shape[1:])) * images.dtype.itemsize)
         step = max(1, _BLOCK_BYTES // row_bytes)
         for start in range(0, stop, step):
             end = min(stop, start + step)
-            self.update(images[start:end], handle["labels"][start:end], handle["clean_indices"][start:end])
+            block = images[start:end]
+            if check_rows is not None:
+                check_rows(start, block)
+            self.update(block, handle["labels"][start:end], handle["clean_indices"][start:end])
 
     def hexdigest(self) -> str:
         total = hashlib.sha256()
@@ -87,13 +96,16 @@ def sample_digest(handle: h5py.File) -> str:
     return digest.hexdigest()[:FINGERPRINT_CHARS]
 
 
-def write_seal(path: Path | str, fingerprint: str) -> None:
-    """Seal the set at `path` as it is now (size, mtime, sampled rows). Best effort: a folder that
-    cannot be written only costs a full re-hash later."""
+def write_seal(path: Path | str, fingerprint: str, handle: h5py.File | None = None) -> None:
+    """Seal the set at `path` as it is now (size, mtime, sampled rows, read through `handle` when
+    given). Best effort: a folder that cannot be written only costs a full re-hash later."""
     path = Path(path)
     stat = path.stat()
-    with open_h5(path, what="adversarial set") as handle:
+    if handle is not None:
         sample = sample_digest(handle)
+    else:
+        with open_h5(path, what="adversarial set") as opened:
+            sample = sample_digest(opened)
     seal = {"fingerprint": fingerprint, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sample": sample}
     target = seal_path(path)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
@@ -112,46 +124,70 @@ def _read_seal(path: Path) -> dict | None:
     return seal if isinstance(seal, dict) else None
 
 
-def compute_adv_fingerprint(path: Path | str) -> str:
+def compute_adv_fingerprint(path: Path | str, check_rows: RowCheck | None = None) -> str:
     """The content fingerprint recomputed from every stored row (reads the whole set)."""
     digest = AdvContentDigest()
     with open_h5(Path(path), what="adversarial set") as handle:
-        digest.update_from_file(handle, handle["images"].shape[0])
+        digest.update_from_file(handle, handle["images"].shape[0], check_rows)
     return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=256)
-def _full_content_fingerprint(path: str, inode: int, size: int, mtime_ns: int) -> str:
-    """`compute_adv_fingerprint`, memoised per process on the file's identity."""
-    return compute_adv_fingerprint(path)
 
 
 def recorded_adv_fingerprint(path: Path | str) -> str | None:
     """The `content_fingerprint` attribute of the set (None for sets written before it existed)."""
     with open_h5(Path(path), what="adversarial set") as handle:
-        value = handle.attrs.get(FINGERPRINT_ATTR)
-    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
+        return _recorded(Path(path), handle)
+
+
+def _recorded(path: Path, handle: h5py.File) -> str | None:
+    value = handle.attrs.get(FINGERPRINT_ATTR)
+    value = value.decode(errors="replace") if isinstance(value, bytes) else value
+    if value is not None and not isinstance(value, str):
+        raise CorruptArtefactError(f"{path} is a damaged adversarial set: '{FINGERPRINT_ATTR}' is {value!r}, "
+                                   f"expected a string")
+    return value
+
+
+# file identity -> (fingerprint re-hashed and found equal, whether its rows were checked as well)
+_VERIFIED: dict[tuple[str, int, int, int], tuple[str, bool]] = {}
+
+
+def checked_fingerprint(path: Path | str, handle: h5py.File, *, check_rows: RowCheck | None = None) -> str:
+    """The content fingerprint of the set open as `handle` (see the module docstring): the recorded
+    one after the cheap seal check, else after re-hashing every row through `handle` (each block
+    given to `check_rows` first). CorruptArtefactError, naming the file, when the content does not
+    hash to the recorded fingerprint."""
+    path = Path(path)
+    recorded = _recorded(path, handle)
+    if recorded is None:
+        return file_fingerprint(path)
+    stat = path.stat()
+    seal = _read_seal(path)
+    if (seal is not None and seal.get("fingerprint") == recorded and seal.get("size") == stat.st_size
+            and seal.get("mtime_ns") == stat.st_mtime_ns and seal.get("sample") == sample_digest(handle)):
+        return recorded
+    identity = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    known, checked = _VERIFIED.get(identity, ("", False))
+    if known == recorded and (checked or check_rows is None):
+        return recorded
+    computed = _rehash(handle, check_rows)
+    if computed != recorded:
+        raise CorruptArtefactError(f"{path}: its content does not match its recorded fingerprint (recorded "
+                                   f"{recorded}, computed {computed}): it was changed after it was written",
+                                   hint="make it again with: defendr attack ... --force")
+    _VERIFIED[identity] = (recorded, check_rows is not None)
+    write_seal(path, recorded, handle)
+    return recorded
+
+
+def _rehash(handle: h5py.File, check_rows: RowCheck | None) -> str:
+    """The content fingerprint of every row of the open set (the one full read)."""
+    digest = AdvContentDigest()
+    digest.update_from_file(handle, handle["images"].shape[0], check_rows)
+    return digest.hexdigest()
 
 
 def adv_set_fingerprint(path: Path | str) -> str:
-    """Content fingerprint of the adversarial set at `path` (see the module docstring): the
-    recorded one after the cheap check, else recomputed from the whole content."""
+    """`checked_fingerprint` of the set at `path`, opened here (CorruptArtefactError on a mismatch)."""
     path = Path(path).resolve()
-    stat = path.stat()
     with open_h5(path, what="adversarial set") as handle:
-        value = handle.attrs.get(FINGERPRINT_ATTR)
-        recorded = value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
-        if recorded is None:
-            legacy = True
-        else:
-            legacy = False
-            seal = _read_seal(path)
-            if (seal is not None and seal.get("fingerprint") == recorded and seal.get("size") == stat.st_size
-                    and seal.get("mtime_ns") == stat.st_mtime_ns and seal.get("sample") == sample_digest(handle)):
-                return recorded
-    if legacy:
-        return file_fingerprint(path)
-    computed = _full_content_fingerprint(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if computed == recorded:
-        write_seal(path, recorded)
-    return computed
+        return checked_fingerprint(path, handle)

@@ -18,7 +18,9 @@ Layout:
         images classified right before the attack that are wrong after it; targeted: the fraction
         classified as their target), clean_accuracy, adv_accuracy, summary, content_fingerprint
         (of the stored images, labels and clean rows; see core/io/adv_fingerprint.py; None-valued
-        parameters are left out).
+        parameters are left out), rows_digest (the same digest over the rows [0, done) written so
+        far: a partial file whose rows do not hash to it is refused on --resume and by info --verify).
+    The schema of all this (types, shapes, pixel range, alignment) is core/io/adv_schema.py.
 
 `AdvSetWriter` writes into a stable partial file (`.<name>.h5.partial`) batch by batch, records
 the rows done in the `done` attribute so a later run can resume, and renames the file into place
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,58 +40,18 @@ import numpy as np
 import torch
 
 from defendr_cli.core.atomic import check_space, check_writable, write_guard
-from defendr_cli.core.io.adv_fingerprint import FINGERPRINT_ATTR, AdvContentDigest, write_seal
-from defendr_cli.core.io.h5 import Batch, ProcessLocalFile, batch_rows, check_rows, open_h5, read_rows
+from defendr_cli.core.io.adv_fingerprint import (DONE_DIGEST_ATTR, FINGERPRINT_ATTR, AdvContentDigest,
+                                                 checked_fingerprint, write_seal)
+from defendr_cli.core.io.h5 import Batch, ProcessLocalFile, batch_rows, check_rows, file_identity, open_h5, read_rows
+from defendr_cli.core.io.adv_schema import (ADV_FORMAT, ADV_FORMAT_VERSION, PER_ROW, STORAGE_DTYPES, AdvSetInfo,
+                                            adv_set_fields, check_adv_aligned, check_adv_layout, check_pixels)
+from defendr_cli.core.io.files import is_regular_file
+from defendr_cli.core.io.schema import plain_value, read_h5_attrs
 from defendr_cli.core.locks import artefact_lock
-from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError
+from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.workspace import Workspace
 
-ADV_FORMAT = "defendr-adv-set"
-ADV_FORMAT_VERSION = 1
-STORAGE_DTYPES = ("float16", "uint8")
 _CHUNK_BYTES = 1 << 20
-_PER_ROW = ("labels", "clean_indices", "success", "clean_pred", "adv_pred", "targets")
-
-
-@dataclass(frozen=True)
-class AdvSetInfo:
-    """The attributes of an adversarial set. eps in pixel units (float, or per-channel list)."""
-
-    name: str
-    path: Path
-    attack: str
-    eps: float | list[float]
-    eps_label: str
-    eps_space: str
-    split: str
-    source_model: str
-    source_model_fingerprint: str
-    clean_fingerprint: str
-    success_rate: float
-    dtype: str
-    count: int
-    seed: int
-    steps: int | None = None
-    step_size: float | list[float] | None = None
-    random_start: bool | None = None
-    restarts: int | None = None
-    label_mode: str = "true"
-    targeted: str = "none"
-    loss: str = "ce"
-    clean_cache: str = ""
-    image_size: int = 0
-    clean_accuracy: float | None = None
-    adv_accuracy: float | None = None
-    summary: str = ""
-    content_fingerprint: str = ""
-    format_version: int = ADV_FORMAT_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        out["path"] = str(self.path)
-        out.update(self.extra)
-        return out
 
 
 def partial_adv_path(final: Path) -> Path:
@@ -99,43 +60,8 @@ def partial_adv_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.partial")
 
 
-def _attr_value(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _read_attrs(handle: h5py.File) -> dict[str, Any]:
-    return {key: _attr_value(handle.attrs[key]) for key in handle.attrs.keys()}
-
-
-def _check_format(path: Path, attrs: dict[str, Any], *, need_complete: bool = True) -> None:
-    if attrs.get("format") != ADV_FORMAT:
-        raise CorruptArtefactError(f"{path} is not a Defendr adversarial set (format {attrs.get('format')!r})")
-    if int(attrs.get("format_version", -1)) != ADV_FORMAT_VERSION:
-        raise CorruptArtefactError(f"{path} has adversarial-set format version {attrs.get('format_version')};"
-                                   f" this build reads {ADV_FORMAT_VERSION}")
-    if need_complete and not bool(attrs.get("complete", False)):
-        raise CorruptArtefactError(f"{path} is an incomplete adversarial set",
-                                   hint="finish it with: defendr attack ... --resume")
-
-
-_BOOKKEEPING = ("format", "complete", "done")  # file-format attributes, not the set's settings
-
-
-def _info_from_attrs(path: Path, attrs: dict[str, Any]) -> AdvSetInfo:
-    known = {f.name for f in fields(AdvSetInfo)} - {"path", "extra"}
-    try:
-        values = {key: attrs[key] for key in known if key in attrs}
-        # eps_given, batch_size, precision, software_version and an attack's other options
-        extra = {key: value for key, value in attrs.items() if key not in known and key not in _BOOKKEEPING}
-        return AdvSetInfo(path=Path(path), extra=extra, **values)
-    except TypeError as exc:
-        raise CorruptArtefactError(f"{path} is a damaged adversarial set ({exc})") from exc
+def _read_attrs(handle: h5py.File, path: Path | None = None) -> dict[str, Any]:
+    return read_h5_attrs(Path(path or handle.filename), handle)
 
 
 def _open(path: Path) -> h5py.File:
@@ -145,16 +71,16 @@ def _open(path: Path) -> h5py.File:
 def read_adv_info(path: Path | str) -> AdvSetInfo:
     """Attributes of the complete adversarial set at `path` (CorruptArtefactError otherwise)."""
     with _open(Path(path)) as handle:
-        attrs = _read_attrs(handle)
-    _check_format(Path(path), attrs)
-    return _info_from_attrs(Path(path), attrs)
+        attrs = _read_attrs(handle, Path(path))
+    return adv_set_fields(Path(path), attrs)
 
 
 def find_adv_sets(workspace: Workspace, *, split: str | None = None, source_model: str | None = None,
-                  prefix: str | None = None) -> list[AdvSetInfo]:
+                  prefix: str | None = None, skipped: list[str] | None = None) -> list[AdvSetInfo]:
     """Complete adversarial sets in the workspace, sorted by name, filtered by the given fields.
 
-    Files in adv/ that are not readable adversarial sets are left out of the list.
+    Files in adv/ that are not readable adversarial sets are left out of the list; with `skipped`,
+    one line per such file (its name and why) is appended to it.
     """
     found = []
     for name in workspace.names("adv"):
@@ -162,7 +88,9 @@ def find_adv_sets(workspace: Workspace, *, split: str | None = None, source_mode
             continue
         try:
             info = read_adv_info(workspace.path_for("adv", name, create_dir=False))
-        except CorruptArtefactError:
+        except (CorruptArtefactError, MissingArtefactError) as exc:
+            if skipped is not None:
+                skipped.append(f"skipped adversarial set '{name}': {exc}")
             continue
         if split is not None and info.split != split:
             continue
@@ -237,29 +165,36 @@ class AdvSetWriter:
         return int(self._handle.attrs["done"])
 
     def _reopen(self) -> h5py.File | None:
+        """The partial file opened for appending when it was made with the same settings, after
+        checking its layout and that the rows it says are written hash to the digest recorded with
+        them (CorruptArtefactError otherwise: a raised `done`, edited rows); None to start afresh."""
+        if not is_regular_file(self.partial):
+            return None
         try:
             handle = h5py.File(self.partial, "r+")
         except OSError:
             return None
-        attrs = _read_attrs(handle)
-        same = attrs.get("format") == ADV_FORMAT and not other_settings(attrs, self.params, dtype=self.dtype,
-                                                                         count=self.count)
-        if not same:
+        try:
+            attrs = _read_attrs(handle, self.partial)
+            if attrs.get("format") != ADV_FORMAT or other_settings(attrs, self.params, dtype=self.dtype,
+                                                                   count=self.count):
+                handle.close()
+                return None
+            self.resumed_from = check_partial_rows(self.partial, handle, attrs, self._digest)
+        except BaseException:
             handle.close()
-            return None
-        self.resumed_from = int(attrs["done"])
-        self._digest.update_from_file(handle, self.resumed_from)  # the rows already written
+            raise
         return handle
 
     def _create(self, image_shape: tuple[int, ...]) -> h5py.File:
         np_dtype = np.float16 if self.dtype == "float16" else np.uint8
         row_bytes = int(np.prod(image_shape)) * np.dtype(np_dtype).itemsize
-        check_space(self.final, self.count * (row_bytes + 8 * len(_PER_ROW)))
+        check_space(self.final, self.count * (row_bytes + 8 * len(PER_ROW)))
         handle = h5py.File(self.partial, "w")
         chunk_rows = max(1, min(self.count, _CHUNK_BYTES // max(row_bytes, 1)))
         handle.create_dataset("images", shape=(self.count, *image_shape), dtype=np_dtype,
                               chunks=(chunk_rows, *image_shape) if self.count else None)
-        for key in _PER_ROW:
+        for key in PER_ROW:
             handle.create_dataset(key, shape=(self.count,), dtype=np.bool_ if key == "success" else np.int64)
         handle.attrs.update({"format": ADV_FORMAT, "format_version": ADV_FORMAT_VERSION, "complete": False,
                              "done": 0, "count": self.count, "dtype": self.dtype})
@@ -284,6 +219,7 @@ class AdvSetWriter:
             for key, value in columns.items():
                 handle[key][start:stop] = value.detach().cpu().numpy()
             self._digest.update(stored, handle["labels"][start:stop], handle["clean_indices"][start:stop])
+            handle.attrs[DONE_DIGEST_ATTR] = self._digest.hexdigest()  # checked when the file is reopened
             handle.attrs["done"] = stop
             handle.flush()
 
@@ -331,86 +267,103 @@ def other_settings(attrs: dict[str, Any], params: dict[str, Any], *, dtype: str,
     return [key for key, value in wanted.items() if not _same(attrs.get(key), value)]
 
 
+def check_partial_rows(path: Path, handle: h5py.File, attrs: dict[str, Any], digest: AdvContentDigest) -> int:
+    """`done` of a partial set after feeding its rows [0, done) to `digest` and checking them against
+    the digest recorded with them (DONE_DIGEST_ATTR): CorruptArtefactError naming the file when
+    `done` is not a row count, the layout is damaged, or the rows are not the ones written."""
+    count = attrs.get("count")
+    done = attrs.get("done")
+    if not isinstance(count, int) or not isinstance(done, int) or isinstance(done, bool) or not 0 <= done <= count:
+        raise CorruptArtefactError(f"{path}: 'done' is {done!r}, not a row count of this partial set of {count!r} rows",
+                                   hint=_RESTART)
+    for key in ("images", *PER_ROW):
+        member = handle.get(key)
+        if not isinstance(member, h5py.Dataset) or not member.shape or member.shape[0] != count:
+            raise CorruptArtefactError(f"{path}: the partial set's dataset '{key}' is missing or damaged", hint=_RESTART)
+    digest.update_from_file(handle, done)
+    recorded = attrs.get(DONE_DIGEST_ATTR)
+    if done and recorded != digest.hexdigest():
+        raise CorruptArtefactError(f"{path}: its {done} written rows do not match the digest recorded with them "
+                                   f"(edited, or 'done' changed by hand)", hint=_RESTART)
+    return done
+
+
+_RESTART = "delete it, or run the attack again without --resume to start the set afresh"
+
+
 def read_kept_adv_info(path: Path | str, params: dict[str, Any], *, dtype: str) -> AdvSetInfo:
     """`read_adv_info` of a complete set that `--resume` keeps: MismatchError when it was made with
     other settings than `params` and `dtype` (the attributes a new write would record)."""
     path = Path(path)
     with _open(path) as handle:
-        attrs = _read_attrs(handle)
-    _check_format(path, attrs)
+        attrs = _read_attrs(handle, path)
+    info = adv_set_fields(path, attrs)
     # a set is kept across software versions: only the attack's own settings must agree
     differ = [key for key in other_settings(attrs, params, dtype=dtype) if key != "software_version"]
     if differ:
         expected = {**params, "dtype": dtype}
         shown = ", ".join(f"{key} {attrs.get(key)!r}, this run {expected[key]!r}" for key in differ)
         raise MismatchError(f"{path.stem} exists with other settings ({shown})", hint="pass --force to rewrite it")
-    return _info_from_attrs(path, attrs)
+    return info
 
 
 def read_adv_head(path: Path | str, rows: int, columns: Sequence[str] = ()) -> tuple[AdvSetInfo, torch.Tensor,
                                                                                       dict[str, np.ndarray]]:
     """Info, the first `rows` images (float32 in [0, 1]) and those rows of the per-row `columns`
-    of the complete set at `path`, read in one open without loading whole columns."""
+    of the complete set at `path`, read in one open, after checking its layout and pixels."""
     path = Path(path)
     with _open(path) as handle:
-        attrs = _read_attrs(handle)
-        _check_format(path, attrs)
-        info = _info_from_attrs(path, attrs)
-        images = from_storage(handle["images"][:rows])
-        return info, images, {key: np.asarray(handle[key][:rows]) for key in columns}
+        info = adv_set_fields(path, _read_attrs(handle, path))
+        stored = check_adv_layout(path, handle, info)
+        images = check_pixels(path, from_storage(handle["images"][:rows]), 0)
+        return info, images, {key: stored[key][:rows] for key in columns}
 
 
 def _same(stored: Any, wanted: Any) -> bool:
-    wanted = _attr_value(np.asarray(wanted)) if isinstance(wanted, (list, tuple)) else wanted
+    wanted = plain_value(np.asarray(wanted)) if isinstance(wanted, (list, tuple)) else wanted
     if isinstance(wanted, float) or isinstance(stored, float):
         return stored is not None and np.allclose(stored, wanted, rtol=0, atol=0)
     return stored == wanted
-
-
-def check_adv_layout(path: Path, handle: h5py.File, info: AdvSetInfo, labels: np.ndarray,
-                     clean_indices: np.ndarray) -> None:
-    """CorruptArtefactError, naming the file and dataset, when the stored arrays disagree with the
-    attributes: `images` (count, 3, H, W) of the recorded dtype, per-row columns of count rows,
-    non-negative labels and clean indices, a finite non-negative eps."""
-    images = handle["images"]
-    count = int(info.count)
-    wanted = np.float16 if info.dtype == "float16" else np.uint8
-    if images.ndim != 4 or images.shape[0] != count or images.shape[1] != 3 or images.dtype != wanted:
-        raise CorruptArtefactError(f"{path}: dataset 'images' is {images.dtype} {tuple(images.shape)}, expected "
-                                   f"{np.dtype(wanted)} ({count}, 3, H, W) as its attributes record")
-    for key in _PER_ROW:
-        if tuple(handle[key].shape) != (count,):
-            raise CorruptArtefactError(f"{path}: dataset '{key}' has shape {tuple(handle[key].shape)}, expected ({count},)")
-    if count and (labels.min() < 0 or clean_indices.min() < 0):
-        raise CorruptArtefactError(f"{path}: negative labels or clean indices")
-    eps = np.asarray(info.eps, dtype=np.float64)
-    if not np.all(np.isfinite(eps)) or np.any(eps < 0):
-        raise CorruptArtefactError(f"{path}: attribute 'eps' is {info.eps!r}, not a finite non-negative value")
 
 
 class AdvSetReader:
     """Reads one complete adversarial set. Use as a context manager (or call close()).
 
     .info: AdvSetInfo; .labels: int64 (N,) true labels; .clean_indices: int64 (N,) clean rows;
-    .success: bool (N,). The HDF5 file is opened lazily and reopened in a new process.
+    .success: bool (N,); .fingerprint: the content fingerprint (core.io.adv_fingerprint), checked
+    on open through the same handle the rows are then read from: read once, hash what was read.
+    Opening refuses (CorruptArtefactError, one line naming the file) attributes of the wrong type,
+    a damaged layout, duplicate clean rows, and content that does not match its recorded
+    fingerprint; `read` refuses rows holding NaN, inf or values outside [0, 1]. A process that
+    reopens the file (DataLoader workers) refuses a file replaced since it was checked.
     """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        with _open(self.path) as handle:
-            attrs = _read_attrs(handle)
-            _check_format(self.path, attrs)
-            self.info = _info_from_attrs(self.path, attrs)
-            self.labels = np.asarray(handle["labels"][...], dtype=np.int64)
-            self.clean_indices = np.asarray(handle["clean_indices"][...], dtype=np.int64)
-            self.success = np.asarray(handle["success"][...], dtype=bool)
-            self.targets = np.asarray(handle["targets"][...], dtype=np.int64)
+        handle = _open(self.path)
+        try:
+            identity = file_identity(self.path)
+            self.info = adv_set_fields(self.path, _read_attrs(handle, self.path))
+            columns = check_adv_layout(self.path, handle, self.info)
+            self.labels, self.clean_indices = columns["labels"], columns["clean_indices"]
+            self.success, self.targets = columns["success"], columns["targets"]
             self._shape = tuple(handle["images"].shape)
-            check_adv_layout(self.path, handle, self.info, self.labels, self.clean_indices)
-        self._file = ProcessLocalFile(self.path, what="adversarial set", hint="make it with: defendr attack")
+            self.fingerprint = checked_fingerprint(self.path, handle, check_rows=self._check_block)
+        except BaseException:
+            handle.close()
+            raise
+        self._file = ProcessLocalFile(self.path, what="adversarial set", hint="make it with: defendr attack",
+                                      handle=handle, identity=identity)
+
+    def _check_block(self, start: int, rows: np.ndarray) -> None:
+        check_pixels(self.path, from_storage(rows), start)
 
     def __len__(self) -> int:
         return self._shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self._shape[1:]  # (3, H, W)
 
     def __enter__(self) -> "AdvSetReader":
         return self
@@ -421,10 +374,16 @@ class AdvSetReader:
     def close(self) -> None:
         self._file.close()
 
+    def check_aligned(self, cache_fingerprint: str, clean_image_shape: tuple, clean_labels: np.ndarray) -> None:
+        """MismatchError unless this set was made from the clean split described (see check_adv_aligned)."""
+        check_adv_aligned(self.info, self.clean_indices, self.labels, self.image_shape,
+                          cache_fingerprint=cache_fingerprint, clean_image_shape=tuple(clean_image_shape),
+                          clean_labels=np.asarray(clean_labels, dtype=np.int64))
+
     def read(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
         """float32 (n,3,H,W) in [0,1] for rows `indices` of this set, in the order given."""
         idx = check_rows(indices, len(self), "adversarial set")
-        return from_storage(read_rows(self._file.get()["images"], idx))
+        return check_pixels(self.path, from_storage(read_rows(self._file.get()["images"], idx)))
 
     def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
                      indices: Sequence[int] | np.ndarray | None = None) -> Iterator[Batch]:

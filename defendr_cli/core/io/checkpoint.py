@@ -22,7 +22,9 @@ from typing import Any
 import torch
 
 from defendr_cli.core.atomic import write_bytes_atomic
-from defendr_cli.core.errors import CorruptArtefactError, MissingArtefactError
+from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.io.checkpoint_schema import checkpoint_fields
+from defendr_cli.core.io.files import require_regular_file
 
 CHECKPOINT_FORMAT = "defendr-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -40,8 +42,7 @@ def save_checkpoint(path: Path | str, payload: dict[str, Any], force: bool = Tru
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
     """Load with torch.load(weights_only=True) on the CPU and validate format and version."""
     path = Path(path)
-    if not path.is_file():
-        raise MissingArtefactError(f"no checkpoint at {path}", hint="make it with: defendr train")
+    require_regular_file(path, what="checkpoint", hint="make it with: defendr train")  # never a FIFO/device
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip/EOF errors of many kinds all mean "unreadable"
@@ -59,7 +60,8 @@ def validate_payload(payload: Any, where: str) -> None:
     if missing:
         raise CorruptArtefactError(f"checkpoint {where} lacks {', '.join(missing)}")
     version = payload["version"]
-    if not isinstance(version, int) or version < 1 or version > CHECKPOINT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= CHECKPOINT_VERSION:
         raise CorruptArtefactError(
             f"checkpoint {where} has version {version!r}; this defendr reads versions 1..{CHECKPOINT_VERSION}"
         )
+    checkpoint_fields(payload, where)  # the type of every key a stage reads

@@ -17,19 +17,20 @@ import h5py
 import numpy as np
 import torch
 
-from defendr_cli.core.errors import CorruptArtefactError, InputError, MissingArtefactError
+from defendr_cli.core.errors import CorruptArtefactError, InputError
+from defendr_cli.core.io.files import require_regular_file
 
 RowIndices = Sequence[int] | np.ndarray | torch.Tensor
 
 
 def open_h5(path: Path, *, what: str = "clean cache", hint: str = "make one with: defendr prepare") -> h5py.File:
-    """Open an HDF5 artefact read-only; MissingArtefactError (with `hint`) or CorruptArtefactError."""
+    """Open an HDF5 artefact read-only; MissingArtefactError (with `hint`) or CorruptArtefactError
+    (also for a FIFO, device or folder at `path`: those are never opened, see core.io.files)."""
     path = Path(path)
-    if not path.exists():
-        raise MissingArtefactError(f"no {what} at {path}", hint=hint)
+    require_regular_file(path, what=what, hint=hint)
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise CorruptArtefactError(f"{path} is not a readable HDF5 {what} ({exc.__class__.__name__})") from exc
 
 
@@ -98,22 +99,35 @@ def batch_rows(order: np.ndarray, batch_size: int, *, shuffle: bool = False, see
         yield rows
 
 
+def file_identity(path: Path) -> tuple[int, int, int, int]:
+    """(device, inode, size, modification time in ns) of `path`: equal while the file is unchanged."""
+    info = os.stat(path)
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
 class ProcessLocalFile:
     """A read-only h5py handle opened on first use in each process (see module docstring).
 
     `get()` returns the open handle of this process; `close()` closes it if this process opened
-    it; pickling drops the handle (the unpickled copy reopens the file itself).
+    it; pickling drops the handle (the unpickled copy reopens the file itself). `handle` hands over
+    a handle already open in this process (the one a reader checked); with `identity` (see
+    `file_identity`) a reopen refuses a file that was replaced or changed since it was checked.
     """
 
-    def __init__(self, path: Path, *, what: str, hint: str) -> None:
+    def __init__(self, path: Path, *, what: str, hint: str, handle: h5py.File | None = None,
+                 identity: tuple[int, int, int, int] | None = None) -> None:
         self.path, self.what, self.hint = Path(path), what, hint
-        self._pid: int | None = None
-        self._handle: h5py.File | None = None
+        self.identity = identity
+        self._pid: int | None = os.getpid() if handle is not None else None
+        self._handle: h5py.File | None = handle
 
     def get(self) -> h5py.File:
         if self._handle is None or self._pid != os.getpid():
-            self._handle = open_h5(self.path, what=self.what, hint=self.hint)
-            self._pid = os.getpid()
+            handle = open_h5(self.path, what=self.what, hint=self.hint)
+            if self.identity is not None and file_identity(self.path) != self.identity:
+                handle.close()
+                raise CorruptArtefactError(f"{self.path} changed since it was checked; run the command again")
+            self._handle, self._pid = handle, os.getpid()
         return self._handle
 
     def close(self) -> None:

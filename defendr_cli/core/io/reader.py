@@ -13,7 +13,6 @@ in the parent works inside forked DataLoader workers.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch
 from defendr_cli.core.io.cache import FORMAT_NAME, FORMAT_VERSION, SPLITS
 from defendr_cli.core.errors import CorruptArtefactError, InputError
 from defendr_cli.core.io.h5 import Batch, as_str_list, batch_rows, check_rows, open_h5, read_sorted_runs
+from defendr_cli.core.io.schema import Fields, check_dataset, read_h5_attrs
 
 IN_MEMORY_BYTES = 1 << 30  # auto in-memory load for splits smaller than 1 GiB
 
@@ -65,56 +65,62 @@ class CacheInfo:
 
 
 def info_from_handle(path: Path, handle: h5py.File) -> CacheInfo:
-    attrs = handle.attrs
+    """The clean cache's attributes checked by `cache_fields` and its datasets by `check_cache_layout`."""
+    info = cache_fields(Path(path), read_h5_attrs(Path(path), handle))
+    check_cache_layout(path, handle, info)
+    return info
+
+
+def cache_fields(path: Path, attrs: dict) -> CacheInfo:
+    """The schema of a clean cache's attributes: CorruptArtefactError naming the file and the attribute
+    for a foreign format, another version, an incomplete file, or a value of the wrong type."""
+    fields = Fields(path, attrs, "clean cache")
     fmt = attrs.get("format")
-    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
     if fmt != FORMAT_NAME:
         raise CorruptArtefactError(f"{path} is not a Defendr clean cache (format {fmt!r})")
-    version = int(attrs.get("format_version", -1))
+    version = fields.integer("format_version")
     if version != FORMAT_VERSION:
         raise CorruptArtefactError(f"{path} has clean-cache format version {version}; this build reads {FORMAT_VERSION}")
-    if not bool(attrs.get("complete", False)):
+    if not fields.flag("complete", False):
         raise CorruptArtefactError(f"{path} is an incomplete clean cache (its writing was interrupted)",
                                    hint="make it again with: defendr prepare --force")
-    try:
-        class_ids = as_str_list(attrs["class_ids"])
-        class_names = as_str_list(attrs["class_names"])
-        counts = {k: int(v) for k, v in json.loads(attrs["split_counts"]).items()}
-        info = CacheInfo(
-            path=Path(path), format_version=version, image_size=int(attrs["image_size"]),
-            resize=str(attrs["resize"]), class_ids=class_ids, class_names=class_names,
-            num_classes=len(class_ids), split_counts=counts, seed=int(attrs["seed"]),
-            source=str(attrs["source"]), fingerprint=str(attrs["fingerprint"]),
-            source_kind=str(attrs.get("source_kind", "")), summary=str(attrs.get("summary", "")),
-            size_bytes=Path(path).stat().st_size,
-        )
-        check_cache_layout(path, handle, info)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CorruptArtefactError(f"{path} is a damaged clean cache (missing or bad '{exc}')") from exc
-    return info
+    counts = fields.json_object("split_counts")
+    if set(counts) - set(SPLITS) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                            for v in counts.values()):
+        raise fields.bad("split_counts", f"a JSON object of non-negative row counts per split ({', '.join(SPLITS)})")
+    class_ids = fields.texts("class_ids")
+    return CacheInfo(
+        path=Path(path), format_version=version, image_size=fields.integer("image_size", minimum=1),
+        resize=fields.text("resize"), class_ids=class_ids, class_names=fields.texts("class_names"),
+        num_classes=len(class_ids), split_counts={s: int(counts.get(s, 0)) for s in SPLITS},
+        seed=fields.integer("seed"), source=fields.text("source"), fingerprint=fields.text("fingerprint"),
+        source_kind=fields.text("source_kind", ""), summary=fields.text("summary", ""),
+        size_bytes=Path(path).stat().st_size,
+    )
 
 
 def check_cache_layout(path: Path, handle: h5py.File, info: CacheInfo) -> None:
     """CorruptArtefactError, naming the file and dataset, unless every split holds `images` uint8
-    (N, 3, S, S) with S the recorded image size, `labels` (N,) in [0, classes) and N equal to the
-    recorded count (the labels are read: a few bytes per image)."""
+    (N, 3, S, S) with S the recorded image size, `labels` (N,) integers in [0, classes),
+    `source_ids` (N,) strings, N equal to the recorded count, every dataset fully stored and
+    unfiltered (see core.io.schema.check_dataset; the labels are read: 8 bytes per image)."""
     size, classes = info.image_size, info.num_classes
     if size < 1 or classes < 1 or len(info.class_names) != classes:
         raise CorruptArtefactError(f"{path}: attributes record image size {size} and {classes} classes "
                                    f"with {len(info.class_names)} names")
     for split in SPLITS:
         count = info.split_counts.get(split, 0)
-        images, labels = handle[split]["images"], handle[split]["labels"]
         expected = (count, 3, size, size)
-        if tuple(images.shape) != expected or images.dtype != np.uint8:
+        images = handle.get(f"{split}/images")
+        if isinstance(images, h5py.Dataset) and (tuple(images.shape or ()) != expected or images.dtype != np.uint8):
             raise CorruptArtefactError(
-                f"{path}: dataset '{split}/images' is {images.dtype} {tuple(images.shape)}, expected uint8 "
+                f"{path}: dataset '{split}/images' is {images.dtype} {tuple(images.shape or ())}, expected uint8 "
                 f"{expected} (N, 3, H, W) as its attributes record")
-        if tuple(labels.shape) != (count,):
-            raise CorruptArtefactError(f"{path}: dataset '{split}/labels' has shape {tuple(labels.shape)}, "
-                                       f"expected ({count},)")
+        check_dataset(path, handle, f"{split}/images", kinds="u", shape=expected, what="clean cache")
+        labels = check_dataset(path, handle, f"{split}/labels", kinds="iu", shape=(count,), what="clean cache")
+        check_dataset(path, handle, f"{split}/source_ids", kinds="OSU", shape=(count,), what="clean cache")
         values = np.asarray(labels[...])
-        if values.size and (not np.issubdtype(values.dtype, np.integer) or values.min() < 0 or values.max() >= classes):
+        if values.size and (values.min() < 0 or values.max() >= classes):
             raise CorruptArtefactError(f"{path}: dataset '{split}/labels' holds values outside 0..{classes - 1} "
                                        f"(the cache records {classes} classes)")
 

@@ -9,11 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from defendr_cli.core.io.adv_fingerprint import compute_adv_fingerprint, recorded_adv_fingerprint
+from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.io.adv_fingerprint import DONE_DIGEST_ATTR, AdvContentDigest
+from defendr_cli.core.io.adv_schema import adv_set_fields, check_adv_layout, check_pixels
+from defendr_cli.core.io.adversarial import check_partial_rows, from_storage
 from defendr_cli.core.io.cache import SPLITS, ContentDigest
 from defendr_cli.core.io.h5 import open_h5
 from defendr_cli.core.io.reader import info_from_handle
+from defendr_cli.core.io.files import is_regular_file
+from defendr_cli.core.io.schema import read_h5_attrs
 from defendr_cli.core.progress import NullReporter, Reporter
+from defendr_cli.core.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -25,10 +31,11 @@ class VerifyReport:
     computed: str
     rows: int
     seconds: float
+    problem: str = ""  # why the file could not be verified (damaged layout, bad pixels...), else ''
 
     @property
     def ok(self) -> bool:
-        return self.recorded == self.computed
+        return not self.problem and self.recorded == self.computed
 
 
 def verify_cache(path: Path | str, *, reporter: Reporter | None = None, block_bytes: int = 64 << 20) -> VerifyReport:
@@ -54,12 +61,46 @@ def verify_cache(path: Path | str, *, reporter: Reporter | None = None, block_by
 
 
 def verify_adv_set(path: Path | str) -> VerifyReport:
-    """Recompute an adversarial set's content fingerprint from every stored row and compare it with
-    the recorded `content_fingerprint` attribute ('' when the set predates it)."""
+    """Recompute an adversarial set's content fingerprint from every stored row (checking its
+    attributes, layout and that every pixel is finite and in [0, 1]) and compare it with the
+    recorded `content_fingerprint` attribute ('' when the set predates it). A set that fails a
+    check gives a report that is not ok, with the reason in `problem`."""
     path = Path(path)
     started = time.perf_counter()
-    recorded = recorded_adv_fingerprint(path) or ""
-    computed = compute_adv_fingerprint(path)
-    with open_h5(path, what="adversarial set") as handle:
-        rows = int(handle["images"].shape[0])
+    recorded, computed, rows = "", "", 0
+    try:
+        with open_h5(path, what="adversarial set") as handle:
+            info = adv_set_fields(path, read_h5_attrs(path, handle))
+            check_adv_layout(path, handle, info)
+            recorded, rows = info.content_fingerprint, info.count
+            digest = AdvContentDigest()
+            digest.update_from_file(handle, rows, lambda start, block: check_pixels(path, from_storage(block), start))
+            computed = digest.hexdigest()
+    except CorruptArtefactError as exc:
+        return VerifyReport(path, recorded, computed, rows, time.perf_counter() - started, problem=str(exc))
     return VerifyReport(path, recorded, computed, rows, time.perf_counter() - started)
+
+
+def verify_partial_adv_set(path: Path | str) -> VerifyReport:
+    """Check a partial adversarial set (`adv/.<name>.h5.partial`, left for --resume): its rows
+    [0, done) must hash to the digest recorded with them (a raised `done` or edited rows do not)."""
+    path = Path(path)
+    started = time.perf_counter()
+    digest = AdvContentDigest()
+    try:
+        with open_h5(path, what="partial adversarial set") as handle:
+            attrs = read_h5_attrs(path, handle)
+            rows = check_partial_rows(path, handle, attrs, digest)
+    except CorruptArtefactError as exc:
+        return VerifyReport(path, "", "", 0, time.perf_counter() - started, problem=str(exc))
+    recorded = str(attrs.get(DONE_DIGEST_ATTR, "")) if rows else digest.hexdigest()
+    return VerifyReport(path, recorded, digest.hexdigest(), rows, time.perf_counter() - started)
+
+
+def partial_adv_files(workspace: Workspace) -> list[Path]:
+    """The partial adversarial sets of the workspace (`adv/.<name>.h5.partial`, shards included)
+    that are regular files, sorted."""
+    folder = workspace.dir_for("adv")
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(".*.h5.partial") if is_regular_file(p))

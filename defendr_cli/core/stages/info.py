@@ -10,7 +10,8 @@ from defendr_cli.core.io.checkpoint import read_checkpoint
 from defendr_cli.core.io.catalog import KIND_ORDER, ArtefactEntry, list_artefacts
 from defendr_cli.core.io.reader import CacheInfo, read_cache_info
 from defendr_cli.core.io.adversarial import find_adv_sets
-from defendr_cli.core.io.verify import VerifyReport, verify_adv_set, verify_cache
+from defendr_cli.core.io.verify import (VerifyReport, partial_adv_files, verify_adv_set, verify_cache,
+                                       verify_partial_adv_set)
 from defendr_cli.core.models.loading import model_hint
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.workspace import Workspace
@@ -36,7 +37,8 @@ class InfoResult:
             payload["verify"] = {"ok": v.ok, "recorded": v.recorded, "computed": v.computed, "rows": v.rows,
                                  "seconds": round(v.seconds, 3)}
             payload["verify_adv_sets"] = [{"name": r.path.stem, "ok": r.ok, "recorded": r.recorded,
-                                           "computed": r.computed, "rows": r.rows} for r in self.adv_verify]
+                                           "computed": r.computed, "rows": r.rows, "problem": r.problem}
+                                          for r in self.adv_verify]
         return payload
 
     def raise_if_corrupt(self) -> None:
@@ -45,10 +47,12 @@ class InfoResult:
             raise CorruptArtefactError(
                 f"the content of {self.path} does not match its fingerprint (recorded {self.verify.recorded}, "
                 f"computed {self.verify.computed})", hint="make it again with: defendr prepare --force")
-        bad = [r.path.stem for r in self.adv_verify if r.recorded and not r.ok]
+        bad = [r.path.stem for r in self.adv_verify if (r.recorded or r.problem) and not r.ok]
         if bad:
+            first = next(r.problem for r in self.adv_verify if r.path.stem == bad[0]) or "fingerprint differs"
             raise CorruptArtefactError(f"the content of adversarial set(s) {', '.join(bad)} does not match the "
-                                       f"recorded fingerprint", hint="make them again with: defendr attack ... --force")
+                                       f"recorded fingerprint or is damaged (first: {first})",
+                                       hint="make them again with: defendr attack ... --force")
 
 
 def run_info(workspace: Workspace, cache: str | None = None, *, verify: bool = False,
@@ -59,6 +63,7 @@ def run_info(workspace: Workspace, cache: str | None = None, *, verify: bool = F
     if not verify:
         return InfoResult(path, info)
     adv_reports = [verify_adv_set(s.path) for s in find_adv_sets(workspace) if s.clean_fingerprint == info.fingerprint]
+    adv_reports += [verify_partial_adv_set(p) for p in partial_adv_files(workspace)]
     return InfoResult(path, info, verify_cache(path, reporter=reporter), adv_reports)
 
 
@@ -114,4 +119,6 @@ def run_ls(workspace: Workspace, kind: str | None = None) -> LsResult:
     if kind is not None and kind not in KIND_ALIASES:
         raise InputError(f"unknown kind '{kind}': use data, adv, models or reports")
     kinds = (KIND_ALIASES[kind],) if kind else KIND_ORDER
+    if workspace.root.exists() and not workspace.root.is_dir():
+        raise InputError(f"the workspace {workspace.root} is a file, not a folder: give a folder with --workdir")
     return LsResult(workspace.root, kinds, list_artefacts(workspace, kinds))

@@ -65,8 +65,11 @@ class _Readers:
         if self._stack is None:
             self._stack = contextlib.ExitStack()
             self._opened = [self._stack.enter_context(SplitReader(self.clean_path, self.split))]
-            if self.adv_paths:
-                self._opened += [self._stack.enter_context(AdvSetReader(p)) for p in self.adv_paths]
+            clean = self._opened[0]
+            for path in self.adv_paths:  # each set checked (schema, pixels, fingerprint) and aligned
+                reader = self._stack.enter_context(AdvSetReader(path))
+                reader.check_aligned(clean.info.fingerprint, clean.image_shape, clean.labels)
+                self._opened.append(reader)
         return self._opened
 
     def close(self) -> None:
@@ -216,9 +219,10 @@ def resolve_adv_sets(workspace: Workspace, refs: Sequence[str], *, split: str, c
             if info.split != split:
                 raise MismatchError(f"adversarial set '{path.stem}' is of the {info.split} split; "
                                     f"`train {method}` needs copies of the {split} split")
-            if clean_fingerprint and info.clean_fingerprint and info.clean_fingerprint != clean_fingerprint:
-                raise MismatchError(f"adversarial set '{path.stem}' was made from another clean cache "
-                                    f"(fingerprint {info.clean_fingerprint}, expected {clean_fingerprint})")
+            if clean_fingerprint and info.clean_fingerprint != clean_fingerprint:
+                made = f"fingerprint {info.clean_fingerprint}" if info.clean_fingerprint else "no recorded fingerprint"
+                raise MismatchError(f"adversarial set '{path.stem}' was not made from this clean cache "
+                                    f"({made}, expected {clean_fingerprint})")
             if path not in paths:
                 paths.append(path)
     return paths

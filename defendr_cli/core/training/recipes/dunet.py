@@ -147,7 +147,7 @@ class DunetRecipe(Recipe):
         refs = list(self.method_options.adv)
         if not refs:
             refs = [s.name for s in find_adv_sets(workspace, split="train", source_model=self.target_name)
-                    if not s.clean_fingerprint or s.clean_fingerprint == info.fingerprint]
+                    if s.clean_fingerprint == info.fingerprint]
             if not refs:
                 raise MissingArtefactError(
                     f"no adversarial sets of the train split made from '{self.target_name}' in {workspace.adv_dir}",

@@ -1,0 +1,98 @@
+"""The schema of a checkpoint payload (core/io/checkpoint.py) and of an ensemble manifest.
+
+`checkpoint_fields(payload, where)` checks the type of every key a stage reads, so a payload that
+unpickles fine (weights_only) but lies (a list where `data` is a dict, a string image size, a
+state_dict holding strings, parents that are not references) is ONE CorruptArtefactError naming
+the file, never a TypeError deep inside a builder. `ensemble_manifest_fields` adds what an
+ensemble's manifest must hold: member names, finite weights (one per member), a combine rule.
+Checked on every read and before every write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.io.schema import Fields, is_finite_number
+
+_DATA_TEXT = ("name", "fingerprint")
+_OPTIONAL_MAPPINGS = ("hparams", "best", "provenance")
+
+
+def checkpoint_fields(payload: dict[str, Any], where: str) -> None:
+    """CorruptArtefactError naming `where` unless the payload's keys have the types Defendr writes:
+    kind, name str; config dict; summary, method str; state_dict {str: Tensor}; data {name,
+    fingerprint str, class_ids/class_names [str], image_size int >= 1}; hparams, best, provenance
+    dict or None; history list; provenance.parents [{role, name, fingerprint: str}]."""
+    fields = Fields(where, payload, "checkpoint")
+    fields.text("kind")
+    if not fields.text("name"):
+        raise fields.bad("name", "a non-empty string")
+    fields.mapping("config")
+    fields.text("summary", "")
+    if payload.get("method") is not None:
+        fields.text("method")
+    _check_state_dict(fields, payload.get("state_dict", {}))
+    _check_data(where, payload.get("data"))
+    for key in _OPTIONAL_MAPPINGS:
+        if payload.get(key) is not None:
+            fields.mapping(key)
+    if payload.get("history") is not None:
+        fields.sequence("history")
+    _check_parents(where, (payload.get("provenance") or {}).get("parents"))
+    if payload["kind"] == "ensemble":
+        ensemble_manifest_fields(payload, where)
+
+
+def _check_state_dict(fields: Fields, state: Any) -> None:
+    if state is None:
+        return
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise fields.bad("state_dict", "a mapping of parameter names to tensors")
+
+
+def _check_data(where: str, data: Any) -> None:
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise CorruptArtefactError(f"{where} is a damaged checkpoint: 'data' is a {type(data).__name__}, "
+                                   f"expected a mapping")
+    fields = Fields(where, data, "checkpoint (its 'data')")
+    for key in _DATA_TEXT:
+        fields.text(key, "")
+    fields.texts("class_ids", [])
+    fields.texts("class_names", [])
+    if data.get("image_size") is not None:
+        fields.integer("image_size", minimum=1)
+
+
+def _check_parents(where: str, parents: Any) -> None:
+    if parents is None:
+        return
+    if not isinstance(parents, list) or not all(
+            isinstance(p, dict) and all(isinstance(p.get(k), str) for k in ("role", "name", "fingerprint"))
+            for p in parents):
+        raise CorruptArtefactError(f"{where} is a damaged checkpoint: 'provenance.parents' is not a list of "
+                                   f"references {{role, name, fingerprint}}")
+
+
+def ensemble_manifest_fields(payload: dict[str, Any], where: str) -> None:
+    """CorruptArtefactError naming `where` unless the ensemble manifest's config holds `members`
+    (a non-empty list of names), `weights` (None, or one finite non-negative number per member,
+    not all zero) and `combine` (a string), and its provenance lists one member reference each."""
+    fields = Fields(where, payload["config"], "ensemble manifest")
+    members = fields.texts("members")
+    if not members:
+        raise fields.bad("members", "a non-empty list of model names")
+    weights = payload["config"].get("weights")
+    if weights is not None and (not isinstance(weights, list) or len(weights) != len(members)
+                                or not all(is_finite_number(w) and w >= 0 for w in weights) or not sum(weights)):
+        raise fields.bad("weights", f"{len(members)} finite non-negative numbers, not all zero")
+    fields.text("combine", "probs")
+    references = [p for p in (payload.get("provenance") or {}).get("parents") or [] if p.get("role") == "member"]
+    if len(references) != len(members):
+        raise CorruptArtefactError(f"{where} is a damaged ensemble manifest: {len(members)} members but "
+                                   f"{len(references)} member references")
