@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from defendr_cli.core.atomic import atomic_path
+from defendr_cli.core.errors import DefendrError
+from defendr_cli.core.io.files import read_json_file
 from defendr_cli.core.evaluation.results import AdaptiveRow, GridPoint, SanityCheck
 from defendr_cli.core.progress import saved_for_test
 
@@ -50,11 +52,11 @@ class AdaptivePartials:
             return None
         path = self._path(model_key)
         try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
+            saved = read_json_file(path, what="saved adaptive row", allow_nan=True)  # never a FIFO, bounded
             if saved.get("model_key") != model_key or saved.get("settings") != self.settings:
                 return None
             return row_from_dict(saved["row"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (DefendrError, OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing or damaged: the model is attacked again
 
     def save(self, model_key: str, row: AdaptiveRow) -> None:

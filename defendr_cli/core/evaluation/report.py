@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from defendr_cli.core.atomic import atomic_path
-from defendr_cli.core.errors import CorruptArtefactError, MissingArtefactError
+from defendr_cli.core.errors import MissingArtefactError
 from defendr_cli.core.evaluation import plots
 from defendr_cli.core.evaluation.metrics import eps_scalar
 from defendr_cli.core.evaluation.report_tables import adaptive_tables, comparison_rows, transfer_tables
 from defendr_cli.core.evaluation.results import AdaptiveResult, TransferResult
 from defendr_cli.core.evaluation.tables import Table
+from defendr_cli.core.io.report_file import read_results_file
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.md"
@@ -136,7 +137,4 @@ def read_results(folder: Path) -> dict:
     path = Path(folder) / RESULTS_FILE
     if not path.exists():
         raise MissingArtefactError(f"no report at {folder}", hint="make it with: defendr evaluate")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CorruptArtefactError(f"{path} is not valid JSON: {exc}") from exc
+    return read_results_file(path)  # schema-checked, never a FIFO (core/io/report_file.py)

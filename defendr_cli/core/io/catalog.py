@@ -9,13 +9,17 @@ is listed as unreadable with the reason; it never stops the listing.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from defendr_cli.core.io.files import read_small_file, require_regular_file
+from defendr_cli.core.io.h5 import open_h5
+from defendr_cli.core.io.report_file import read_results_file
 from defendr_cli.core.workspace import ARTEFACT_KINDS, Workspace
 
 KIND_ORDER: tuple[str, ...] = ("data", "adv", "model", "report")
+SUMMARY_CHARS = 300  # a summary is one line; a file that records more is cut, not printed whole
+SUMMARY_SOURCE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,7 @@ class ArtefactEntry:
 
 
 def hdf5_summary(path: Path) -> str:
-    import h5py
-
-    with h5py.File(path, "r") as handle:
+    with open_h5(path, what="HDF5 artefact") as handle:  # a regular file only: a FIFO would block
         value = handle.attrs.get("summary")
         if value is None:
             fmt = handle.attrs.get("format")
@@ -53,6 +55,7 @@ def hdf5_summary(path: Path) -> str:
 def checkpoint_summary(path: Path) -> str:
     import torch
 
+    require_regular_file(path, what="checkpoint")
     payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(payload, dict) or "summary" not in payload:
         raise ValueError("not a Defendr checkpoint (no summary)")
@@ -62,12 +65,13 @@ def checkpoint_summary(path: Path) -> str:
 def report_summary(folder: Path) -> str:
     results = folder / "results.json"
     if results.is_file():
-        data = json.loads(results.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and data.get("summary"):
+        data = read_results_file(results)
+        if data.get("summary"):
             return str(data["summary"])
     report = folder / "report.md"
     if report.is_file():
-        for line in report.read_text(encoding="utf-8").splitlines():
+        text = read_small_file(report, what="report", max_bytes=SUMMARY_SOURCE_BYTES).decode("utf-8", "replace")
+        for line in text.splitlines():
             if line.startswith("#"):
                 return line.lstrip("# ").strip()
     files = [p for p in folder.rglob("*") if p.is_file()]
@@ -94,7 +98,7 @@ def _entry(kind: str, name: str, path: Path, *, partial: bool = False) -> Artefa
     except Exception as exc:  # any unreadable file is reported, not raised: `ls` must list the rest
         reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         return ArtefactEntry(kind, name, path, size, f"unreadable: {reason[:100]}", readable=False)
-    return ArtefactEntry(kind, name, path, size, " ".join(summary.split()))
+    return ArtefactEntry(kind, name, path, size, " ".join(summary.split())[:SUMMARY_CHARS])
 
 
 def list_artefacts(workspace: Workspace, kinds: tuple[str, ...] = KIND_ORDER) -> list[ArtefactEntry]:

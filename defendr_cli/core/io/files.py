@@ -81,13 +81,14 @@ def read_small_file(path: Path | str, *, what: str, hint: str | None = None,
 
 
 def read_json_file(path: Path | str, *, what: str, hint: str | None = None, expect: type = dict,
-                   max_bytes: int = SMALL_FILE_BYTES) -> Any:
+                   max_bytes: int = SMALL_FILE_BYTES, allow_nan: bool = False) -> Any:
     """The JSON value of the file at `path`, which must be a `expect` (dict or list):
-    CorruptArtefactError, naming the file, for invalid UTF-8/JSON, NaN/Infinity or another type."""
+    CorruptArtefactError, naming the file, for invalid UTF-8/JSON, another type, or (unless
+    `allow_nan`: reports that record an undefined figure as NaN) NaN/Infinity."""
     path = Path(path)
     data = read_small_file(path, what=what, hint=hint, max_bytes=max_bytes)
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+        value = json.loads(data.decode("utf-8"), parse_constant=None if allow_nan else _refuse_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CorruptArtefactError(f"{path} is not a valid {what} (JSON: {reason[:120]})") from exc

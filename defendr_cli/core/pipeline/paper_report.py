@@ -14,6 +14,7 @@ from typing import Any
 
 from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.evaluation.results import AdaptiveResult, SetScores, TransferResult, TransferRow
+from defendr_cli.core.io.report_file import read_phenomena_file
 
 PAPER_TABLES = "paper_tables.json"
 PHENOMENA_FILE = "phenomena.json"
@@ -199,4 +200,4 @@ def write_paper_comparison(folder: Path, transfer: TransferResult, adaptive: Ada
 
 def read_phenomena(folder: Path) -> list[dict[str, Any]]:
     path = Path(folder) / PHENOMENA_FILE
-    return json.loads(path.read_text()) if path.exists() else []
+    return read_phenomena_file(path) if path.exists() else []

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from defendr_cli.core.atomic import atomic_path
+from defendr_cli.core.errors import DefendrError
+from defendr_cli.core.io.files import read_json_file
 from defendr_cli.core.fingerprint import file_fingerprint
 
 LEDGER_NAME = "reproduce-state.json"
@@ -55,9 +57,11 @@ class PipelineLedger:
         if not path.exists():
             return cls(path)
         try:
-            stages = json.loads(path.read_text())["stages"]
-        except (ValueError, KeyError, TypeError):
+            stages = read_json_file(path, what="pipeline ledger")["stages"]
+        except (DefendrError, KeyError):
             stages = {}  # an unreadable ledger only costs a rerun; never trust it
+        if not isinstance(stages, dict) or not all(isinstance(r, dict) for r in stages.values()):
+            stages = {}
         return cls(path, stages)
 
     def is_current(self, stage_id: str, key: str) -> bool:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.calibration import calibration_line
+from defendr_cli.core.io.report_file import read_results_file
 from defendr_cli.core.pipeline.paper_report import SETTINGS_HEADING
 
 HEADING = "## Stage times"
@@ -81,7 +82,7 @@ def write_timing(report_dir: Path, records: Sequence[StageTiming], total_seconds
     changed: list[Path] = []
     results_path = Path(report_dir) / RESULTS_FILE
     if results_path.exists():
-        results = json.loads(results_path.read_text())
+        results = read_results_file(results_path)
         results["timing"] = {"total_seconds": round(float(total_seconds), 2), "stages": rows,
                              "calibration": calibration}
         with atomic_path(results_path) as tmp:
