@@ -65,6 +65,11 @@ class Workspace:
     def reports_dir(self) -> Path:
         return self.dir_for("report")
 
+    def require_folder(self) -> None:
+        """InputError when the workspace root exists but is not a folder (e.g. --workdir names a file)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(f"the workspace {self.root} is a file, not a folder: give a folder with --workdir")
+
     def path_for(self, kind: str, name: str, *, create_dir: bool = True) -> Path:
         """Where an artefact called `name` of `kind` lives (it need not exist)."""
         _, suffix, _ = ARTEFACT_KINDS[kind]
@@ -105,6 +110,7 @@ class Workspace:
 
     def default_data(self) -> Path:
         """The workspace's clean cache when there is exactly one; a clear error otherwise."""
+        self.require_folder()
         names = self.names("data")
         if not names:
             raise MissingArtefactError(

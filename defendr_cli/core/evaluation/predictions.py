@@ -141,7 +141,10 @@ class PredictionCache:
 
     def store(self, model_key: str, set_key: str, predictions: Predictions) -> None:
         """Save one entry; skipped when another process (e.g. another torchrun rank) is writing the
-        same entry right now: the key fixes the content, so its copy is as good as ours."""
+        same entry right now: the key fixes the content, so its copy is as good as ours. Skipped too
+        when a folder sits at the entry's path (the predictions are still returned, just not cached)."""
+        if self.path(model_key, set_key).is_dir():
+            return
         try:
             with atomic_path(self.path(model_key, set_key)) as tmp, open(tmp, "wb") as handle:
                 write_prediction_file(handle, predictions.preds, predictions.labels, predictions.indices)

@@ -27,13 +27,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.errors import CorruptArtefactError, DefendrError
 from defendr_cli.core.fingerprint import FINGERPRINT_CHARS, file_fingerprint
+from defendr_cli.core.io.files import read_json_file
 from defendr_cli.core.io.h5 import open_h5
 
 FINGERPRINT_ATTR = "content_fingerprint"
 DONE_DIGEST_ATTR = "rows_digest"  # of a partial file's rows [0, done), checked when it is reopened
 SAMPLED_ROWS = 8
+SEAL_BYTES = 4096  # a seal is a few fields of JSON
 _BLOCK_BYTES = 32 << 20
 RowCheck = Callable[[int, np.ndarray], None]  # (first row, stored image rows) -> None or raise
 
@@ -117,11 +119,11 @@ def write_seal(path: Path | str, fingerprint: str, handle: h5py.File | None = No
 
 
 def _read_seal(path: Path) -> dict | None:
+    """The seal beside `path`, or None when absent or not a sound seal (a FIFO is never opened)."""
     try:
-        seal = json.loads(seal_path(path).read_text())
-    except (OSError, ValueError):
+        return read_json_file(seal_path(path), what="seal", max_bytes=SEAL_BYTES)
+    except DefendrError:
         return None
-    return seal if isinstance(seal, dict) else None
 
 
 def compute_adv_fingerprint(path: Path | str, check_rows: RowCheck | None = None) -> str:

@@ -190,6 +190,11 @@ class AdvSetWriter:
         np_dtype = np.float16 if self.dtype == "float16" else np.uint8
         row_bytes = int(np.prod(image_shape)) * np.dtype(np_dtype).itemsize
         check_space(self.final, self.count * (row_bytes + 8 * len(PER_ROW)))
+        if self.partial.is_symlink() or (self.partial.exists() and not is_regular_file(self.partial)):
+            if self.partial.is_dir() and not self.partial.is_symlink():
+                raise CorruptArtefactError(f"{self.partial} is a folder where the partial set goes: remove it")
+            self.partial.unlink()  # a FIFO or a link at our own temporary path: writing through it could
+            # block for ever or truncate the file the link points to
         handle = h5py.File(self.partial, "w")
         chunk_rows = max(1, min(self.count, _CHUNK_BYTES // max(row_bytes, 1)))
         handle.create_dataset("images", shape=(self.count, *image_shape), dtype=np_dtype,

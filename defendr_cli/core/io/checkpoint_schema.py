@@ -49,9 +49,12 @@ def checkpoint_fields(payload: dict[str, Any], where: str) -> None:
 def _check_state_dict(fields: Fields, state: Any) -> None:
     if state is None:
         return
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):
+    if not isinstance(state, dict):
         raise fields.bad("state_dict", "a mapping of parameter names to tensors")
+    bad = next((k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise CorruptArtefactError(f"{fields.path} is a damaged checkpoint: 'state_dict' entry {str(bad)[:60]!r} is a "
+                                   f"{type(state[bad]).__name__}, not a tensor")
 
 
 def _check_data(where: str, data: Any) -> None:

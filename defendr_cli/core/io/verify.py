@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.errors import CorruptArtefactError, DefendrError
 from defendr_cli.core.io.adv_fingerprint import DONE_DIGEST_ATTR, AdvContentDigest
 from defendr_cli.core.io.adv_schema import adv_set_fields, check_adv_layout, check_pixels
-from defendr_cli.core.io.adversarial import check_partial_rows, from_storage
+from defendr_cli.core.io.adversarial import check_partial_rows, from_storage, read_adv_info
 from defendr_cli.core.io.cache import SPLITS, ContentDigest
 from defendr_cli.core.io.h5 import open_h5
 from defendr_cli.core.io.reader import info_from_handle
@@ -104,3 +104,20 @@ def partial_adv_files(workspace: Workspace) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.glob(".*.h5.partial") if is_regular_file(p))
+
+
+def verify_workspace_adv_sets(workspace: Workspace, cache_fingerprint: str) -> list[VerifyReport]:
+    """One report per adversarial set of the workspace made from the cache `cache_fingerprint`, per
+    set that cannot be read at all (its report says why: it may be this cache's), and per partial
+    file left for --resume (its rows checked against their digest)."""
+    reports = []
+    for name in workspace.names("adv"):
+        path = workspace.path_for("adv", name, create_dir=False)
+        try:
+            made_from = read_adv_info(path).clean_fingerprint
+        except DefendrError as exc:
+            reports.append(VerifyReport(path, "", "", 0, 0.0, problem=str(exc)))
+            continue
+        if made_from == cache_fingerprint:
+            reports.append(verify_adv_set(path))
+    return reports + [verify_partial_adv_set(p) for p in partial_adv_files(workspace)]

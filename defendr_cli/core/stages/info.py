@@ -9,9 +9,7 @@ from defendr_cli.core.errors import CorruptArtefactError, InputError
 from defendr_cli.core.io.checkpoint import read_checkpoint
 from defendr_cli.core.io.catalog import KIND_ORDER, ArtefactEntry, list_artefacts
 from defendr_cli.core.io.reader import CacheInfo, read_cache_info
-from defendr_cli.core.io.adversarial import find_adv_sets
-from defendr_cli.core.io.verify import (VerifyReport, partial_adv_files, verify_adv_set, verify_cache,
-                                       verify_partial_adv_set)
+from defendr_cli.core.io.verify import VerifyReport, verify_cache, verify_workspace_adv_sets
 from defendr_cli.core.models.loading import model_hint
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.workspace import Workspace
@@ -62,8 +60,7 @@ def run_info(workspace: Workspace, cache: str | None = None, *, verify: bool = F
     info = read_cache_info(path)
     if not verify:
         return InfoResult(path, info)
-    adv_reports = [verify_adv_set(s.path) for s in find_adv_sets(workspace) if s.clean_fingerprint == info.fingerprint]
-    adv_reports += [verify_partial_adv_set(p) for p in partial_adv_files(workspace)]
+    adv_reports = verify_workspace_adv_sets(workspace, info.fingerprint)
     return InfoResult(path, info, verify_cache(path, reporter=reporter), adv_reports)
 
 
@@ -119,6 +116,5 @@ def run_ls(workspace: Workspace, kind: str | None = None) -> LsResult:
     if kind is not None and kind not in KIND_ALIASES:
         raise InputError(f"unknown kind '{kind}': use data, adv, models or reports")
     kinds = (KIND_ALIASES[kind],) if kind else KIND_ORDER
-    if workspace.root.exists() and not workspace.root.is_dir():
-        raise InputError(f"the workspace {workspace.root} is a file, not a folder: give a folder with --workdir")
+    workspace.require_folder()
     return LsResult(workspace.root, kinds, list_artefacts(workspace, kinds))
