@@ -202,7 +202,7 @@ def check_storage(path: Path, dataset: h5py.Dataset, key: str, *, stored: bool =
     not all stored in the file (a huge declared shape backed by nothing)."""
     try:
         filters = dataset.id.get_create_plist().get_nfilters()
-        stored = dataset.id.get_storage_size()
+        stored_bytes = dataset.id.get_storage_size()
     except (OSError, ValueError) as exc:
         raise CorruptArtefactError(f"{path}: dataset '{key}' cannot be examined ({type(exc).__name__})") from exc
     if filters:
@@ -211,8 +211,8 @@ def check_storage(path: Path, dataset: h5py.Dataset, key: str, *, stored: bool =
     if not stored:
         return
     declared = int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize if dataset.shape else 0
-    if dataset.dtype.kind != "O" and stored < declared:
-        raise CorruptArtefactError(f"{path}: dataset '{key}' declares {declared} bytes but {stored} are stored "
+    if dataset.dtype.kind != "O" and stored_bytes < declared:
+        raise CorruptArtefactError(f"{path}: dataset '{key}' declares {declared} bytes but {stored_bytes} are stored "
                                    f"(a truncated or forged file)")
 
 
