@@ -31,6 +31,7 @@ from defendr_cli.core.errors import CorruptArtefactError, DefendrError
 from defendr_cli.core.fingerprint import FINGERPRINT_CHARS, file_fingerprint
 from defendr_cli.core.io.files import read_json_file
 from defendr_cli.core.io.h5 import open_h5
+from defendr_cli.core.io.schema import damaged_file_errors
 
 FINGERPRINT_ATTR = "content_fingerprint"
 DONE_DIGEST_ATTR = "rows_digest"  # of a partial file's rows [0, done), checked when it is reopened
@@ -191,5 +192,5 @@ def _rehash(handle: h5py.File, check_rows: RowCheck | None) -> str:
 def adv_set_fingerprint(path: Path | str) -> str:
     """`checked_fingerprint` of the set at `path`, opened here (CorruptArtefactError on a mismatch)."""
     path = Path(path).resolve()
-    with open_h5(path, what="adversarial set") as handle:
+    with open_h5(path, what="adversarial set") as handle, damaged_file_errors(path, "adversarial set"):
         return checked_fingerprint(path, handle)

@@ -46,7 +46,7 @@ from defendr_cli.core.io.h5 import Batch, ProcessLocalFile, batch_rows, check_ro
 from defendr_cli.core.io.adv_schema import (ADV_FORMAT, ADV_FORMAT_VERSION, PER_ROW, STORAGE_DTYPES, AdvSetInfo,
                                             adv_set_fields, check_adv_aligned, check_adv_layout, check_pixels)
 from defendr_cli.core.io.files import is_regular_file
-from defendr_cli.core.io.schema import plain_value, read_h5_attrs
+from defendr_cli.core.io.schema import damaged_file_errors, plain_value, read_h5_attrs
 from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.workspace import Workspace
@@ -70,7 +70,7 @@ def _open(path: Path) -> h5py.File:
 
 def read_adv_info(path: Path | str) -> AdvSetInfo:
     """Attributes of the complete adversarial set at `path` (CorruptArtefactError otherwise)."""
-    with _open(Path(path)) as handle:
+    with _open(Path(path)) as handle, damaged_file_errors(path, "adversarial set"):
         attrs = _read_attrs(handle, Path(path))
     return adv_set_fields(Path(path), attrs)
 
@@ -285,7 +285,8 @@ def check_partial_rows(path: Path, handle: h5py.File, attrs: dict[str, Any], dig
         member = handle.get(key)
         if not isinstance(member, h5py.Dataset) or not member.shape or member.shape[0] != count:
             raise CorruptArtefactError(f"{path}: the partial set's dataset '{key}' is missing or damaged", hint=_RESTART)
-    digest.update_from_file(handle, done)
+    with damaged_file_errors(path, "partial adversarial set"):
+        digest.update_from_file(handle, done)
     recorded = attrs.get(DONE_DIGEST_ATTR)
     if done and recorded != digest.hexdigest():
         raise CorruptArtefactError(f"{path}: its {done} written rows do not match the digest recorded with them "
@@ -317,7 +318,7 @@ def read_adv_head(path: Path | str, rows: int, columns: Sequence[str] = ()) -> t
     """Info, the first `rows` images (float32 in [0, 1]) and those rows of the per-row `columns`
     of the complete set at `path`, read in one open, after checking its layout and pixels."""
     path = Path(path)
-    with _open(path) as handle:
+    with _open(path) as handle, damaged_file_errors(path, "adversarial set"):
         info = adv_set_fields(path, _read_attrs(handle, path))
         stored = check_adv_layout(path, handle, info)
         images = check_pixels(path, from_storage(handle["images"][:rows]), 0)
@@ -347,18 +348,24 @@ class AdvSetReader:
         self.path = Path(path)
         handle = _open(self.path)
         try:
-            identity = file_identity(self.path)
+            self._check_on_open(handle)
+        except BaseException:
+            handle.close()
+            raise
+        self._file = ProcessLocalFile(self.path, what="adversarial set", hint="make it with: defendr attack",
+                                      handle=handle, identity=self._identity)
+
+    def _check_on_open(self, handle: h5py.File) -> None:
+        """Schema, layout, per-row columns and fingerprint (with every pixel when re-hashed), all
+        read through `handle`; a damaged file is one CorruptArtefactError."""
+        with damaged_file_errors(self.path, "adversarial set"):
+            self._identity = file_identity(self.path)
             self.info = adv_set_fields(self.path, _read_attrs(handle, self.path))
             columns = check_adv_layout(self.path, handle, self.info)
             self.labels, self.clean_indices = columns["labels"], columns["clean_indices"]
             self.success, self.targets = columns["success"], columns["targets"]
             self._shape = tuple(handle["images"].shape)
             self.fingerprint = checked_fingerprint(self.path, handle, check_rows=self._check_block)
-        except BaseException:
-            handle.close()
-            raise
-        self._file = ProcessLocalFile(self.path, what="adversarial set", hint="make it with: defendr attack",
-                                      handle=handle, identity=identity)
 
     def _check_block(self, start: int, rows: np.ndarray) -> None:
         check_pixels(self.path, from_storage(rows), start)
@@ -388,7 +395,9 @@ class AdvSetReader:
     def read(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
         """float32 (n,3,H,W) in [0,1] for rows `indices` of this set, in the order given."""
         idx = check_rows(indices, len(self), "adversarial set")
-        return check_pixels(self.path, from_storage(read_rows(self._file.get()["images"], idx)))
+        with damaged_file_errors(self.path, "adversarial set"):
+            rows = read_rows(self._file.get()["images"], idx)
+        return check_pixels(self.path, from_storage(rows))
 
     def iter_batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
                      indices: Sequence[int] | np.ndarray | None = None) -> Iterator[Batch]:

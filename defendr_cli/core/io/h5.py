@@ -70,9 +70,13 @@ def read_sorted_runs(dataset: h5py.Dataset, unique: np.ndarray) -> np.ndarray:
     """Rows `unique` (sorted, unique int64) of `dataset`, read as one hyperslab per run."""
     rows = np.empty((unique.size, *dataset.shape[1:]), dtype=dataset.dtype)
     at = 0
-    for start, stop in sorted_runs(unique):
-        dataset.read_direct(rows, np.s_[start:stop], np.s_[at:at + stop - start])
-        at += stop - start
+    try:
+        for start, stop in sorted_runs(unique):
+            dataset.read_direct(rows, np.s_[start:stop], np.s_[at:at + stop - start])
+            at += stop - start
+    except (OSError, RuntimeError, ValueError) as exc:  # a damaged chunk or heap in the file
+        raise CorruptArtefactError(f"{dataset.file.filename}: dataset '{dataset.name}' cannot be read "
+                                   f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     return rows
 
 

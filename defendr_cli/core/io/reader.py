@@ -25,7 +25,7 @@ import torch
 from defendr_cli.core.io.cache import FORMAT_NAME, FORMAT_VERSION, SPLITS
 from defendr_cli.core.errors import CorruptArtefactError, InputError
 from defendr_cli.core.io.h5 import Batch, as_str_list, batch_rows, check_rows, open_h5, read_sorted_runs
-from defendr_cli.core.io.schema import Fields, check_dataset, read_h5_attrs
+from defendr_cli.core.io.schema import Fields, check_dataset, damaged_file_errors, read_h5_attrs
 
 IN_MEMORY_BYTES = 1 << 30  # auto in-memory load for splits smaller than 1 GiB
 
@@ -127,7 +127,7 @@ def check_cache_layout(path: Path, handle: h5py.File, info: CacheInfo) -> None:
 
 def read_cache_info(path: Path | str) -> CacheInfo:
     """Attributes of the clean cache at `path`; CorruptArtefactError for foreign/partial files."""
-    with open_h5(Path(path)) as handle:
+    with open_h5(Path(path)) as handle, damaged_file_errors(path, "clean cache"):
         return info_from_handle(Path(path), handle)
 
 
@@ -153,7 +153,7 @@ class SplitReader:
         self.path = Path(path)
         self.split = split
         self.in_memory = in_memory
-        with open_h5(self.path) as handle:
+        with open_h5(self.path) as handle, damaged_file_errors(self.path, "clean cache"):
             self.info = info_from_handle(self.path, handle)
             group = handle[split]
             self.labels: np.ndarray = np.asarray(group["labels"][...], dtype=np.int64)
@@ -204,7 +204,7 @@ class SplitReader:
             backing = self._backing_from(handle)
         except BaseException as exc:
             handle.close()
-            if isinstance(exc, (OSError, KeyError)):
+            if isinstance(exc, (OSError, KeyError, RuntimeError, ValueError)):
                 raise CorruptArtefactError(f"{self.path}: split '{self.split}' cannot be read "
                                            f"({exc.__class__.__name__}: {exc})") from exc
             raise

@@ -16,9 +16,10 @@ adversarial sets (`core.io.adversarial`), checkpoint payloads and ensemble manif
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ import numpy as np
 from defendr_cli.core.errors import CorruptArtefactError
 
 MISSING = object()
+# what h5py raises for damaged metadata or data (a bit flip in an attribute heap gives RuntimeError)
+H5_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
 
 
 def plain_value(value: Any) -> Any:
@@ -44,13 +47,25 @@ def plain_value(value: Any) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def damaged_file_errors(path: Path | str, what: str) -> Iterator[None]:
+    """Turn what h5py raises for a damaged file inside the block (H5_READ_ERRORS) into ONE
+    CorruptArtefactError naming the file; Defendr's own errors pass through unchanged."""
+    try:
+        yield
+    except H5_READ_ERRORS as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise CorruptArtefactError(f"{path}: this {what} cannot be read, it is damaged "
+                                   f"({type(exc).__name__}: {reason[:120]})") from exc
+
+
 def read_h5_attrs(path: Path, handle: h5py.File | h5py.Group) -> dict[str, Any]:
     """Every attribute of `handle` as plain values; CorruptArtefactError when one cannot be read."""
     out = {}
     try:
         for key in handle.attrs.keys():
             out[key] = plain_value(handle.attrs[key])
-    except (OSError, TypeError, ValueError, KeyError) as exc:
+    except H5_READ_ERRORS as exc:
         raise CorruptArtefactError(f"{path}: an attribute cannot be read ({type(exc).__name__}: {exc})") from exc
     return out
 
@@ -180,7 +195,7 @@ def check_dataset(path: Path, handle: h5py.Group, key: str, *, kinds: str, shape
     without a filter and (unless `stored` is False) with all its bytes present in the file."""
     try:
         member = handle.get(key)
-    except (OSError, KeyError, ValueError) as exc:
+    except H5_READ_ERRORS as exc:
         raise CorruptArtefactError(f"{path}: '{key}' of this {what} cannot be read ({type(exc).__name__})") from exc
     if member is None:
         raise CorruptArtefactError(f"{path} is a damaged {what}: it lacks the dataset '{key}'")

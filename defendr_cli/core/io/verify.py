@@ -17,7 +17,7 @@ from defendr_cli.core.io.cache import SPLITS, ContentDigest
 from defendr_cli.core.io.h5 import open_h5
 from defendr_cli.core.io.reader import info_from_handle
 from defendr_cli.core.io.files import is_regular_file
-from defendr_cli.core.io.schema import read_h5_attrs
+from defendr_cli.core.io.schema import damaged_file_errors, read_h5_attrs
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.workspace import Workspace
 
@@ -44,7 +44,7 @@ def verify_cache(path: Path | str, *, reporter: Reporter | None = None, block_by
     path = Path(path)
     started = time.perf_counter()
     digest = ContentDigest()
-    with open_h5(path) as handle:
+    with open_h5(path) as handle, damaged_file_errors(path, "clean cache"):
         info = info_from_handle(path, handle)
         total = sum(info.split_counts.values())
         with reporter.task("verify", total=total) as task:
@@ -69,7 +69,7 @@ def verify_adv_set(path: Path | str) -> VerifyReport:
     started = time.perf_counter()
     recorded, computed, rows = "", "", 0
     try:
-        with open_h5(path, what="adversarial set") as handle:
+        with open_h5(path, what="adversarial set") as handle, damaged_file_errors(path, "adversarial set"):
             info = adv_set_fields(path, read_h5_attrs(path, handle))
             check_adv_layout(path, handle, info)
             recorded, rows = info.content_fingerprint, info.count
