@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError
-from defendr_cli.core.fingerprint import file_fingerprint
-from defendr_cli.core.models.exported import exported_module, load_exported_program
+from defendr_cli.core.fingerprint import bytes_fingerprint
+from defendr_cli.core.models.exported import exported_module, load_exported_bytes, read_exported_bytes
 from defendr_cli.core.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from defendr_cli.core.workspace import Workspace
 
@@ -170,10 +170,12 @@ def network_from_config(config: dict, workspace: Workspace | None) -> tuple[nn.M
     if not path.is_file():
         raise MissingArtefactError(f"the exported program {path} of this imported model is missing",
                                    hint="import it again with: defendr import NAME --exported FILE --force")
-    if file_fingerprint(path) != reference["fingerprint"]:
+    data = read_exported_bytes(path)  # read once: the bytes hashed are the bytes loaded
+    fingerprint = bytes_fingerprint(data)
+    if fingerprint != reference["fingerprint"]:
         raise MismatchError(f"the exported program {path} changed since it was imported "
-                            f"(fingerprint {file_fingerprint(path)}, recorded {reference['fingerprint']})")
-    module, _ = exported_module(load_exported_program(path))
+                            f"(fingerprint {fingerprint}, recorded {reference['fingerprint']})")
+    module, _ = exported_module(load_exported_bytes(data, path))
     return module, True
 
 
