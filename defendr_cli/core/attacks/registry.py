@@ -64,6 +64,9 @@ class AttackSpec:
         (`standard_name_suffix`) writes '-s<steps>', '-norand', '-r<restarts>' and '-<key><value>'
         for every other option that differs from its default; step_size never enters the name.
     losses: the values `loss` may take for this attack.
+    gradient_free: the attack uses no gradient (score-based search such as Square): the adaptive
+        evaluation's masking check counts an image it breaks, where every gradient attack failed,
+        as a sign of masked gradients.
     description: one line for help texts.
     """
 
@@ -75,6 +78,7 @@ class AttackSpec:
     multi_eps: Callable[..., list[AttackResult]] | None = None
     name_suffix: Callable[[Mapping[str, Any]], str] | None = None
     losses: tuple[str, ...] = LOSSES
+    gradient_free: bool = False
     description: str = ""
     parameters: tuple[str, ...] = field(init=False, repr=False, compare=False)
     defaults: dict[str, Any] = field(init=False, repr=False, compare=False)
@@ -253,7 +257,7 @@ _BUILT_IN = (
                description="Auto-PGD (Croce & Hein 2020): step-size schedule, momentum, CE or DLR loss"),
     AttackSpec("apgd-t", apgd_t, aliases=("apgd_t", "apgdt"), stochastic=True,
                description="targeted APGD with the targeted DLR loss over the top-k other classes"),
-    AttackSpec("square", square, stochastic=True,
+    AttackSpec("square", square, stochastic=True, gradient_free=True,
                description="Square Attack (Andriushchenko et al. 2020): score-based random search, no gradient"),
 )
 for _spec in _BUILT_IN:

@@ -19,7 +19,7 @@ from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.predictions import predict
 from defendr_cli.core.evaluation.subjects import EvalModel
-from defendr_cli.core.evaluation.transfer import check_adv_set
+from defendr_cli.core.evaluation.transfer.inputs import check_adv_set
 from defendr_cli.core.explain.figures import PairedCam, paired_grid_png
 from defendr_cli.core.explain.gradcam import GradCAM, explain_targets
 from defendr_cli.core.io.adversarial import AdvSetReader
