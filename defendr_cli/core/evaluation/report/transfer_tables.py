@@ -4,7 +4,7 @@ formatted as % by `Table`)."""
 from __future__ import annotations
 
 from defendr_cli.core.evaluation.report.table import Table
-from defendr_cli.core.evaluation.transfer.results import TransferResult
+from defendr_cli.core.evaluation.transfer.results import AdvSetSummary, PerClass, TransferResult, TransferRow
 
 
 def transfer_tables(result: TransferResult) -> list[Table]:
@@ -14,34 +14,17 @@ def transfer_tables(result: TransferResult) -> list[Table]:
     Table 2: models x adversarial sets (100% adversarial). Table 3: ensemble rows.
     Table 4: models with a known training attack x attacks. Tables 5-6: best / worst classes.
     """
-    tables: list[Table] = []
     sets = result.adv_sets
-    rows = result.models
-    singles = [r for r in rows if not r.is_ensemble]
-    ensembles = [r for r in rows if r.is_ensemble]
-    if not sets:
-        table = Table("table1-clean", "Table 1. Single architecture performance (no adversarial test set evaluated)",
-                      ["Model", "Trained on", "No Adv. Ex."], percent_columns={2},
-                      caption="Accuracy (%) on the clean test split.")
-        for r in rows:
-            table.add(r.name, r.train_attack or "-", r.clean)
-        tables.append(table)
-    for s in sets:
-        table = Table(f"table1-{s.name}", f"Table 1. Single architecture performance (adv. ex.: {s.name})",
-                      ["Model", "Trained on", "No Adv. Ex.", "50% Adv. Ex.", "100% Adv. Ex."], percent_columns={2, 3, 4},
-                      caption="Accuracy (%) on the clean test split, with a seeded half of the images replaced "
-                              "by their adversarial copies, and on the adversarial copies only.")
-        for r in singles + ensembles:
-            cell = r.sets[s.name]
-            table.add(r.name, r.train_attack or "-", r.clean, cell.adv50, cell.adv100)
-        tables.append(table)
+    ordered = [r for r in result.models if not r.is_ensemble] + [r for r in result.models if r.is_ensemble]
+    tables = _table1(result.models, ordered, sets)
     if sets:
         table = Table("table2-attacks", "Table 2. Attack effectiveness (tested on 100% adv. ex.)",
                       ["Model", "Clean"] + [s.label for s in sets],
                       caption="Accuracy (%) on each cached adversarial test set.")
-        for r in singles + ensembles:
+        for r in ordered:
             table.add(r.name, r.clean, *(r.sets[s.name].adv100 for s in sets))
         tables.append(table)
+    ensembles = [r for r in result.models if r.is_ensemble]
     if ensembles:
         table = Table("table3-ensembles", "Table 3. Model ensemble accuracy",
                       ["Ensemble", "Clean"] + [s.label for s in sets],
@@ -49,7 +32,7 @@ def transfer_tables(result: TransferResult) -> list[Table]:
         for r in ensembles:
             table.add(" + ".join(r.members) or r.name, r.clean, *(r.sets[s.name].adv100 for s in sets))
         tables.append(table)
-    trained = [r for r in rows if r.train_attack]
+    trained = [r for r in result.models if r.train_attack]
     if trained and sets:
         table = Table("table4-cross-attack", "Table 4. Model robustness against other attacks (100% adv. ex.)",
                       ["Model (trained on)"] + [s.label for s in sets],
@@ -57,14 +40,42 @@ def transfer_tables(result: TransferResult) -> list[Table]:
         for r in trained:
             table.add(f"{r.name} ({r.train_attack})", *(r.sets[s.name].adv100 for s in sets))
         tables.append(table)
-    per_class = result.per_class
-    if per_class:
-        for entries, word, number in ((per_class.best, "Best", 5), (per_class.worst, "Worst", 6)):
-            table = Table(f"table{number}-{word.lower()}-classes",
-                          f"Table {number}. Top {len(entries)} {word.lower()} predicted classes "
-                          f"({per_class.model} on {per_class.set})",
-                          ["Class label", "Class", "Accuracy", "Images"], percent_columns={2})
-            for e in entries:
-                table.add(e.index, e.name, e.accuracy, e.count)
-            tables.append(table)
+    return tables + _class_tables(result.per_class)
+
+
+def _table1(rows: list[TransferRow], ordered: list[TransferRow], sets: list[AdvSetSummary]) -> list[Table]:
+    """One Table 1 per set (single models first, then ensembles); a clean-only one without sets."""
+    if not sets:
+        table = Table("table1-clean", "Table 1. Single architecture performance (no adversarial test set evaluated)",
+                      ["Model", "Trained on", "No Adv. Ex."], percent_columns={2},
+                      caption="Accuracy (%) on the clean test split.")
+        for r in rows:
+            table.add(r.name, r.train_attack or "-", r.clean)
+        return [table]
+    tables = []
+    for s in sets:
+        table = Table(f"table1-{s.name}", f"Table 1. Single architecture performance (adv. ex.: {s.name})",
+                      ["Model", "Trained on", "No Adv. Ex.", "50% Adv. Ex.", "100% Adv. Ex."], percent_columns={2, 3, 4},
+                      caption="Accuracy (%) on the clean test split, with a seeded half of the images replaced "
+                              "by their adversarial copies, and on the adversarial copies only.")
+        for r in ordered:
+            cell = r.sets[s.name]
+            table.add(r.name, r.train_attack or "-", r.clean, cell.adv50, cell.adv100)
+        tables.append(table)
+    return tables
+
+
+def _class_tables(per_class: PerClass | None) -> list[Table]:
+    """Tables 5-6: the headline model's best and worst classes on the primary set."""
+    if not per_class:
+        return []
+    tables = []
+    for entries, word, number in ((per_class.best, "Best", 5), (per_class.worst, "Worst", 6)):
+        table = Table(f"table{number}-{word.lower()}-classes",
+                      f"Table {number}. Top {len(entries)} {word.lower()} predicted classes "
+                      f"({per_class.model} on {per_class.set})",
+                      ["Class label", "Class", "Accuracy", "Images"], percent_columns={2})
+        for e in entries:
+            table.add(e.index, e.name, e.accuracy, e.count)
+        tables.append(table)
     return tables
