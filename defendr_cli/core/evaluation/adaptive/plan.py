@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from defendr_cli.core.attacks.registry import attack_parameters, build_attack, get_attack
+from defendr_cli.core.attacks.registry import build_attack, get_attack
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.adaptive.cascade import SuiteAttack
 from defendr_cli.core.runtime import Runtime
@@ -104,14 +104,14 @@ def resolve_suite(entries: Sequence[SuiteEntry], eps: float | torch.Tensor, *, r
     attacks or parameters)."""
     out = []
     for entry in entries:
-        accepted = set(attack_parameters(entry.attack))
-        params = {**entry.params, **{k: v for k, v in (common or {}).items() if k in accepted}}
+        spec = get_attack(entry.attack)
+        params = {**entry.params, **{k: v for k, v in (common or {}).items() if spec.accepts(k)}}
         attack = build_attack(entry.attack, eps=eps, **params)
 
         def run(model, images, labels, generator, _attack=attack):
             return _attack(model, images, labels, generator=generator, runtime=runtime)
 
-        out.append(SuiteAttack(entry.label, run, gradient_free=get_attack(entry.attack).gradient_free))
+        out.append(SuiteAttack(entry.label, run, gradient_free=spec.gradient_free))
     return out
 
 
@@ -198,5 +198,18 @@ def first_entry(entries: Sequence[SuiteEntry]) -> SuiteEntry:
 
 def cheap_entry(entry: SuiteEntry) -> SuiteEntry:
     """`entry` with the fewest steps or queries (2): an attack at eps 0 cannot move an image anyway."""
-    accepted = attack_parameters(entry.attack)
-    return replace(entry, params={**entry.params, **{k: 2 for k in ("steps", "n_queries") if k in accepted}})
+    spec = get_attack(entry.attack)
+    return replace(entry, params={**entry.params, **{k: 2 for k in ("steps", "n_queries") if spec.accepts(k)}})
+
+
+def column_name(label: str) -> str:
+    """A suite column's header from its label: the attack's `AttackSpec.report_label`, with the loss
+    when the entry picks one ('apgd-ce' -> 'APGD-CE', 'square' -> 'Square', 'pgd' -> 'PGD'); the
+    label itself for an attack no longer registered."""
+    entry = ATTACK_ENTRIES.get(label) or SuiteEntry(label, label)
+    try:
+        spec = get_attack(entry.attack)
+    except InputError:
+        return label
+    loss = entry.params.get("loss")
+    return f"{spec.report_label}-{str(loss).upper()}" if loss else spec.report_label

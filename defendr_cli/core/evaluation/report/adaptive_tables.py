@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from defendr_cli.core.evaluation.adaptive.plan import column_name
 from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow
 from defendr_cli.core.evaluation.report.table import Table
 from defendr_cli.core.evaluation.transfer.results import TransferResult, TransferRow
@@ -56,7 +57,7 @@ def _transfer_at(row: AdaptiveRow, eps, transfer: TransferResult | None) -> floa
 def suite_table(adaptive: AdaptiveResult, transfer: TransferResult | None = None) -> Table:
     """One row per model and eps: clean, transfer, one column per attack, robust, draws, route, checks."""
     labels = attack_labels(adaptive)
-    columns = ["Model", "Suite", "eps", "Clean", "Transfer"] + [_column_name(a) for a in labels]
+    columns = ["Model", "Suite", "eps", "Clean", "Transfer"] + [column_name(a) for a in labels]
     columns += ["Robust", "All draws", "Ensemble route", "Checks"]
     percent = set(range(3, 5 + len(labels) + 2))
     table = Table("adaptive-suite", "Adaptive evaluation: attack suite through the whole defense", columns,
@@ -77,11 +78,6 @@ def suite_table(adaptive: AdaptiveResult, transfer: TransferResult | None = None
                       *(m.attacks.get(a, {}).get(label) for a in labels), m.robust[label], m.all_draws.get(label),
                       route_text, checks_summary(m))
     return table
-
-
-def _column_name(label: str) -> str:
-    return {"pgd": "PGD", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "apgd-dlr": "APGD-DLR",
-            "square": "Square"}.get(label, label)
 
 
 def adaptive_tables(adaptive: AdaptiveResult, transfer: TransferResult | None = None) -> list[Table]:
