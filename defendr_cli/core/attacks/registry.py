@@ -109,7 +109,8 @@ class AttackSpec:
         object.__setattr__(self, "report_label", self.report_label or self.name)
 
     def accepts(self, keyword: str) -> bool:
-        """The function takes `keyword` (a shared call keyword it declares, or one of its own options)."""
+        """The function takes `keyword` (a shared call keyword it declares, or one of its own options):
+        accepts('loss') for a caller-chosen objective, accepts('targeted') for a targeted mode."""
         return keyword in self.parameters
 
     def check_option(self, key: str, value: Any) -> None:
@@ -135,22 +136,8 @@ class AttackSpec:
 
     @property
     def iterative(self) -> bool:
-        """Takes `steps`."""
-        return "steps" in self.options
-
-    @property
-    def takes_restarts(self) -> bool:
-        return "restarts" in self.options
-
-    @property
-    def takes_loss(self) -> bool:
-        """The caller chooses the objective (`loss`); False for attacks with their own (Square's margin)."""
-        return "loss" in self.parameters
-
-    @property
-    def takes_targets(self) -> bool:
-        """The attack has a targeted mode (`targeted`, `targets`)."""
-        return "targeted" in self.parameters
+        """Takes `steps` (the set summary counts them)."""
+        return self.accepts("steps")
 
     def suffix(self, options: Mapping[str, Any]) -> str:
         """The name part after the eps for these options (see `name_suffix`)."""

@@ -118,11 +118,11 @@ def validate_config(config: AttackStageConfig) -> AttackStageConfig:
     targeted = normalize_target_mode(config.targeted)
     if targeted == "given":
         raise InputError("the attack stage takes --targeted none, random or least-likely")
-    if spec.takes_loss and config.loss not in spec.losses:
+    if spec.accepts("loss") and config.loss not in spec.losses:
         raise InputError(f"unknown loss '{config.loss}': use one of {', '.join(spec.losses)}")
-    if not spec.takes_loss and config.loss != "ce":
+    if not spec.accepts("loss") and config.loss != "ce":
         raise InputError(f"{spec.name} optimises its own objective: it does not take --loss")
-    if not spec.takes_targets and targeted != "none":
+    if not spec.accepts("targeted") and targeted != "none":
         raise InputError(f"{spec.name} has no targeted mode: it does not take --targeted")
     if config.dtype not in STORAGE_DTYPES:
         raise InputError(f"unknown --dtype '{config.dtype}': use float16 or uint8")
