@@ -15,7 +15,7 @@ from defendr_cli.cli.distributed import run_distributed_stage
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.selection import split_names
-from defendr_cli.core.evaluation.tables import Table
+from defendr_cli.core.evaluation.report.table import Table
 from defendr_cli.core.stages.evaluate import EvaluateConfig, EvaluateResult, run_evaluate
 
 

@@ -13,43 +13,12 @@ unchecked (tests/cli/test_cli_option_ranges.py walks every command).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.ranges import Range
 
 SEED_MAX = 2**32 - 1  # numpy's seed range
-
-
-@dataclass(frozen=True)
-class Range:
-    """low <= value <= high (`low_open`: low < value); None: unbounded on that side."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-
-    def describe(self) -> str:
-        """'>= 1', '> 0', 'in [0, 1]', 'in (0, 10]'."""
-        if self.high is None:
-            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
-        return f"in {'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}]"
-
-    def contains(self, value: float) -> bool:
-        if isinstance(value, float) and not math.isfinite(value):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or value <= self.high
-
-    def past_limit(self) -> float:
-        """A value just outside the range (what tests feed)."""
-        return self.low - 1 if self.low is not None else self.high + 1
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 RANGES: dict[str, Range] = {

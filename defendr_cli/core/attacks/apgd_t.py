@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from defendr_cli.core.attacks.apgd import BestPerImage, EpsLike, apgd_run, check_rho
+from defendr_cli.core.attacks.apgd import BestPerImage, apgd_run, check_rho
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.base import AttackResult, attack_context, check_inputs, check_steps
 from defendr_cli.core.attacks.geometry import as_channel_tensor
 from defendr_cli.core.attacks.losses import dlr_targeted

@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackContext, AttackResult, Goal, attack_context, check_inputs, check_steps
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.geometry import as_channel_tensor, ball_bounds, project
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.runtime import Runtime
 
-EpsLike = float | torch.Tensor
 P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128),
               (8000, 256))  # (last iteration of the 10k schedule, divisor of p_init up to it)
 LAST_DIVISOR = 512
