@@ -21,6 +21,7 @@ from defendr_cli.core.attacks.apgd import apgd
 from defendr_cli.core.attacks.apgd_t import apgd_t
 from defendr_cli.core.attacks.base import AttackResult
 from defendr_cli.core.attacks.bim import bim
+from defendr_cli.core.attacks.fab import fab, fab_t
 from defendr_cli.core.attacks.fgsm import fgsm, fgsm_multi
 from defendr_cli.core.attacks.losses import LOSSES
 from defendr_cli.core.attacks.mifgsm import mifgsm
@@ -257,4 +258,14 @@ _BUILT_IN = (
                description="Square Attack (Andriushchenko et al. 2020): score-based random search, no gradient"),
 )
 for _spec in _BUILT_IN:
+    register_attack(_spec)
+
+# FAB (issue 20), kept as its own block: AutoAttack's 'fab-t' (standard suite) and 'fab' (plus suite).
+_FAB = (
+    AttackSpec("fab-t", fab_t, aliases=("fab_t", "fabt"), stochastic=True,
+               description="targeted FAB (Croce & Hein 2020): minimal L-inf adversarial per target, kept if inside eps"),
+    AttackSpec("fab", fab, stochastic=True,
+               description="untargeted FAB (Croce & Hein 2020): minimal L-inf adversarial, kept if inside eps"),
+)
+for _spec in _FAB:
     register_attack(_spec)
