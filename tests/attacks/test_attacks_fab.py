@@ -91,3 +91,20 @@ def test_bad_options_rejected(option, comparison):
     model, x, y = comparison
     with pytest.raises(InputError):
         fab_t(model, x[:2], y[:2], EPS, **option)
+
+
+def test_per_channel_eps_is_respected_per_channel(comparison):
+    model, x, y = comparison
+    x, y = x[:40], y[:40]
+    eps = torch.tensor([EPS, EPS, EPS / 8])
+    result = fab_t(model, x, y, eps, steps=30, n_target_classes=2)
+    assert result.success.any()
+    assert ((result.adv - x).abs() <= eps.view(1, 3, 1, 1)).all()
+    assert result.adv.min() >= 0 and result.adv.max() <= 1
+
+
+def test_equal_per_channel_eps_equals_the_scalar_eps(comparison):
+    model, x, y = comparison
+    x, y = x[:30], y[:30]
+    scalar = fab_t(model, x, y, EPS, steps=15, n_target_classes=2).adv
+    assert torch.equal(fab_t(model, x, y, torch.full((3,), EPS), steps=15, n_target_classes=2).adv, scalar)

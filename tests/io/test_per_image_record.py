@@ -60,8 +60,8 @@ def test_round_trip(tmp_path):
     assert record.header.matches(HEADER) and record.header.budgets == HEADER.budgets
     expected = rows_for(range(10))
     for name in COLUMN_NAMES:
-        assert record.columns[name].tolist() == pytest.approx(expected[name]) if record.columns[name].dtype.kind == "f" \
-            else record.columns[name].tolist() == expected[name], name
+        got = record.columns[name].tolist()
+        assert got == (pytest.approx(expected[name]) if record.columns[name].dtype.kind == "f" else expected[name]), name
     assert record.columns["margin"].dtype == np.float32 and record.columns["correct_before"].dtype == bool
     with h5py.File(final) as handle:  # contiguous datasets, fixed-width UTF-8 strings
         assert handle["image"].chunks is None and handle["source_id"].dtype == np.dtype("S128")

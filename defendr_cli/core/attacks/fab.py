@@ -15,8 +15,11 @@ adversarial if its norm is the smallest yet, and x1 moves back towards x0: x0 + 
 Every run does all its steps on all its images (no early stop), as the reference does.
 
 An image counts as broken when the run's best adversarial is misclassified on a final forward
-pass and lies inside the eps-ball (per channel when eps is); otherwise the clean image is
-returned, as the reference does (FAB minimises the norm; eps only decides). The first run of
+pass and lies inside the eps-ball; otherwise the clean image is returned, as the reference does
+(FAB minimises the norm; eps only decides). A per-channel eps is handled by a change of
+variables (`SearchSpace`): FAB searches in z = x / (eps / max(eps)), where that ball is the
+isotropic ball of radius max(eps) and the box is [0, max(eps) / eps] (the projection takes
+per-coordinate bounds); a scalar eps uses pixels directly, with the reference's arithmetic. The first run of
 each target starts at x0; restart r > 0 starts at x0 + (eps / 2) u / |u|_inf, u uniform in
 [-1, 1] from `generator` (the reference's `use_rand_start=(counter > 0)`). AutoAttack's standard
 suite runs FAB-T with n_target_classes=9, steps=100, restarts=1, alpha_max=0.1, eta=1.05,
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -46,17 +50,20 @@ DEFAULT_TARGET_CLASSES = 9
 NOT_FOUND = 1e10
 
 
-def projection_linf(points: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def projection_linf(points: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
+                    upper: torch.Tensor | None = None) -> torch.Tensor:
     """Per row, the smallest L-inf step d with w.(t + d) = b and t + d in [0, 1] (clipped to what
     the box allows), for points t (m, D), normals w (m, D) and offsets b (m,). The reference's
-    `projection_linf` (a sort and a bisection over the coordinates), unchanged."""
+    `projection_linf` (a sort and a bisection over the coordinates), unchanged but for `upper`:
+    per-coordinate upper bounds of the box ((1, D); None: 1, the reference)."""
     t, w, b = points, w.clone(), b.clone()
     sign = 2 * ((w * t).sum(1) - b >= 0) - 1
     w.mul_(sign.unsqueeze(1))
     b.mul_(sign)
     a = (w < 0).float()
-    d = (a - t) * (w != 0).float()
-    p = a - t * (2 * a - 1)
+    corner = a if upper is None else a * upper  # the bound each coordinate moves towards
+    d = (corner - t) * (w != 0).float()
+    p = corner - t * (2 * a - 1)
     indp = torch.argsort(p, dim=1)
     b = b - (w * t).sum(1)
     b0 = (w * d).sum(1)
@@ -88,19 +95,44 @@ def projection_linf(points: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> t
     return d * (w != 0).float()
 
 
-def _logits_with_graph(ctx: AttackContext, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    im = x.detach().clone().requires_grad_(True)
+@dataclass(frozen=True)
+class SearchSpace:
+    """Where FAB searches: z = x / scale, in which a per-channel eps-ball is the isotropic L-inf
+    ball of radius max(eps) and the image box is [0, 1 / scale]. scale None (a scalar eps): z = x,
+    the reference's arithmetic exactly. scale: (1, C, 1, 1) = eps / max(eps)."""
+
+    scale: torch.Tensor | None = None
+
+    @classmethod
+    def for_eps(cls, eps: torch.Tensor) -> SearchSpace:
+        return cls(None) if eps.dim() == 0 else cls(eps / eps.max())
+
+    def from_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.scale is None else x / self.scale
+
+    def to_pixels(self, z: torch.Tensor) -> torch.Tensor:
+        """Model input for z (differentiable; no clipping)."""
+        return z if self.scale is None else z * self.scale
+
+    def upper(self, like: torch.Tensor) -> torch.Tensor | float:
+        """The box's upper bound, broadcastable to `like` (n, C, H, W)."""
+        return 1.0 if self.scale is None else (1.0 / self.scale).expand(1, *like.shape[1:])
+
+
+def _logits_with_graph(ctx: AttackContext, space: SearchSpace, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    im = z.detach().clone().requires_grad_(True)
     with torch.enable_grad(), ctx.autocast():
-        logits = ctx.model(im)
+        logits = ctx.model(space.to_pixels(im))
     return im, logits.float()
 
 
-def targeted_linearisation(ctx: AttackContext, labels: torch.Tensor, targets: torch.Tensor) -> Linearisation:
-    """df = z_t - z_y (n, 1) and its input gradient (n, 1, C, H, W): one forward, one backward."""
+def targeted_linearisation(ctx: AttackContext, space: SearchSpace, labels: torch.Tensor,
+                           targets: torch.Tensor) -> Linearisation:
+    """df = z_t - z_y (n, 1) and its gradient in `space` (n, 1, C, H, W): one forward, one backward."""
     rows = torch.arange(labels.shape[0], device=labels.device)
 
     def linearise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        im, logits = _logits_with_graph(ctx, x)
+        im, logits = _logits_with_graph(ctx, space, x)
         with torch.enable_grad():
             diff = -(logits[rows, labels] - logits[rows, targets])
             (grad,) = torch.autograd.grad(diff.sum(), im)
@@ -109,13 +141,13 @@ def targeted_linearisation(ctx: AttackContext, labels: torch.Tensor, targets: to
     return linearise
 
 
-def untargeted_linearisation(ctx: AttackContext, labels: torch.Tensor) -> Linearisation:
-    """df = z_k - z_y for every class k (n, K; 1e10 at k = y) and their gradients (n, K, C, H, W):
-    one forward, K backward passes (one per logit, as the reference)."""
+def untargeted_linearisation(ctx: AttackContext, space: SearchSpace, labels: torch.Tensor) -> Linearisation:
+    """df = z_k - z_y for every class k (n, K; 1e10 at k = y) and their gradients in `space`
+    (n, K, C, H, W): one forward, K backward passes (one per logit, as the reference)."""
     rows = torch.arange(labels.shape[0], device=labels.device)
 
     def linearise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        im, logits = _logits_with_graph(ctx, x)
+        im, logits = _logits_with_graph(ctx, space, x)
         grads = []
         for k in range(logits.shape[1]):
             mask = torch.zeros_like(logits)
@@ -143,8 +175,9 @@ def fab_start(clean: torch.Tensor, eps: torch.Tensor, generator: torch.Generator
 
 
 def fab_step(x1: torch.Tensor, x0: torch.Tensor, df: torch.Tensor, dg: torch.Tensor, alpha_max: float,
-             eta: float) -> torch.Tensor:
-    """One FAB step from x1 (n, C, H, W) given the linearisation (df, dg) at x1; x0 the clean images."""
+             eta: float, upper: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """One FAB step from x1 (n, C, H, W) given the linearisation (df, dg) at x1; x0 the clean images;
+    the box is [0, upper] (1: pixels, the reference)."""
     n = x1.shape[0]
     rows = torch.arange(n, device=x1.device)
     dist = df.abs() / (1e-12 + dg.abs().reshape(n, dg.shape[1], -1).sum(dim=-1))
@@ -152,27 +185,32 @@ def fab_step(x1: torch.Tensor, x0: torch.Tensor, df: torch.Tensor, dg: torch.Ten
     normal = dg[rows, closest]
     offset = -df[rows, closest] + (normal * x1).reshape(n, -1).sum(dim=-1)
     w = normal.reshape(n, -1)
+    bound = upper.reshape(1, -1) if isinstance(upper, torch.Tensor) else None
     d3 = projection_linf(torch.cat((x1.reshape(n, -1), x0.reshape(n, -1)), 0), torch.cat((w, w), 0),
-                         torch.cat((offset, offset), 0))
+                         torch.cat((offset, offset), 0), bound)
     d1, d2 = d3[:n].reshape(x1.shape), d3[n:].reshape(x1.shape)
     a0 = d3.abs().max(dim=1, keepdim=True)[0].view(-1, 1, 1, 1).clamp_min(1e-8)
     a1, a2 = a0[:n], a0[n:]
     alpha = (a1 / (a1 + a2)).clamp_min(0.0).clamp_max(alpha_max)
-    return ((x1 + eta * d1) * (1 - alpha) + (x0 + d2 * eta) * alpha).clamp(0.0, 1.0)
+    moved = (x1 + eta * d1) * (1 - alpha) + (x0 + d2 * eta) * alpha
+    return moved.clamp(0.0, 1.0) if bound is None else torch.minimum(moved.clamp_min(0.0), upper)
 
 
-def fab_run(ctx: AttackContext, x0: torch.Tensor, labels: torch.Tensor, linearise: Linearisation, steps: int,
-            start: torch.Tensor, alpha_max: float, eta: float, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One FAB run on images x0 (n, C, H, W) from `start`; returns (best adversarial, else x0;
-    found bool (n,)). Costs per image: steps x (2 forward + the linearisation's backward passes)."""
+def fab_run(ctx: AttackContext, space: SearchSpace, x0: torch.Tensor, labels: torch.Tensor,
+            linearise: Linearisation, steps: int, start: torch.Tensor, alpha_max: float, eta: float,
+            beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One FAB run in `space` on images x0 (n, C, H, W, in that space) from `start`; returns (best
+    adversarial, else x0; found bool (n,)), in that space. Costs per image: steps x (2 forward +
+    the linearisation's backward passes)."""
+    upper = space.upper(x0)
     best = x0.clone()
     best_norm = torch.full((x0.shape[0],), NOT_FOUND, device=x0.device)
     x1 = start
     for _ in range(steps):
         with torch.no_grad():
             df, dg = linearise(x1)
-            x1 = fab_step(x1, x0, df, dg, alpha_max, eta)
-            is_adv = ctx.logits(x1).argmax(dim=1) != labels
+            x1 = fab_step(x1, x0, df, dg, alpha_max, eta, upper)
+            is_adv = ctx.logits(space.to_pixels(x1)).argmax(dim=1) != labels
             norm = (x1 - x0).flatten(1).abs().amax(dim=1)
             improved = is_adv & (norm < best_norm)
             best = torch.where(improved.view(-1, 1, 1, 1), x1, best)
@@ -192,11 +230,13 @@ def check_fab_options(steps: int, restarts: int, alpha_max: float, eta: float, b
 
 
 def _run_on_pending(ctx: AttackContext, clean: torch.Tensor, labels: torch.Tensor, adv: torch.Tensor,
-                    standing: torch.Tensor, eps: torch.Tensor, make: Callable[[torch.Tensor], Linearisation],
+                    standing: torch.Tensor, eps: torch.Tensor,
+                    make: Callable[[SearchSpace, torch.Tensor], Linearisation],
                     steps: int, restarts: int, options: tuple[float, float, float],
                     generator: torch.Generator | None) -> None:
     """`restarts` FAB runs, each on the images still standing (updates adv and standing in place):
     an image falls when the run's adversarial is misclassified on a fresh pass and inside the ball."""
+    space = SearchSpace.for_eps(eps)
     for restart in range(restarts):
         index = standing.nonzero().squeeze(1)
         if index.numel() == 0:
@@ -204,7 +244,9 @@ def _run_on_pending(ctx: AttackContext, clean: torch.Tensor, labels: torch.Tenso
         x0, own = clean[index], labels[index]
         with on_rows(ctx.model, index):
             start = fab_start(x0, eps, generator) if restart > 0 else x0.clone()
-            run_adv, _ = fab_run(ctx, x0, own, make(index), steps, start, *options)
+            best, _ = fab_run(ctx, space, space.from_pixels(x0), own, make(space, index), steps,
+                              space.from_pixels(start), *options)
+            run_adv = space.to_pixels(best).clamp(0.0, 1.0)
             wrong = ctx.logits(run_adv).argmax(dim=1) != own
         inside = ((run_adv - x0).abs() <= eps).flatten(1).all(dim=1)
         fell = wrong & inside
@@ -237,8 +279,8 @@ def fab_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Eps
         for rank in range(2, min(n_target_classes, clean_logits.shape[1] - 1) + 2):
             targets = ranked[:, -rank]
 
-            def make(index: torch.Tensor, targets: torch.Tensor = targets) -> Linearisation:
-                return targeted_linearisation(ctx, goal.classes[index], targets[index])
+            def make(space: SearchSpace, index: torch.Tensor, targets: torch.Tensor = targets) -> Linearisation:
+                return targeted_linearisation(ctx, space, goal.classes[index], targets[index])
 
             _run_on_pending(ctx, clean, goal.classes, adv, standing, eps_t, make, steps, restarts,
                             (alpha_max, eta, beta), generator)
@@ -262,8 +304,8 @@ def fab(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLi
         standing = ctx.logits(clean).argmax(dim=1) == goal.classes
         adv, eps_t = clean.clone(), as_channel_tensor(eps, clean)
 
-        def make(index: torch.Tensor) -> Linearisation:
-            return untargeted_linearisation(ctx, goal.classes[index])
+        def make(space: SearchSpace, index: torch.Tensor) -> Linearisation:
+            return untargeted_linearisation(ctx, space, goal.classes[index])
 
         _run_on_pending(ctx, clean, goal.classes, adv, standing, eps_t, make, steps, restarts,
                         (alpha_max, eta, beta), generator)
