@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from defendr_cli.core.attacks import apgd, apgd_t, fgsm, pgd, square
+from defendr_cli.core.attacks import apgd, apgd_t, bim, fgsm, mifgsm, pgd, square
 from defendr_cli.core.attacks.counting import CountingModel, count_passes, on_rows
 from defendr_cli.core.attacks.fab import fab_t
 from defendr_cli.core.errors import MismatchError
@@ -94,6 +94,22 @@ def test_fab_t_is_two_forward_and_one_backward_per_step_and_target(tiny):
     assert (counts.backward[standing] == targets * steps).all()
     assert (counts.forward[standing] == 2 + targets * (2 * steps + 1)).all()
     assert (counts.backward[~correct] == 0).all() and (counts.forward[~correct] == 2).all()
+
+
+@pytest.mark.parametrize("attack", [pgd, bim, mifgsm])
+def test_pgd_family_is_one_forward_and_backward_per_step(tiny, attack):
+    """steps x (1 forward + 1 backward) on every image, then 1 forward (success check)."""
+    model, x, y = tiny
+    extra = {"generator": torch.Generator().manual_seed(0)} if attack is pgd else {}
+    _, counts = _counted(attack, model, x, y, eps=4 / 255, steps=6, **extra)
+    assert (counts.forward == 7).all() and (counts.backward == 6).all()
+
+
+def test_pgd_restarts_are_steps_plus_one_forward_each(tiny):
+    """restarts > 1: per restart `steps` gradients and 1 forward (loss and success of that restart)."""
+    model, x, y = tiny
+    _, counts = _counted(pgd, model, x, y, eps=4 / 255, steps=4, restarts=3, generator=torch.Generator().manual_seed(0))
+    assert (counts.forward == 3 * 5).all() and (counts.backward == 3 * 4).all()
 
 
 @pytest.mark.parametrize("name", ["apgd", "apgd_t", "square", "fab_t", "pgd"])
