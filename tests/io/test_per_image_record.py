@@ -15,6 +15,7 @@ from defendr_cli.core.io.per_image_record import (
     PerImageRecordWriter,
     RecordHeader,
     load_per_image_record,
+    merge_records,
     partial_record_path,
     robust_accuracy_from_record,
     robust_by_image,
@@ -190,3 +191,22 @@ def test_csv_export_loads_back(tmp_path):
     assert list(rows[0]) == list(COLUMN_NAMES) and len(rows) == len(record)
     assert rows[1]["source_id"] == "img-0-é" and rows[1]["correct_before"] == "False"
     assert np.array_equal(np.array([float(r["margin"]) for r in rows], dtype=np.float32), record.columns["margin"])
+
+
+def test_merged_shards_equal_the_single_record(tmp_path):
+    whole = load_per_image_record(_finished_record(tmp_path / "whole.h5"))
+    shards = []
+    for rank, images in enumerate(([0, 2, 4], [1, 3])):
+        with PerImageRecordWriter(tmp_path / f"rank{rank}.h5", HEADER) as writer:
+            writer.append(rows_for(images))
+            writer.finalize()
+        shards.append(load_per_image_record(tmp_path / f"rank{rank}.h5"))
+    merged = merge_records(shards)
+    for name in COLUMN_NAMES:
+        assert np.array_equal(merged.columns[name], whole.columns[name]), name
+    with PerImageRecordWriter(tmp_path / "merged.h5", HEADER) as writer:  # decoded columns append as they are
+        writer.append(merged.columns)
+        writer.finalize()
+    assert np.array_equal(load_per_image_record(tmp_path / "merged.h5").columns["source_id"], whole.columns["source_id"])
+    with pytest.raises(MismatchError):
+        merge_records([shards[0], shards[0]])

@@ -392,3 +392,24 @@ def robust_accuracy_from_record(record: PerImageRecord) -> float:
     if images.size == 0:
         raise InputError("the per-image record has no rows: no robust accuracy to compute")
     return float(robust.mean())
+
+
+def merge_records(records: Sequence[PerImageRecord]) -> PerImageRecord:
+    """One record from several with the same header (e.g. the shards of a multi-process run):
+    rows ordered by image index (stable: each image's rows keep their order). MismatchError when
+    the headers differ or an image has rows in two records; InputError for no records."""
+    if not records:
+        raise InputError("no per-image records to merge")
+    header = records[0].header
+    if any(not record.header.matches(header) for record in records[1:]):
+        raise MismatchError("the per-image records to merge were written for different evaluations")
+    seen: set[int] = set()
+    for record in records:
+        images = set(np.unique(record.columns["image"]).tolist())
+        if images & seen:
+            raise MismatchError(f"images {sorted(images & seen)[:5]} have rows in two of the records to merge")
+        seen |= images
+    columns = {name: np.concatenate([record.columns[name] for record in records]) for name in COLUMN_NAMES}
+    order = np.argsort(columns["image"], kind="stable")
+    return PerImageRecord({name: values[order] for name, values in columns.items()}, header,
+                          all(record.complete for record in records))
