@@ -153,3 +153,14 @@ def test_backward_counted_once_per_gradient_and_not_without_graph(tiny):
     logits.sum().backward()
     counts = counted.counts()
     assert (counts.forward == 2).all() and (counts.backward == 2).all()
+
+
+def test_a_counter_inside_a_wrapper_is_narrowed_too(tiny):
+    model, x, y = tiny
+    counted = CountingModel(model, IDS)
+    wrapped = torch.nn.Sequential(torch.nn.Identity(), counted)
+    result = apgd(wrapped, x, y, eps=6 / 255, steps=5, restarts=2, generator=torch.Generator().manual_seed(0))
+    counts = counted.counts()
+    correct = _correct(model, x, y)
+    assert (counts.backward[correct] >= 6).all() and (counts.backward[~correct] == 0).all()
+    assert (counts.backward[correct & ~result.success.numpy()] == 12).all()

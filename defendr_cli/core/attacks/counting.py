@@ -13,7 +13,9 @@ images; every backward pass through that call's output (a hook on the logits, fi
 
 Attacks that call the model on a subset of their batch (APGD and FAB on the images not yet
 fooled, Square on the images still active) declare the subset with `on_rows(model, index)`, so
-every row of the subset is attributed to its own image. `on_rows` is a no-op for any other model:
+every row of the subset is attributed to its own image (also a CountingModel wrapped inside another
+module, e.g. a defense around the counted classifier, as long as that module keeps the batch's
+rows). `on_rows` is a no-op for a model without a counter:
 attack results are bit-identical with and without the wrapper. A batch whose size differs from
 the declared rows is a MismatchError (an attack that subsets without declaring it), never a
 silent misattribution. Counts stay on the model's device (no host sync) until `counts()`.
@@ -128,9 +130,10 @@ def count_passes(model: nn.Module, image_ids: Sequence[int] | np.ndarray | torch
 def on_rows(model: nn.Module, index: torch.Tensor) -> Iterator[None]:
     """Declare that the calls inside see only rows `index` (int64 or bool) of the current batch.
 
-    A no-op unless `model` is a CountingModel; attacks wrap every model call on a subset in it."""
-    if isinstance(model, CountingModel):
-        with model.narrowed(index):
-            yield
-    else:
+    Narrows every CountingModel in `model` (itself, or one wrapped inside another module that keeps
+    the batch's rows); a no-op when there is none. Attacks wrap every model call on a subset in it."""
+    counters = [module for module in model.modules() if isinstance(module, CountingModel)]
+    with contextlib.ExitStack() as stack:
+        for counter in counters:
+            stack.enter_context(counter.narrowed(index))
         yield
