@@ -22,6 +22,7 @@ from defendr_cli.core.attacks.apgd_t import apgd_t
 from defendr_cli.core.attacks.base import AttackResult
 from defendr_cli.core.attacks.bim import bim
 from defendr_cli.core.attacks.eps import EpsLike
+from defendr_cli.core.attacks.fab import fab, fab_t
 from defendr_cli.core.attacks.fgsm import fgsm, fgsm_multi
 from defendr_cli.core.attacks.losses import LOSSES
 from defendr_cli.core.attacks.mifgsm import mifgsm
@@ -308,4 +309,19 @@ _BUILT_IN = (
                description="Square Attack (Andriushchenko et al. 2020): score-based random search, no gradient"),
 )
 for _spec in _BUILT_IN:
+    register_attack(_spec)
+
+# FAB (issue 20), kept as its own block: AutoAttack's 'fab-t' (standard suite) and 'fab' (plus suite).
+_FAB_KEYWORDS = ("label_mode", "generator", "eval_mode", "check_success")
+# alpha_max bounds the step towards the original point, eta >= 1 overshoots, beta in (0, 1] the backward step.
+_FAB_RANGES = {"alpha_max": _UNIT_INTERVAL, "eta": Range(1.0), "beta": _UNIT_INTERVAL}
+_FAB = (
+    AttackSpec("fab-t", fab_t, aliases=("fab_t", "fabt"), stochastic=True, keywords=_FAB_KEYWORDS,
+               report_label="FAB-T", option_ranges=_FAB_RANGES,
+               description="targeted FAB (Croce & Hein 2020): minimal L-inf adversarial per target, kept if inside eps"),
+    AttackSpec("fab", fab, stochastic=True, keywords=_FAB_KEYWORDS, report_label="FAB",
+               option_ranges=_FAB_RANGES,
+               description="untargeted FAB (Croce & Hein 2020): minimal L-inf adversarial, kept if inside eps"),
+)
+for _spec in _FAB:
     register_attack(_spec)
