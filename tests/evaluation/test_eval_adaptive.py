@@ -13,6 +13,7 @@ from defendr_cli.core.evaluation.adaptive.subset import subset_rows
 from defendr_cli.core.evaluation.predictions import is_stochastic
 from defendr_cli.core.evaluation.adaptive.plan import SuitePlan
 from defendr_cli.core.evaluation.adaptive.run import AdaptiveConfig, run_adaptive_suite
+from defendr_cli.core.evaluation.adaptive.seeds import SeedPlan
 from defendr_cli.core.evaluation.report.adaptive_tables import comparison_rows
 from defendr_cli.core.evaluation.adaptive.results import GridPoint
 from defendr_cli.core.evaluation.subjects import EvalModel, load_eval_model
@@ -95,3 +96,11 @@ def test_one_tolerance_formula():
     assert checks.monotone_tolerance(False, 0.8, 100) == 0.01
     assert checks.monotone_tolerance(True, 0.5, 100) > 0.01
     assert checks.monotone_tolerance(True, 0.5, 0) == 0.0
+
+
+def test_seed_streams_are_the_offsets_results_depend_on():
+    # changing any of these integers changes reported accuracies: pinned here
+    seeds = SeedPlan(7)
+    assert (seeds.subset, seeds.clean, seeds.eps0, seeds.large_eps) == (7, 8, 8, 7)
+    assert [seeds.sweep(i) for i in range(3)] == [7, 1007, 2007]
+    assert [seeds.suite(i) for i in range(3)] == [7, 107, 207]

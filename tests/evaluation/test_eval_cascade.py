@@ -161,3 +161,15 @@ def test_common_parameters_reach_only_the_attacks_that_take_them():
     seen.clear()
     attacks[1].run(counter, images, labels, torch.Generator().manual_seed(0))
     assert len(seen) == 2  # one gradient + the success check: fgsm took neither eot nor steps
+
+
+def test_member_route_recognises_ensembles_by_type():
+    class LooksLikeAnEnsemble(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.members = nn.ModuleList([PixelModel(), PixelModel()])
+            self.weights = torch.tensor([0.5, 0.5])
+
+    with pytest.raises(InputError, match="needs an ensemble"):
+        MemberLogProbSum(LooksLikeAnEnsemble())
+    assert len(MemberLogProbSum(Ensemble([PixelModel(), PixelModel()])).members) == 2

@@ -117,19 +117,19 @@ def test_interrupted_run_finishes_with_resume(tmp_path, monkeypatch):
 
     settings = resolve_settings("quick", REDUCED, device="cpu")
     workspace, runtime = Workspace(tmp_path / "ws"), Runtime.create("cpu", "fp32")
-    real_train = stages.run_train
+    real_train = stages.pipeline_train
 
     def interrupted(env, name, spec):
         if name == "clp":
             raise KeyboardInterrupt
         return real_train(env, name, spec)
 
-    monkeypatch.setattr(stages, "run_train", interrupted)
+    monkeypatch.setattr(stages, "pipeline_train", interrupted)
     with pytest.raises(KeyboardInterrupt):
         reproduce(workspace, settings, runtime)
     assert not (workspace.reports_dir / "reproduce" / "report.md").exists()
 
-    monkeypatch.setattr(stages, "run_train", real_train)
+    monkeypatch.setattr(stages, "pipeline_train", real_train)
     result = reproduce(workspace, settings, runtime, resume=True)
     status = {record.id: record.status for record in result.stages}
     assert status["train:baseline"] == status["train:alp"] == "current"

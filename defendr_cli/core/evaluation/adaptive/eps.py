@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from defendr_cli.core.attacks.eps import EpsLike
+from defendr_cli.core.evaluation.jsonable import StoredEps
 from defendr_cli.core.evaluation.transfer.results import AdvSetSummary
 
 LARGE_EPS = 64 / 255
@@ -20,9 +22,10 @@ class AdaptiveEps:
     """One eps of the sweep: label as given ('8/255') and value in pixel units (float or (3,) list)."""
 
     label: str
-    value: float | list[float]
+    value: StoredEps
 
-    def as_attack_eps(self) -> float | torch.Tensor:
+    def as_attack_eps(self) -> EpsLike:
+        """The eps as an attack takes it: a float, or a float32 (3,) tensor for a per-channel eps."""
         return torch.tensor(self.value, dtype=torch.float32) if isinstance(self.value, list) else float(self.value)
 
 

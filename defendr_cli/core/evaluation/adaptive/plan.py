@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import torch
-
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.registry import build_attack, get_attack
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.adaptive.cascade import SuiteAttack
@@ -95,7 +94,7 @@ def suite_entries(name: str, *, stochastic: bool = False, attacks: Sequence[str]
             for e in entries]
 
 
-def resolve_suite(entries: Sequence[SuiteEntry], eps: float | torch.Tensor, *, runtime: Runtime | None = None,
+def resolve_suite(entries: Sequence[SuiteEntry], eps: EpsLike, *, runtime: Runtime | None = None,
                   common: dict[str, Any] | None = None) -> list[SuiteAttack]:
     """SuiteAttacks from entries: `build_attack(entry.attack, eps=eps, **entry.params)` called with the
     generator and runtime. `common` (e.g. {'eot': 10, 'restarts': 2} from command-line flags)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.evaluation.jsonable import StoredEps
 from defendr_cli.core.evaluation.predictions import seeded_randomness
 from defendr_cli.core.io.adversarial import AdvSetReader
 from defendr_cli.core.io.reader import SplitReader
@@ -40,7 +41,7 @@ class TransferCopies:
     images: torch.Tensor
     labels: torch.Tensor
     positions: np.ndarray
-    eps: float | list[float]
+    eps: StoredEps
 
 
 def subset_rows(count: int, subset: int | None, seed: int) -> np.ndarray:
