@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError
-from defendr_cli.core.fingerprint import file_fingerprint
-from defendr_cli.core.io.checkpoint import read_checkpoint
+from defendr_cli.core.io.checkpoint import check_complete, read_checkpoint_and_fingerprint
 from defendr_cli.core.models.defenses import wrap_defense
 from defendr_cli.core.models.denoised import build_denoised
 from defendr_cli.core.models.ensemble import build_ensemble
@@ -114,8 +113,8 @@ def load_model(workspace: Workspace | None, ref: str | Path, device: torch.devic
             raise MissingArtefactError(f"no checkpoint at {path}", hint=f"make it with: {model_hint(str(ref))}")
     else:
         path = workspace.resolve("model", ref, hint=model_hint(str(ref)))
-    payload = read_checkpoint(path)
-    fingerprint = file_fingerprint(path)
+    payload, fingerprint = read_checkpoint_and_fingerprint(path)  # one read: the hash is of what was loaded
+    check_complete(payload, str(path))
     module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device))
     module = module.to(device).eval()
     return LoadedModel(payload["name"], path, fingerprint, payload["kind"], module, payload)
