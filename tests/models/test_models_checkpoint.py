@@ -144,3 +144,15 @@ def test_an_incomplete_checkpoint_is_refused_by_the_loader(workspace):
         save_checkpoint(workspace.path_for("model", "m"), payload)
         with pytest.raises(CorruptArtefactError, match="did not complete"):
             load_model(workspace, "m")
+
+
+@pytest.mark.parametrize("change", [{"config": "x"}, {"config": {"arch": 3, "num_classes": "many"}},
+                                    {"config": {"arch": "tinycnn", "num_classes": [3]}}, {"name": 7},
+                                    {"state_dict": ["w"]}, {"kind": ["classifier"]}, {"version": True},
+                                    {"state_dict": {"conv.weight": "text"}}])
+def test_payloads_with_odd_contents_are_one_line_corrupt_errors(workspace, change):
+    payload = {**classifier_payload(build_classifier("tinycnn", 3)), **change}
+    torch.save(payload, workspace.path_for("model", "odd"))
+    with pytest.raises(CorruptArtefactError) as info:
+        load_model(workspace, "odd")
+    assert "\n" not in str(info.value)

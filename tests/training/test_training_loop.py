@@ -124,6 +124,18 @@ def test_resume_without_interrupted_run_is_missing(workspace, tiny_cache):
         run(workspace, resume=True)
 
 
+def test_resume_with_another_method_or_setting_is_a_mismatch(workspace, tiny_cache):
+    with pytest.raises(KeyboardInterrupt):
+        run(workspace, reporter=InterruptAfter(5), name="t5")
+    context = make_context(workspace, Runtime(), None)
+    with pytest.raises(MismatchError, match="trains method 'baseline', not 'lsq'"):
+        train(train_options("lsq", {"name": "t5", "resume": True}), context)
+    with pytest.raises(MismatchError, match="--epochs 6 \\(the run has 3\\)"):
+        train(train_options("baseline", {"name": "t5", "resume": True, "epochs": 6}), context)
+    resumed = train(train_options("baseline", {"name": "t5", "resume": True, "epochs": 3, "workers": 0}), context)
+    assert resumed.start_epoch == 1 and len(resumed.history) == 3
+
+
 def test_existing_model_needs_force(workspace, tiny_cache):
     run(workspace, epochs=1)
     with pytest.raises(ArtefactExistsError, match="--force.*--resume"):

@@ -34,6 +34,8 @@ from defendr_cli.core.fingerprint import bytes_fingerprint
 CHECKPOINT_FORMAT = "defendr-checkpoint"
 CHECKPOINT_VERSION = 1
 REQUIRED_KEYS = ("format", "version", "kind", "name", "config")
+KEY_TYPES = {"kind": str, "name": str, "summary": str, "config": dict, "state_dict": dict, "data": dict,
+             "hparams": dict, "history": list, "provenance": dict}
 
 
 def save_checkpoint(path: Path | str, payload: dict[str, Any], force: bool = True) -> Path:
@@ -80,8 +82,12 @@ def validate_payload(payload: Any, where: str) -> None:
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CorruptArtefactError(f"checkpoint {where} lacks {', '.join(missing)}")
+    wrong = [f"{key} ({type(payload[key]).__name__}, not {kind.__name__})" for key, kind in KEY_TYPES.items()
+             if key in payload and not isinstance(payload[key], kind)]
+    if wrong:
+        raise CorruptArtefactError(f"checkpoint {where} has keys of the wrong type: {', '.join(wrong)}")
     version = payload["version"]
-    if not isinstance(version, int) or version < 1 or version > CHECKPOINT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1 or version > CHECKPOINT_VERSION:
         raise CorruptArtefactError(
             f"checkpoint {where} has version {version!r}; this defendr reads versions 1..{CHECKPOINT_VERSION}"
         )

@@ -29,6 +29,7 @@ from defendr_cli.core.io.checkpoint import check_complete, read_checkpoint_and_f
 from defendr_cli.core.models.defenses import wrap_defense
 from defendr_cli.core.models.denoised import build_denoised
 from defendr_cli.core.models.ensemble import build_ensemble
+from defendr_cli.core.models.finite import guard_finite_logits
 from defendr_cli.core.models.imported import build_imported
 from defendr_cli.core.models.registry import build_classifier
 from defendr_cli.core.workspace import Workspace
@@ -115,8 +116,14 @@ def load_model(workspace: Workspace | None, ref: str | Path, device: torch.devic
         path = workspace.resolve("model", ref, hint=model_hint(str(ref)))
     payload, fingerprint = read_checkpoint_and_fingerprint(path)  # one read: the hash is of what was loaded
     check_complete(payload, str(path))
-    module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device))
-    module = module.to(device).eval()
+    try:
+        module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        # a payload of the right keys but odd contents (a config value of the wrong type, a tensor of
+        # the wrong shape) fails deep inside a builder: at this artefact boundary that is "corrupt"
+        raise CorruptArtefactError(f"checkpoint {path} cannot be rebuilt: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
+    module = guard_finite_logits(module.to(device).eval(), payload["name"])
     return LoadedModel(payload["name"], path, fingerprint, payload["kind"], module, payload)
 
 

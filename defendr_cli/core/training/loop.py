@@ -52,6 +52,7 @@ from defendr_cli.core.training.resume import (best_path, cpu_state_dict, load_re
                                               save_resume_state)
 from defendr_cli.core.workspace import Workspace
 
+RESUME_FREE = ("name", "resume", "force", "workers", "data")  # data: checked by the cache fingerprint
 EXISTS_HINT = ("pass --force to train it again (the old model stays until the new run completes), "
                "or --resume to continue an interrupted run")
 
@@ -119,8 +120,25 @@ def _prepare_options(options: TrainOptions, context: TrainContext) -> tuple[Trai
     if state.get("data_fingerprint") != str(context.data_info.fingerprint):
         raise MismatchError(f"the interrupted run of '{name}' used another clean cache; pass the same --data")
     stored = options_from_dict(state["options"])
+    check_resume_matches(options, stored, name)
     context.reporter.note(f"resuming '{name}' after epoch {state['epoch'] + 1}/{stored.epochs} with its saved options")
     return replace(stored, resume=True, force=True, workers=options.workers), state
+
+
+def check_resume_matches(given: TrainOptions, stored: TrainOptions, name: str) -> None:
+    """MismatchError when `--resume` is given another method, or a setting (one that differs from the
+    method's default, so it was asked for) that differs from the interrupted run's."""
+    if given.method != stored.method:
+        raise MismatchError(f"the interrupted run of '{name}' trains method '{stored.method}', not "
+                            f"'{given.method}'", hint=f"resume it with: defendr train {stored.method} --name {name} "
+                                                      f"--resume, or start afresh with --force")
+    defaults = with_method_options(TrainOptions(method=given.method)).to_dict()
+    now, then = given.to_dict(), stored.to_dict()
+    conflicts = [f"{'--' + key.replace('_', '-')} {now[key]} (the run has {then.get(key)})" for key in now
+                 if key not in RESUME_FREE and now[key] != defaults.get(key) and now[key] != then.get(key)]
+    if conflicts:
+        raise MismatchError(f"--resume continues the interrupted run of '{name}' with its own settings, but "
+                            f"{'; '.join(conflicts)}", hint="drop those options, or start afresh with --force")
 
 
 def train(options: TrainOptions, context: TrainContext) -> TrainResult:
