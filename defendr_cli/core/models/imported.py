@@ -24,6 +24,7 @@ models/<file>.pt2, checked by fingerprint on load).
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
 import torch
@@ -106,8 +107,8 @@ def normalization(spec: str) -> dict | None:
         std = [float(v) for v in std_text.split(",")]
     except ValueError as exc:
         raise InputError(f"--normalize '{spec}': use imagenet, none or m1,m2,m3/s1,s2,s3") from exc
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise InputError(f"--normalize '{spec}': three means and three positive stds are needed")
+    if len(mean) != 3 or len(std) != 3 or not all(math.isfinite(v) for v in mean + std) or not min(std) > 0:
+        raise InputError(f"--normalize '{spec}': three finite means and three finite positive stds are needed")
     return {"name": "custom", "mean": mean, "std": std}
 
 

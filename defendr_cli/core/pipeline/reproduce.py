@@ -121,6 +121,7 @@ def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, 
         reporter = reporter or NullReporter()
         seed_everything(int(settings.get("seed", 0)))
         env = st.StageEnv(workspace, runtime, settings, reporter, resume)
+        st.check_train_settings(env)  # one line before any stage runs when a setting is unusable
         ledger = PipelineLedger.open(workspace.root)
         records: list[StageRecord] = []
         for stage in plan_stages(env):

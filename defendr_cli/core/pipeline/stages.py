@@ -107,6 +107,14 @@ def train_options(env: StageEnv, model_name: str, spec: dict[str, Any]) -> Train
     return recipe_train_options(method, {**values, **overrides}, where=f"profile methods.{model_name}")
 
 
+def check_train_settings(env: StageEnv) -> None:
+    """Build every training run's options now: an out-of-range or unknown setting is an InputError
+    before any stage runs (prepare included), not after an hour of attacks."""
+    train_options(env, "baseline", {"method": "baseline"})
+    for name, spec in method_specs(env.settings).items():
+        train_options(env, name, spec)
+
+
 def training_inputs(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path]:
     """Files a training run reads: the clean cache, its cached adversarial sets, its target."""
     inputs = [env.workspace.path_for("data", data_name(env.settings), create_dir=False)]

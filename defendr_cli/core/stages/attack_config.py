@@ -129,6 +129,8 @@ def validate_config(config: AttackStageConfig) -> AttackStageConfig:
     if config.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     splits = list(dict.fromkeys(config.splits))
+    if not splits:
+        raise InputError(f"--split names no split: give one or more of {', '.join(SPLITS)}, e.g. test or train,val,test")
     for split in splits:
         if split not in SPLITS:
             raise InputError(f"unknown split '{split}': use one of {', '.join(SPLITS)}")

@@ -163,6 +163,9 @@ def _probe(model: ImportedClassifier, size: int, cam_layer: str | None) -> tuple
             handle.remove()
     if logits.dim() != 2 or logits.shape[0] != 2:
         raise InputError(f"the model returns shape {tuple(logits.shape)} for 2 images; logits (N, K) are needed")
+    if not bool(torch.isfinite(logits).all()):
+        raise InputError("the model returns NaN or Inf logits for black images: its weights or --normalize "
+                         "are broken, and it would read as robust")
     return int(logits.shape[1]), (shapes[-1] if shapes else None)
 
 
