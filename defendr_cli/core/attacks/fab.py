@@ -39,11 +39,11 @@ from torch import nn
 
 from defendr_cli.core.attacks.base import AttackContext, AttackResult, attack_context, check_inputs, check_steps
 from defendr_cli.core.attacks.counting import on_rows
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.geometry import as_channel_tensor
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.runtime import Runtime
 
-EpsLike = float | torch.Tensor
 # x (n, C, H, W) -> (df (n, M) logit differences, dg (n, M, C, H, W) their gradients)
 Linearisation = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 DEFAULT_TARGET_CLASSES = 9
