@@ -30,7 +30,8 @@ import torch
 
 from defendr_cli.core.attacks import pgd
 from defendr_cli.core.data.synthetic import generate_class_images
-from defendr_cli.core.evaluation.suite import SUITES, SuiteAttack, SuiteEntry, resolve_suite, run_suite
+from defendr_cli.core.evaluation.adaptive.cascade import SuiteAttack, run_suite
+from defendr_cli.core.evaluation.adaptive.plan import SUITES, SuiteEntry, resolve_suite
 from defendr_cli.core.models.registry import build_classifier
 
 RESULTS = Path(__file__).parent / "results"
@@ -94,7 +95,7 @@ def timed_suite(model, images, labels, batch: int, entries) -> tuple[float, dict
             out = attack.run(*args)
             per_attack[attack.name] = per_attack.get(attack.name, 0.0) + time.perf_counter() - start
             return out
-        return SuiteAttack(attack.name, run)
+        return SuiteAttack(attack.name, run, attack.gradient_free)
 
     attacks = [timing(a) for a in resolve_suite(entries, EPS)]
     start = time.perf_counter()

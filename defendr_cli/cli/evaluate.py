@@ -12,10 +12,11 @@ from rich.table import Table as RichTable
 
 from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, state, warn_eps
 from defendr_cli.cli.distributed import run_distributed_stage
+from defendr_cli.cli.option_ranges import RANGES
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.selection import split_names
-from defendr_cli.core.evaluation.tables import Table
+from defendr_cli.core.evaluation.report.table import Table
 from defendr_cli.core.stages.evaluate import EvaluateConfig, EvaluateResult, run_evaluate
 
 
@@ -24,8 +25,10 @@ def parse_int_list(text: str, option: str) -> list[int]:
         values = [int(part) for part in split_names(text)]
     except ValueError as exc:
         raise InputError(f"{option} expects whole numbers separated by commas, got '{text}'") from exc
-    if not values or min(values) < 1:
-        raise InputError(f"{option} expects positive whole numbers, got '{text}'")
+    high = (RANGES[option].cap or RANGES[option].high) if option in RANGES else None
+    if not values or min(values) < 1 or (high is not None and max(values) > high):
+        limit = f" up to {high:,}" if high is not None else ""
+        raise InputError(f"{option} expects positive whole numbers{limit}, got '{text}'")
     return values
 
 

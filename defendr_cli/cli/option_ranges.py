@@ -13,67 +13,38 @@ unchecked (tests/cli/test_cli_option_ranges.py walks every command).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.ranges import Range, format_number
 
 SEED_MAX = 2**32 - 1  # numpy's seed range
 
 
-@dataclass(frozen=True)
-class Range:
-    """low <= value <= high (`low_open`: low < value); None: unbounded on that side."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-
-    def describe(self) -> str:
-        """'>= 1', '> 0', 'in [0, 1]', 'in (0, 10]'."""
-        if self.high is None:
-            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
-        return f"in {'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}]"
-
-    def contains(self, value: float) -> bool:
-        if isinstance(value, float) and not math.isfinite(value):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or value <= self.high
-
-    def past_limit(self) -> float:
-        """A value just outside the range (what tests feed)."""
-        return self.low - 1 if self.low is not None else self.high + 1
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
+# Upper bounds are far past any sensible run (AutoAttack uses 100 steps and 5000 queries, the paper
+# 15 epochs): a value beyond them is a typo (an extra zero or three) that would otherwise run for days.
 RANGES: dict[str, Range] = {
     "--seed": Range(0, SEED_MAX),
-    "--batch-size": Range(1),
-    "--classes": Range(2),
-    "--per-class": Range(1),
+    "--batch-size": Range(1, cap=65_536),
+    "--classes": Range(2, cap=100_000),
+    "--per-class": Range(1, cap=10_000_000),
     "--image-size": Range(8, 4096),
     "--workers": Range(0, 1024),
-    "--steps": Range(1),
-    "--restarts": Range(1),
-    "--eot": Range(1),
-    "--subset": Range(1),
-    "--square-queries": Range(1),
-    "--draws": Range(1),
-    "--count": Range(1),
-    "--epochs": Range(1),
-    "--passes": Range(1),
-    "--attack-steps": Range(1),
+    "--steps": Range(1, cap=100_000),
+    "--restarts": Range(1, cap=1_000),
+    "--eot": Range(1, cap=10_000),
+    "--subset": Range(1, cap=100_000_000),
+    "--square-queries": Range(1, cap=1_000_000),
+    "--draws": Range(1, cap=10_000),
+    "--count": Range(1, cap=100_000),
+    "--epochs": Range(1, cap=100_000),
+    "--passes": Range(1, cap=1_000),
+    "--attack-steps": Range(1, cap=100_000),
     "--lr": Range(0, 10, low_open=True),
     "--weight-decay": Range(0, 1),
     "--adv-ratio": Range(0, 1, low_open=True),
-    "--pair-weight": Range(0),
-    "--squeeze-weight": Range(0),
+    "--pair-weight": Range(0, cap=1_000),
+    "--squeeze-weight": Range(0, cap=1_000),
     "--width-mult": Range(0, 16, low_open=True),
 }
 
@@ -109,6 +80,8 @@ def numeric_options(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tupl
 def _checker(flag: str, allowed: Range, previous: Any) -> Any:
     def check(ctx: Any, param: Any, value: Any) -> Any:
         if value is not None and not allowed.contains(value):
+            if allowed.over_cap(value):
+                raise InputError(f"{flag} must be at most {format_number(allowed.cap)}, got {value} (a bound against typos)")
             raise InputError(f"{flag} must be {allowed.describe()}, got {value}")
         return previous(ctx, param, value) if previous is not None else value
     check.range_checked = True  # type: ignore[attr-defined]

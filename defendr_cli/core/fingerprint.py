@@ -29,6 +29,11 @@ def _hash_file(path: str, inode: int, size: int, mtime_ns: int, chunk_bytes: int
     return digest.hexdigest()[:FINGERPRINT_CHARS]
 
 
+def bytes_fingerprint(data: bytes | memoryview) -> str:
+    """sha256 of `data`, first 16 hex digits: equal to file_fingerprint of a file holding these bytes."""
+    return hashlib.sha256(data).hexdigest()[:FINGERPRINT_CHARS]
+
+
 def new_digest() -> "hashlib._Hash":
     """A fresh incremental digest; feed it bytes and finish with `finish_digest`."""
     return hashlib.sha256()

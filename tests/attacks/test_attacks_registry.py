@@ -28,7 +28,7 @@ def test_built_in_specs():
     assert get_attack("fgsm").options == () and get_attack("fgsm").multi_eps is not None
     pgd = get_attack("pgd")
     assert pgd.options == ("steps", "step_size", "random_start", "restarts", "eot")
-    assert pgd.stochastic and pgd.takes_restarts and pgd.default_step_size is default_pgd_step_size
+    assert pgd.stochastic and pgd.accepts("restarts") and pgd.default_step_size is default_pgd_step_size
     assert get_attack("bim").default_step_size is default_iterative_step_size and not get_attack("bim").stochastic
     assert get_attack("mifgsm").defaults["decay"] == 1.0
     with pytest.raises(InputError, match="unknown attack 'deepfool'"):

@@ -79,6 +79,35 @@ def test_numeric_option_past_its_limit_is_one_line(tmp_path, path, flag, value):
     assert "must be" in result.output
 
 
+def _high_cases() -> list[tuple[tuple[str, ...], str, str]]:
+    return [(path, param.opts[0], str(int(range_of(path, param.opts[0]).past_high())))
+            for path, param in numeric_options(typer.main.get_command(app))
+            if range_of(path, param.opts[0]).past_high() is not None and numeric_kind(param) is int]
+
+
+HIGH_CASES = _high_cases()
+
+
+def test_counts_that_could_run_for_days_have_an_upper_bound():
+    bounded = {flag for _, flag, _ in HIGH_CASES}
+    assert {"--steps", "--epochs", "--eot", "--restarts", "--draws", "--square-queries", "--batch-size"} <= bounded
+
+
+@pytest.mark.parametrize(("path", "flag", "value"), HIGH_CASES, ids=[f"{' '.join(p)} {f}={v}" for p, f, v in HIGH_CASES])
+def test_numeric_option_above_its_limit_is_one_line(tmp_path, path, flag, value):
+    args = BASE_ARGS.get(path, list(path))
+    result = runner.invoke(app, ["--workdir", str(tmp_path), *args, flag, value])
+    _assert_one_line(result, flag)
+
+
+def test_a_billion_steps_and_an_empty_split_list_are_refused(tmp_path):
+    for args, flag in ((["attack", "pgd", "--eps", "0.01", "--steps", "1000000000"], "--steps"),
+                       (["evaluate", "--model", "m", "--steps", "5,1000000000"], "--steps"),
+                       (["attack", "fgsm", "--eps", "0.01", "--split", ","], "--split"),
+                       (["attack", "fgsm", "--eps", "0.01", "--split", " , "], "--split")):
+        _assert_one_line(runner.invoke(app, ["--workdir", str(tmp_path), *args]), flag)
+
+
 @pytest.mark.parametrize(("args", "value", "flag"), TEXT_NUMERIC, ids=[f"{' '.join(a)} {v}" for a, v, _ in TEXT_NUMERIC])
 def test_numeric_text_option_past_its_limit_is_one_line(tmp_path, args, value, flag):
     result = runner.invoke(app, ["--workdir", str(tmp_path), *args, value])

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackResult
-from defendr_cli.core.evaluation.suite import SuiteAttack
+from defendr_cli.core.evaluation.adaptive.cascade import SuiteAttack
 
 K = 10
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from defendr_cli.core.evaluation.subjects import load_eval_model
 from defendr_cli.core.explain.gradcam import GradCAM, explain_targets
-from defendr_cli.core.explain.paired import choose_rows, run_gradcam
+from defendr_cli.core.explain.paired import choose_rows, gradcam_pairs
 from defendr_cli.core.models.denoised import DenoisedClassifier
 from defendr_cli.core.models.ensemble import Ensemble
 from defendr_cli.core.models.randomization import RandomResizePad
@@ -87,11 +87,11 @@ def test_choose_rows_prefers_fooled_images():
     assert set(rows.tolist()) >= {0, 3}
 
 
-def test_run_gradcam_writes_grids(eval_ws, tmp_path):
+def test_gradcam_pairs_writes_grids(eval_ws, tmp_path):
     model = load_eval_model(eval_ws, "baseline", device=torch.device("cpu"))
     out = tmp_path / "gc"
-    result = run_gradcam(model, eval_ws.path_for("data", "synth"),
-                         eval_ws.path_for("adv", "pgd-eps32_255-s5-baseline-test"), out, runtime=Runtime(), count=4)
+    result = gradcam_pairs(model, eval_ws.path_for("data", "synth"),
+                           eval_ws.path_for("adv", "pgd-eps32_255-s5-baseline-test"), out, runtime=Runtime(), count=4)
     assert result["count"] == 4 and result["fooled_available"] >= 4
     png = out / result["figures"][0]
     assert Image.open(png).size[0] > 100

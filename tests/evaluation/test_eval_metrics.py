@@ -9,7 +9,7 @@ import pytest
 
 from defendr_cli.core.errors import MismatchError
 from defendr_cli.core.evaluation import metrics
-from defendr_cli.core.evaluation.tables import Table
+from defendr_cli.core.evaluation.report.table import Table
 
 
 def test_accuracy_and_per_class_by_hand():

@@ -8,11 +8,12 @@ import json
 import torch
 from PIL import Image
 
-from defendr_cli.core.evaluation.adaptive import AdaptiveEps
-from defendr_cli.core.evaluation.adaptive_suite import SuitePlan, run_adaptive_suite
-from defendr_cli.core.evaluation.report import read_results, write_report
+from defendr_cli.core.evaluation.adaptive.eps import AdaptiveEps
+from defendr_cli.core.evaluation.adaptive.plan import SuitePlan
+from defendr_cli.core.evaluation.adaptive.run import AdaptiveConfig, run_adaptive_suite
+from defendr_cli.core.evaluation.report.folder import read_results, write_report
 from defendr_cli.core.evaluation.subjects import ensemble_of, load_eval_model
-from defendr_cli.core.evaluation.transfer import run_transfer
+from defendr_cli.core.evaluation.transfer.run import run_transfer
 from defendr_cli.core.runtime import Runtime
 
 
@@ -23,9 +24,10 @@ def test_report_files_exist_and_parse(eval_ws, tmp_path):
     data = eval_ws.path_for("data", "synth")
     adv = [eval_ws.path_for("adv", n) for n in eval_ws.names("adv")]
     transfer = run_transfer(models, data, adv, runtime=Runtime(), cache_dir=tmp_path / "p", batch_size=40)
-    adaptive = run_adaptive_suite(models[:1], data, runtime=Runtime(), eps_values=[AdaptiveEps("8/255", 8 / 255)],
-                                  plan=SuitePlan(suite="custom", attacks=("pgd",), steps=(2, 4), restarts=(1,), eot=2),
-                                  subset=12, batch_size=12)
+    config = AdaptiveConfig(eps_values=[AdaptiveEps("8/255", 8 / 255)],
+                            plan=SuitePlan(suite="custom", attacks=("pgd",), steps=(2, 4), restarts=(1,), eot=2),
+                            subset=12, batch_size=12)
+    adaptive = run_adaptive_suite(models[:1], data, config, runtime=Runtime())
     files = write_report(tmp_path / "rep", name="rep", transfer=transfer, adaptive=adaptive, settings={"seed": 0})
 
     results = read_results(files.folder)

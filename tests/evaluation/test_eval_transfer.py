@@ -11,8 +11,8 @@ from defendr_cli.core.io.reader import SplitReader
 from defendr_cli.core.errors import MismatchError
 from defendr_cli.core.evaluation import metrics
 from defendr_cli.core.evaluation.subjects import load_eval_model
-from defendr_cli.core.evaluation.report_tables import transfer_tables
-from defendr_cli.core.evaluation.transfer import run_transfer
+from defendr_cli.core.evaluation.report.transfer_tables import transfer_tables
+from defendr_cli.core.evaluation.transfer.run import run_transfer
 from defendr_cli.core.runtime import Runtime
 from tests.evaluation import eval_builders as B
 

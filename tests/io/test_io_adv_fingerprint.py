@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from defendr_cli.core.evaluation.transfer import set_key_for_adv
+from defendr_cli.core.evaluation.transfer.inputs import set_key_for_adv
 from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.io import adv_fingerprint
 from defendr_cli.core.io.adv_fingerprint import (

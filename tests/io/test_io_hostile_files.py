@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from defendr_cli.cli.app import app
 from defendr_cli.core.errors import CorruptArtefactError, InputError
 from defendr_cli.core.evaluation.predictions import PredictionCache, Predictions
-from defendr_cli.core.evaluation.report import read_results
+from defendr_cli.core.evaluation.report.folder import read_results
 from defendr_cli.core.io.checkpoint import read_checkpoint
 from defendr_cli.core.io.files import read_json_file, require_regular_file
 from defendr_cli.core.io.prediction_file import read_prediction_file
@@ -223,14 +223,14 @@ def _save(path, **changes):
 
 
 @pytest.mark.parametrize("changes, words", [
-    ({"data": [1]}, "'data' is a list"),
+    ({"data": [1]}, "data (list, not dict)"),
     ({"data.image_size": "16"}, "'image_size'"),
     ({"data.class_ids": "c0"}, "'class_ids'"),
-    ({"config": []}, "'config'"),
-    ({"name": 5}, "'name'"),
+    ({"config": []}, "config (list, not dict)"),
+    ({"name": 5}, "name (int, not str)"),
     ({"version": True}, "version True"),
-    ({"summary": {"a": 1}}, "'summary'"),
-    ({"history": {"a": 1}}, "'history'"),
+    ({"summary": {"a": 1}}, "summary (dict, not str)"),
+    ({"history": {"a": 1}}, "history (dict, not list)"),
     ({"provenance": {"parents": [1]}}, "provenance.parents"),
     ({"state_dict": {"w": "text"}}, "'state_dict' entry 'w' is a str"),
 ])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 
 from defendr_cli.core.errors import CorruptArtefactError, MismatchError, MissingArtefactError
-from defendr_cli.core.fingerprint import file_fingerprint
+from defendr_cli.core.fingerprint import bytes_fingerprint, file_fingerprint
 from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from defendr_cli.core.models.loading import check_matches_cache, load_model
 from defendr_cli.core.models.registry import build_classifier
@@ -112,3 +114,45 @@ def test_defense_in_config_wraps_the_classifier(workspace):
     assert type(loaded.module).__name__ != "Classifier"
     with torch.no_grad():
         assert loaded.module(torch.rand(2, 3, 16, 16)).shape == (2, 3)
+
+
+def test_the_fingerprint_is_of_the_bytes_loaded_even_when_the_file_is_swapped(workspace, monkeypatch):
+    """A checkpoint replaced right after it was read: the fingerprint must still be the loaded bytes'."""
+    path = workspace.path_for("model", "m")
+    save_checkpoint(path, classifier_payload(build_classifier("tinycnn", 3), name="m"))
+    original = path.read_bytes()
+    other = workspace.path_for("model", "other")
+    torch.manual_seed(5)
+    save_checkpoint(other, classifier_payload(build_classifier("tinycnn", 3), name="m"))
+    real_load = torch.load
+
+    def load_then_swap(*args, **kwargs):
+        payload = real_load(*args, **kwargs)
+        other.replace(path)  # another process replaces the file between read and hash
+        return payload
+
+    monkeypatch.setattr(torch, "load", load_then_swap)
+    loaded = load_model(workspace, "m")
+    assert loaded.fingerprint == bytes_fingerprint(original) != file_fingerprint(path)
+    stored = real_load(io.BytesIO(original), weights_only=True)["state_dict"]
+    assert all(torch.equal(v, stored[k]) for k, v in loaded.module.state_dict().items())
+
+
+def test_an_incomplete_checkpoint_is_refused_by_the_loader(workspace):
+    for flag in (False, "no", 0, None):
+        payload = {**classifier_payload(build_classifier("tinycnn", 3)), "complete": flag}
+        save_checkpoint(workspace.path_for("model", "m"), payload)
+        with pytest.raises(CorruptArtefactError, match="did not complete"):
+            load_model(workspace, "m")
+
+
+@pytest.mark.parametrize("change", [{"config": "x"}, {"config": {"arch": 3, "num_classes": "many"}},
+                                    {"config": {"arch": "tinycnn", "num_classes": [3]}}, {"name": 7},
+                                    {"state_dict": ["w"]}, {"kind": ["classifier"]}, {"version": True},
+                                    {"state_dict": {"conv.weight": "text"}}])
+def test_payloads_with_odd_contents_are_one_line_corrupt_errors(workspace, change):
+    payload = {**classifier_payload(build_classifier("tinycnn", 3)), **change}
+    torch.save(payload, workspace.path_for("model", "odd"))
+    with pytest.raises(CorruptArtefactError) as info:
+        load_model(workspace, "odd")
+    assert "\n" not in str(info.value)

@@ -144,3 +144,14 @@ def test_timm_network_and_missing_timm(monkeypatch):
     with pytest.raises(InputError) as info:
         build_network("timm", "test_resnet", 3)
     assert str(info.value) == TIMM_INSTALL and 'pip install "defendr-cli[timm]"' in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "content"), [("m.json", b"\xff\xfe{"), ("m.json", b'{"a": 1.5}'),
+                                               ("m.json", b'{"a": true}'), ("m.json", b'{"a": null}'),
+                                               ("m.json", b'{"a": 1, "a": 2}'), ("m.txt", b"a 1\na 2\n"),
+                                               ("m.json", b"[" * 100000)])
+def test_hostile_class_map_files_are_one_line_input_errors(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(InputError, match="cannot read class map") as info:
+        read_class_map_file(tmp_path / name)
+    assert "\n" not in str(info.value)

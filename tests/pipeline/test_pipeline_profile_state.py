@@ -33,6 +33,20 @@ def test_overrides_parse_json_and_reject_unknown_keys():
         load_profile("nope")
 
 
+@pytest.mark.parametrize("override", ["train.epochs=abc", "train.epochs=2.5", "train.epochs=true", "train.lr=NaN",
+                                      "train.lr=Infinity", "train.lr=[1]", "evaluate.steps=5", "model.arch=[1]",
+                                      "data.split=null", "evaluate.steps=[5, NaN]"])
+def test_override_values_must_have_the_profile_type(override):
+    with pytest.raises(InputError, match=override.split("=")[0]):
+        apply_overrides(load_profile("quick"), [override])
+
+
+def test_override_values_of_the_right_type_are_converted_as_the_profile_needs():
+    settings = apply_overrides(load_profile("quick"), ["train.lr=1", "data.split=100", 'model.arch="tinycnn"'])
+    assert settings["train"]["lr"] == 1.0 and isinstance(settings["train"]["lr"], float)
+    assert settings["data"]["split"] == "100" and settings["model"]["arch"] == "tinycnn"
+
+
 def test_ledger_detects_changed_params_inputs_and_outputs(tmp_path):
     source = tmp_path / "in.h5"
     source.write_bytes(b"abc")

@@ -107,6 +107,16 @@ def test_unknown_setting_is_one_line_error(tmp_path):
     assert "unknown setting 'trian'" in result.output
 
 
+@pytest.mark.parametrize(("override", "says"), [("train.epochs=abc", "train.epochs needs a whole number"),
+                                               ("train.epochs=0", "--epochs must be at least 1"),
+                                               ("methods.lsq.squeeze_weight=[1]", "squeeze_weight needs a number")])
+def test_unusable_setting_fails_in_one_line_before_any_stage_runs(tmp_path, override, says):
+    result = CliRunner().invoke(app, ["--workdir", str(tmp_path), "reproduce", "--set", override])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and says in lines[0], result.output
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
 def test_interrupted_run_finishes_with_resume(tmp_path, monkeypatch):
     """Ctrl-C in the middle of the pipeline, then `--resume`: finished stages are kept, the rest run."""
     from defendr_cli.core.pipeline import stages
@@ -117,19 +127,19 @@ def test_interrupted_run_finishes_with_resume(tmp_path, monkeypatch):
 
     settings = resolve_settings("quick", REDUCED, device="cpu")
     workspace, runtime = Workspace(tmp_path / "ws"), Runtime.create("cpu", "fp32")
-    real_train = stages.run_train
+    real_train = stages.pipeline_train
 
     def interrupted(env, name, spec):
         if name == "clp":
             raise KeyboardInterrupt
         return real_train(env, name, spec)
 
-    monkeypatch.setattr(stages, "run_train", interrupted)
+    monkeypatch.setattr(stages, "pipeline_train", interrupted)
     with pytest.raises(KeyboardInterrupt):
         reproduce(workspace, settings, runtime)
     assert not (workspace.reports_dir / "reproduce" / "report.md").exists()
 
-    monkeypatch.setattr(stages, "run_train", real_train)
+    monkeypatch.setattr(stages, "pipeline_train", real_train)
     result = reproduce(workspace, settings, runtime, resume=True)
     status = {record.id: record.status for record in result.stages}
     assert status["train:baseline"] == status["train:alp"] == "current"

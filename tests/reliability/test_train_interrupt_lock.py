@@ -11,6 +11,7 @@ import torch
 from defendr_cli.core.data.prepare import prepare_synthetic
 from defendr_cli.core.io.checkpoint import read_checkpoint
 from defendr_cli.core.progress import INTERRUPT_ENV
+from defendr_cli.core.training.resume import best_path
 from defendr_cli.core.workspace import Workspace
 from tests.reliability.processes import assert_refused_naming, defendr, wait_until_locked
 
@@ -56,3 +57,18 @@ def test_second_train_of_the_same_name_stops_at_once_naming_the_first(ws):
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
+
+
+def test_force_retrain_killed_after_epoch_1_leaves_the_old_model_byte_identical(ws):
+    done = defendr(ws, *TRAIN, "--epochs", "1", "--name", "keep")
+    assert done.wait(timeout=300) == 0, done.stderr.read()
+    model = ws.path_for("model", "keep")
+    before = model.read_bytes()
+    cut = defendr(ws, *TRAIN, "--epochs", "3", "--seed", "4", "--name", "keep", "--force", env={INTERRUPT_ENV: "1"})
+    out, err = cut.communicate(timeout=300)
+    assert cut.returncode != 0, out + err
+    assert model.read_bytes() == before
+    assert read_checkpoint(best_path(ws, "keep"))["complete"] is False
+    again = defendr(ws, *TRAIN, "--epochs", "1", "--name", "keep")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 1 and "--resume" in err.strip().splitlines()[-1], err

@@ -1,5 +1,7 @@
 """Adding an attack is one function and one AttackSpec: a toy attack registered here alone runs
-through the attack stage and the CLI with its own option, name suffix and attributes."""
+through the attack stage and the CLI with its own option, name suffix and attributes, its option's
+declared range is checked at the CLI, and being gradient-free it counts as a black-box attack in
+the adaptive evaluation's masking check."""
 
 from __future__ import annotations
 
@@ -17,8 +19,14 @@ from defendr_cli.core.attacks.base import attack_context, check_inputs
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.attacks.geometry import as_channel_tensor
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.evaluation.adaptive.eps import AdaptiveEps
+from defendr_cli.core.evaluation.adaptive.plan import SuitePlan
+from defendr_cli.core.evaluation.adaptive.run import AdaptiveConfig, run_adaptive_suite
+from defendr_cli.core.evaluation.report.adaptive_tables import suite_table
+from defendr_cli.core.evaluation.subjects import load_eval_model
 from defendr_cli.core.io.adversarial import AdvSetReader, read_adv_info
 from defendr_cli.core.io.reader import SplitReader
+from defendr_cli.core.ranges import Range
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages.attack import AttackStageConfig, run_attack
 from tests.attacks.attack_helpers import make_cache, make_checkpoint
@@ -41,7 +49,9 @@ def random_sign(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, ep
 
 @pytest.fixture
 def toy_attack():
-    spec = register_attack(AttackSpec("randsign", random_sign, aliases=("random-sign",), stochastic=True))
+    spec = register_attack(AttackSpec("randsign", random_sign, aliases=("random-sign",), stochastic=True,
+                                      gradient_free=True, report_label="RandSign",
+                                      option_ranges={"scale": Range(0.0, 1.0, low_open=True)}))
     try:
         yield spec
     finally:
@@ -96,3 +106,25 @@ def test_toy_attack_through_the_cli(toy_attack, ws):
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["name"] == "randsign-eps0.03-scale0.25-baseline-test" and row["count"] == 30
+
+
+def test_toy_attack_option_range_is_checked_at_the_cli(toy_attack, ws):
+    args = ["--workdir", str(ws.root), "attack", "randsign", "--eps", "0.03", "-o", "scale=2", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "option scale of randsign must be a finite number > 0 and <= 1, got 2.0" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not list(ws.adv_dir.glob("randsign-*.h5"))
+
+
+def test_toy_attack_counts_as_black_box_in_the_masking_check(toy_attack, ws):
+    model = load_eval_model(ws, "baseline", device=torch.device("cpu"))
+    config = AdaptiveConfig(eps_values=[AdaptiveEps("0.5", 0.5)], plan=SuitePlan(suite="custom", attacks=("randsign",)),
+                            subset=None, batch_size=16)
+    adaptive = run_adaptive_suite([model], ws.path_for("data", "tiny"), config, runtime=Runtime())
+    (row,) = adaptive.models
+    assert row.clean > row.robust["0.5"]  # the random signs broke some clean-correct images
+    check = next(c for c in row.checks if c.name == "black-box-beats-white-box")
+    # no gradient attack ran, so every image randsign broke is one a black-box attack won
+    assert check.status == "fail" and "broken by randsign" in check.detail
+    assert "RandSign" in suite_table(adaptive).columns

@@ -9,7 +9,7 @@ import pytest
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.distributed import DistContext
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.evaluation.report import read_results
+from defendr_cli.core.evaluation.report.folder import read_results
 from defendr_cli.core.progress import NullReporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages.evaluate import EvaluateConfig, run_evaluate

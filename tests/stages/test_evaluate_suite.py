@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.evaluation.report import read_results
+from defendr_cli.core.evaluation.report.folder import read_results
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages.evaluate import EvaluateConfig, run_evaluate
 

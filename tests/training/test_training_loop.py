@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from defendr_cli.core.errors import ArtefactExistsError, InputError, MismatchError, MissingArtefactError, TrainingDivergedError
+from defendr_cli.core.errors import (ArtefactExistsError, CorruptArtefactError, InputError, MismatchError,
+                                     MissingArtefactError, TrainingDivergedError)
 from defendr_cli.core.io.checkpoint import read_checkpoint
 from defendr_cli.core.models.loading import check_checkpoint_against_cache, load_model
 from defendr_cli.core.progress import NullReporter
@@ -16,7 +17,7 @@ from defendr_cli.core.training.options import TrainOptions
 from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult
 from defendr_cli.core.training.recipes.baseline import BaselineOptions, ClassifierRecipe
 from defendr_cli.core.training.recipes.registry import get_recipe, register_recipe, train_options, unregister_recipe
-from defendr_cli.core.training.resume import resume_path
+from defendr_cli.core.training.resume import best_path, resume_path
 from tests.training.train_helpers import write_noise_adv_set, write_tiny_cache
 
 QUICK = dict(arch="tinycnn", epochs=3, batch_size=12, lr=0.02)
@@ -123,11 +124,39 @@ def test_resume_without_interrupted_run_is_missing(workspace, tiny_cache):
         run(workspace, resume=True)
 
 
+def test_resume_with_another_method_or_setting_is_a_mismatch(workspace, tiny_cache):
+    with pytest.raises(KeyboardInterrupt):
+        run(workspace, reporter=InterruptAfter(5), name="t5")
+    context = make_context(workspace, Runtime(), None)
+    with pytest.raises(MismatchError, match="trains method 'baseline', not 'lsq'"):
+        train(train_options("lsq", {"name": "t5", "resume": True}), context)
+    with pytest.raises(MismatchError, match="--epochs 6 \\(the run has 3\\)"):
+        train(train_options("baseline", {"name": "t5", "resume": True, "epochs": 6}), context)
+    resumed = train(train_options("baseline", {"name": "t5", "resume": True, "epochs": 3, "workers": 0}), context)
+    assert resumed.start_epoch == 1 and len(resumed.history) == 3
+
+
 def test_existing_model_needs_force(workspace, tiny_cache):
     run(workspace, epochs=1)
-    with pytest.raises(ArtefactExistsError):
+    with pytest.raises(ArtefactExistsError, match="--force.*--resume"):
         run(workspace, epochs=1)
     run(workspace, epochs=1, force=True)
+
+
+def test_interrupted_force_run_keeps_the_previous_model_byte_for_byte(workspace, tiny_cache):
+    first = run(workspace, epochs=1, name="m")
+    assert first.payload["complete"] is True and read_checkpoint(first.path)["complete"] is True
+    before = first.path.read_bytes()
+    with pytest.raises(KeyboardInterrupt):  # 3 steps per epoch: epoch 1 saved, stopped in epoch 2
+        run(workspace, reporter=InterruptAfter(5), name="m", force=True, epochs=3, seed=1)
+    assert first.path.read_bytes() == before
+    side = best_path(workspace, "m")
+    assert read_checkpoint(side)["complete"] is False and "m" == load_model(workspace, "m").name
+    with pytest.raises(CorruptArtefactError, match="did not complete"):
+        load_model(workspace, side)
+    resumed = train(TrainOptions(name="m", resume=True, method="baseline"), make_context(workspace, Runtime(), None))
+    assert resumed.path.read_bytes() != before and len(read_checkpoint(resumed.path)["history"]) == 3
+    assert read_checkpoint(resumed.path)["complete"] is True and not side.exists()
 
 
 class DivergingRecipe(ClassifierRecipe):
@@ -150,8 +179,9 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(workspace, tiny_cache):
             run(workspace, method="diverging-test", name="div")
     finally:
         unregister_recipe("diverging-test")
-    payload = read_checkpoint(workspace.path_for("model", "div"))
-    assert [r["epoch"] for r in payload["history"]] == [1]
+    assert not workspace.path_for("model", "div").exists()  # written only when a run completes
+    payload = read_checkpoint(best_path(workspace, "div"))
+    assert [r["epoch"] for r in payload["history"]] == [1] and payload["complete"] is False
     assert all(torch.isfinite(v).all() for v in payload["state_dict"].values() if v.is_floating_point())
     assert resume_path(workspace, "div").exists()
 

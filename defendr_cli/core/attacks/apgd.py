@@ -28,12 +28,13 @@ import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackContext, AttackResult, attack_context, check_inputs, check_steps
+from defendr_cli.core.attacks.counting import on_rows
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.geometry import as_channel_tensor, ball_bounds, project, random_start_at_radius
 from defendr_cli.core.attacks.losses import cross_entropy, dlr, dlr_targeted
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.runtime import Runtime
 
-EpsLike = float | torch.Tensor
 Objective = Callable[[torch.Tensor], torch.Tensor]  # logits (n, K) -> per-example loss (n,), maximised
 FooledTest = Callable[[torch.Tensor], torch.Tensor]  # predictions (n,) -> bool (n,), attack succeeded
 APGD_LOSSES = ("ce", "dlr")
@@ -198,7 +199,8 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsL
             index = tracker.pending()
             if index.numel() == 0:
                 break
-            run = apgd_run(ctx, clean[index], objective(index), fooled_test(index), eps_t, steps, eot, rho,
-                           generator)
+            with on_rows(ctx.model, index):
+                run = apgd_run(ctx, clean[index], objective(index), fooled_test(index), eps_t, steps, eot, rho,
+                               generator)
             tracker.update(index, run)
         return ctx.result(tracker.adv, goal) if check_success else ctx.unchecked(tracker.adv, goal)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from defendr_cli.core.attacks.apgd import BestPerImage, EpsLike, apgd_run, check_rho
+from defendr_cli.core.attacks.apgd import BestPerImage, apgd_run, check_rho
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.base import AttackResult, attack_context, check_inputs, check_steps
+from defendr_cli.core.attacks.counting import on_rows
 from defendr_cli.core.attacks.geometry import as_channel_tensor
 from defendr_cli.core.attacks.losses import dlr_targeted
 from defendr_cli.core.errors import InputError
@@ -53,7 +55,8 @@ def apgd_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
                 if index.numel() == 0:
                     break
                 own, target = goal.classes[index], ranked[index, rank]
-                run = apgd_run(ctx, clean[index], lambda logits: dlr_targeted(logits, own, target),
-                               lambda pred: pred != own, eps_t, steps, eot, rho, generator)
+                with on_rows(ctx.model, index):
+                    run = apgd_run(ctx, clean[index], lambda logits: dlr_targeted(logits, own, target),
+                                   lambda pred: pred != own, eps_t, steps, eot, rho, generator)
                 tracker.update(index, run)
         return ctx.result(tracker.adv, goal) if check_success else ctx.unchecked(tracker.adv, goal)

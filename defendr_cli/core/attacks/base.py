@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from defendr_cli.core.attacks.counting import on_rows
 from defendr_cli.core.attacks.losses import get_loss
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.runtime import Runtime
@@ -153,7 +154,8 @@ class AttackContext:
 
     def num_classes(self, images: torch.Tensor, clean_logits: torch.Tensor | None) -> int:
         if clean_logits is None:
-            clean_logits = self.logits(images[:1])
+            with on_rows(self.model, torch.zeros(1, dtype=torch.long, device=images.device)):
+                clean_logits = self.logits(images[:1])
         return int(clean_logits.shape[1])
 
     def result(self, adv: torch.Tensor, goal: Goal, predictions: torch.Tensor | None = None) -> AttackResult:

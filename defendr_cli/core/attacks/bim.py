@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackResult
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.pgd import default_iterative_step_size, pgd
 from defendr_cli.core.runtime import Runtime
 
-EpsLike = float | torch.Tensor
 
 
 def bim(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLike, steps: int = 10,

@@ -17,6 +17,10 @@ from defendr_cli.core.models.normalize import IMAGENET_STD
 
 EPS_SPACES = ("pixel", "normalized")
 
+# An eps (or step size) as an attack takes it, in pixel units: one float for every channel, or a
+# per-channel tensor of shape (3,) (a normalized-space eps converted by `normalized_eps_to_pixel`).
+EpsLike = float | torch.Tensor
+
 
 @dataclass(frozen=True)
 class EpsValue:

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackResult, attack_context, check_inputs
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.geometry import as_channel_tensor
 from defendr_cli.core.runtime import Runtime
 
-EpsLike = float | torch.Tensor
 
 
 def fgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLike, *,

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackResult, attack_context, check_inputs, check_steps
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.geometry import as_channel_tensor, ball_bounds, project, sign_step
 from defendr_cli.core.attacks.pgd import default_iterative_step_size
 from defendr_cli.core.runtime import Runtime
 
-EpsLike = float | torch.Tensor
 
 
 def mifgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLike, steps: int = 10,

@@ -22,12 +22,12 @@ from defendr_cli.core.attacks.base import (
     check_inputs,
     check_steps,
 )
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.geometry import as_channel_tensor, ball_bounds, project, sign_step
 from defendr_cli.core.attacks.geometry import random_start as random_start_point
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.runtime import Runtime
 
-EpsLike = float | torch.Tensor
 
 
 def default_pgd_step_size(eps: EpsLike, steps: int) -> EpsLike:

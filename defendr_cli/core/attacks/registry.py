@@ -21,14 +21,16 @@ from defendr_cli.core.attacks.apgd import apgd
 from defendr_cli.core.attacks.apgd_t import apgd_t
 from defendr_cli.core.attacks.base import AttackResult
 from defendr_cli.core.attacks.bim import bim
+from defendr_cli.core.attacks.eps import EpsLike
+from defendr_cli.core.attacks.fab import fab, fab_t
 from defendr_cli.core.attacks.fgsm import fgsm, fgsm_multi
 from defendr_cli.core.attacks.losses import LOSSES
 from defendr_cli.core.attacks.mifgsm import mifgsm
 from defendr_cli.core.attacks.pgd import default_iterative_step_size, default_pgd_step_size, pgd
 from defendr_cli.core.attacks.square import square
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.ranges import Range
 
-EpsLike = float | torch.Tensor
 
 CALL_ARGS = ("model", "images", "labels")
 # Keywords every caller may pass to any attack; they are not the attack's own options.
@@ -37,6 +39,9 @@ CALL_KEYWORDS = ("eps", "eps_list", "targeted", "targets", "label_mode", "loss",
 # Keywords every attack function takes (generator too when stochastic). The stage passes
 # targeted/targets and loss only to attacks whose function takes them.
 REQUIRED_KEYWORDS = ("runtime",)
+# The shared call keywords an attack may take besides eps and runtime; `AttackSpec.keywords`
+# declares which ones its function takes (all of them unless declared otherwise).
+STANDARD_KEYWORDS = ("targeted", "targets", "label_mode", "loss", "generator", "eval_mode", "check_success")
 _NO_DEFAULT = inspect.Parameter.empty
 
 
@@ -64,7 +69,21 @@ class AttackSpec:
         (`standard_name_suffix`) writes '-s<steps>', '-norand', '-r<restarts>' and '-<key><value>'
         for every other option that differs from its default; step_size never enters the name.
     losses: the values `loss` may take for this attack.
+    gradient_free: the attack uses no gradient (score-based search such as Square): the adaptive
+        evaluation's masking check counts an image it breaks, where every gradient attack failed,
+        as a sign of masked gradients.
     description: one line for help texts.
+    keywords: the shared call keywords (`STANDARD_KEYWORDS`) the function takes besides eps and
+        runtime, declared; callers ask `accepts(keyword)` and pass only those. `register_attack`
+        checks the declaration against the function once.
+    report_label: the attack's name in report columns ('APGD', 'Square'); default: its name.
+    option_ranges: {option: core.ranges.Range} for the attack's own numeric options; an int option
+        without one must be >= 1 (it counts something: steps, queries, samples), a float option
+        without one must be finite. Checked by `check_option` where options enter (the attack
+        stage's validation behind `defendr attack --option KEY=VALUE`).
+
+    The attack's own options and their defaults are read from the function's signature, once,
+    here: the default is the one place an option's default lives.
     """
 
     name: str
@@ -75,15 +94,41 @@ class AttackSpec:
     multi_eps: Callable[..., list[AttackResult]] | None = None
     name_suffix: Callable[[Mapping[str, Any]], str] | None = None
     losses: tuple[str, ...] = LOSSES
+    gradient_free: bool = False
     description: str = ""
+    keywords: tuple[str, ...] = STANDARD_KEYWORDS
+    report_label: str = ""
+    option_ranges: Mapping[str, Range] = field(default_factory=dict, compare=False)
     parameters: tuple[str, ...] = field(init=False, repr=False, compare=False)
     defaults: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         signature = inspect.signature(self.function)
-        params = [p for p in signature.parameters.values() if p.name not in CALL_ARGS]
-        object.__setattr__(self, "parameters", tuple(p.name for p in params))
-        object.__setattr__(self, "defaults", {p.name: p.default for p in params if p.default is not _NO_DEFAULT})
+        own = [p for p in signature.parameters.values() if p.name not in CALL_ARGS and p.name not in CALL_KEYWORDS]
+        object.__setattr__(self, "parameters", ("eps", *self.keywords, "runtime", *(p.name for p in own)))
+        object.__setattr__(self, "defaults", {p.name: p.default for p in own if p.default is not _NO_DEFAULT})
+        object.__setattr__(self, "report_label", self.report_label or self.name)
+
+    def accepts(self, keyword: str) -> bool:
+        """The function takes `keyword` (a shared call keyword it declares, or one of its own options):
+        accepts('loss') for a caller-chosen objective, accepts('targeted') for a targeted mode."""
+        return keyword in self.parameters
+
+    def check_option(self, key: str, value: Any) -> None:
+        """InputError naming the option and its allowed range when `value` is outside it: an int
+        below 1 or outside its declared range, a float that is not finite or outside its range
+        (e.g. `--option eot=0`, `rho=nan`)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        allowed = self.option_ranges.get(key)
+        if isinstance(value, int):
+            allowed = allowed or Range(1)
+            if not allowed.contains(value):
+                raise InputError(f"option {key} of {self.name} must be an integer {allowed.describe()}, got {value}")
+            return
+        if not (allowed or Range()).contains(value):
+            raise InputError(f"option {key} of {self.name} must be a finite number"
+                             f"{(allowed or Range()).describe_bounds()}, got {value}")
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -92,22 +137,8 @@ class AttackSpec:
 
     @property
     def iterative(self) -> bool:
-        """Takes `steps`."""
-        return "steps" in self.options
-
-    @property
-    def takes_restarts(self) -> bool:
-        return "restarts" in self.options
-
-    @property
-    def takes_loss(self) -> bool:
-        """The caller chooses the objective (`loss`); False for attacks with their own (Square's margin)."""
-        return "loss" in self.parameters
-
-    @property
-    def takes_targets(self) -> bool:
-        """The attack has a targeted mode (`targeted`, `targets`)."""
-        return "targeted" in self.parameters
+        """Takes `steps` (the set summary counts them)."""
+        return self.accepts("steps")
 
     def suffix(self, options: Mapping[str, Any]) -> str:
         """The name part after the eps for these options (see `name_suffix`)."""
@@ -175,14 +206,27 @@ def register_attack(spec: AttackSpec) -> AttackSpec:
     taken = [key for key in (spec.name, *spec.aliases) if key in ATTACKS or key in ALIASES]
     if taken:
         raise ValueError(f"attack name {', '.join(taken)} is already registered")
-    required = (*REQUIRED_KEYWORDS, "eps", *(("generator",) if spec.stochastic else ()))
-    missing = [key for key in required if key not in spec.parameters]
-    if missing:
-        raise ValueError(f"attack {spec.name}: its function must take {', '.join(missing)}")
+    _check_declaration(spec)
     ATTACKS[spec.name] = spec
     for alias in spec.aliases:
         ALIASES[alias] = spec.name
     return spec
+
+
+def _check_declaration(spec: AttackSpec) -> None:
+    """ValueError unless the function takes eps, runtime (and generator when stochastic) and exactly
+    the shared keywords `spec.keywords` declares, and every option range names an own option."""
+    taken = set(inspect.signature(spec.function).parameters)
+    required = (*REQUIRED_KEYWORDS, "eps", *(("generator",) if spec.stochastic else ()))
+    missing = [key for key in required if key not in taken or key not in spec.parameters]
+    if missing:
+        raise ValueError(f"attack {spec.name}: its function must take {', '.join(missing)}")
+    shared = tuple(key for key in STANDARD_KEYWORDS if key in taken)
+    if set(spec.keywords) != set(shared):
+        raise ValueError(f"attack {spec.name}: declare keywords={shared} (the shared keywords its function takes)")
+    stray = sorted(set(spec.option_ranges) - set(spec.options))
+    if stray:
+        raise ValueError(f"attack {spec.name}: option_ranges names {', '.join(stray)}, not options of its function")
 
 
 def unregister_attack(name: str) -> None:
@@ -211,7 +255,8 @@ def get_attack(name: str) -> AttackSpec:
 
 
 def attack_parameters(name: str) -> list[str]:
-    """Keyword parameters the attack accepts (besides model, images, labels)."""
+    """Keyword parameters the attack accepts (besides model, images, labels): eps, its declared
+    shared keywords, runtime, its own options."""
     return list(get_attack(name).parameters)
 
 
@@ -241,20 +286,42 @@ def build_attack(name: str, **params: Any) -> Attack:
     return Attack(key, dict(params))
 
 
+_UNIT_INTERVAL = Range(0.0, 1.0, low_open=True)  # a fraction in (0, 1]
+
 _BUILT_IN = (
-    AttackSpec("fgsm", fgsm, multi_eps=fgsm_multi, description="one signed-gradient step"),
+    AttackSpec("fgsm", fgsm, multi_eps=fgsm_multi, report_label="FGSM", description="one signed-gradient step"),
     AttackSpec("bim", bim, aliases=("i-fgsm", "ifgsm"), default_step_size=default_iterative_step_size,
-               description="iterative FGSM from the clean image"),
-    AttackSpec("pgd", pgd, default_step_size=default_pgd_step_size, stochastic=True,
+               report_label="BIM", description="iterative FGSM from the clean image"),
+    AttackSpec("pgd", pgd, default_step_size=default_pgd_step_size, stochastic=True, report_label="PGD",
                description="projected gradient descent with random start and restarts"),
     AttackSpec("mifgsm", mifgsm, aliases=("mi-fgsm",), default_step_size=default_iterative_step_size,
-               description="momentum iterative FGSM"),
+               report_label="MI-FGSM", option_ranges={"decay": Range(0.0)}, description="momentum iterative FGSM"),
     AttackSpec("apgd", apgd, aliases=("auto-pgd", "apgd-ce"), stochastic=True, losses=("ce", "dlr"),
+               report_label="APGD", option_ranges={"rho": _UNIT_INTERVAL},
                description="Auto-PGD (Croce & Hein 2020): step-size schedule, momentum, CE or DLR loss"),
     AttackSpec("apgd-t", apgd_t, aliases=("apgd_t", "apgdt"), stochastic=True,
+               keywords=("label_mode", "generator", "eval_mode", "check_success"), report_label="APGD-T",
+               option_ranges={"rho": _UNIT_INTERVAL},
                description="targeted APGD with the targeted DLR loss over the top-k other classes"),
-    AttackSpec("square", square, stochastic=True,
+    AttackSpec("square", square, stochastic=True, gradient_free=True,
+               keywords=("targeted", "targets", "label_mode", "generator", "eval_mode", "check_success"),
+               report_label="Square", option_ranges={"p_init": _UNIT_INTERVAL},
                description="Square Attack (Andriushchenko et al. 2020): score-based random search, no gradient"),
 )
 for _spec in _BUILT_IN:
+    register_attack(_spec)
+
+# FAB (issue 20), kept as its own block: AutoAttack's 'fab-t' (standard suite) and 'fab' (plus suite).
+_FAB_KEYWORDS = ("label_mode", "generator", "eval_mode", "check_success")
+# alpha_max bounds the step towards the original point, eta >= 1 overshoots, beta in (0, 1] the backward step.
+_FAB_RANGES = {"alpha_max": _UNIT_INTERVAL, "eta": Range(1.0), "beta": _UNIT_INTERVAL}
+_FAB = (
+    AttackSpec("fab-t", fab_t, aliases=("fab_t", "fabt"), stochastic=True, keywords=_FAB_KEYWORDS,
+               report_label="FAB-T", option_ranges=_FAB_RANGES,
+               description="targeted FAB (Croce & Hein 2020): minimal L-inf adversarial per target, kept if inside eps"),
+    AttackSpec("fab", fab, stochastic=True, keywords=_FAB_KEYWORDS, report_label="FAB",
+               option_ranges=_FAB_RANGES,
+               description="untargeted FAB (Croce & Hein 2020): minimal L-inf adversarial, kept if inside eps"),
+)
+for _spec in _FAB:
     register_attack(_spec)

@@ -25,11 +25,12 @@ import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackContext, AttackResult, Goal, attack_context, check_inputs, check_steps
+from defendr_cli.core.attacks.counting import on_rows
+from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.geometry import as_channel_tensor, ball_bounds, project
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.runtime import Runtime
 
-EpsLike = float | torch.Tensor
 P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128),
               (8000, 256))  # (last iteration of the 10k schedule, divisor of p_init up to it)
 LAST_DIVISOR = 512
@@ -86,7 +87,8 @@ def square_run(ctx: AttackContext, clean: torch.Tensor, goal: Goal, eps: torch.T
         signs = _signs((active.numel(), channels, 1, 1), generator, clean.device)
         current = best[active]
         proposal = project(current + mask * (2.0 * eps * signs), lower[active], upper[active])
-        new_margin = -ctx.losses(proposal, Goal(goal.classes[active], goal.targeted))[0]
+        with on_rows(ctx.model, active):
+            new_margin = -ctx.losses(proposal, Goal(goal.classes[active], goal.targeted))[0]
         better = new_margin < margin[active]
         best[active] = torch.where(better.view(-1, 1, 1, 1), proposal, current)
         margin[active] = torch.where(better, new_margin, margin[active])
@@ -117,8 +119,9 @@ def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
             index = pending.nonzero().squeeze(1)
             if index.numel() == 0:
                 break
-            run_adv, margin = square_run(ctx, clean[index], Goal(goal.classes[index], goal.targeted), eps_t,
-                                         n_queries, p_init, generator)
+            with on_rows(ctx.model, index):
+                run_adv, margin = square_run(ctx, clean[index], Goal(goal.classes[index], goal.targeted), eps_t,
+                                             n_queries, p_init, generator)
             adv[index] = run_adv
             pending[index] = margin >= 0
         return ctx.result(adv, goal) if check_success else ctx.unchecked(adv, goal)

@@ -1,2 +1,2 @@
 """Explanations: Grad-CAM with hooks held by a context manager (gradcam), paired clean/adversarial
-runs (paired.run_gradcam) and PNG grids (figures)."""
+runs (paired.gradcam_pairs) and PNG grids (figures)."""

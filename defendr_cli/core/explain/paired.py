@@ -1,6 +1,6 @@
 """Paired Grad-CAM for clean test images and their adversarial copies (paper Figures 12-14).
 
-`run_gradcam(model, data_path, adv_path, out_dir, ...)` picks `count` test images (by default
+`gradcam_pairs(model, data_path, adv_path, out_dir, ...)` picks `count` test images (by default
 ones the model classifies correctly when clean and wrongly when attacked, in a seeded order),
 computes Grad-CAM maps for each explain target of the model (core.explain.gradcam) on both
 versions, and writes one PNG grid per target plus gradcam.json into `out_dir`.
@@ -19,7 +19,7 @@ from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.predictions import predict
 from defendr_cli.core.evaluation.subjects import EvalModel
-from defendr_cli.core.evaluation.transfer import check_adv_set
+from defendr_cli.core.evaluation.transfer.inputs import check_adv_set
 from defendr_cli.core.explain.figures import PairedCam, paired_grid_png
 from defendr_cli.core.explain.gradcam import GradCAM, explain_targets
 from defendr_cli.core.io.adversarial import AdvSetReader
@@ -63,9 +63,9 @@ def cam_maps(target, images: torch.Tensor, runtime: Runtime, batch_size: int) ->
     return np.concatenate(maps), np.concatenate(preds)
 
 
-def run_gradcam(model: EvalModel, data_path: Path, adv_path: Path, out_dir: Path, *, runtime: Runtime,
-                count: int = 16, select: str = "fooled", seed: int = 0, batch_size: int = 32,
-                reporter: Reporter | None = None) -> dict:
+def gradcam_pairs(model: EvalModel, data_path: Path, adv_path: Path, out_dir: Path, *, runtime: Runtime,
+                  count: int = 16, select: str = "fooled", seed: int = 0, batch_size: int = 32,
+                  reporter: Reporter | None = None) -> dict:
     """Write paired Grad-CAM grids for `model` into `out_dir`; return what was done (JSON-able)."""
 
     if count < 1:

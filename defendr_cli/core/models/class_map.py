@@ -53,18 +53,27 @@ def _few(items: list[str]) -> str:
     return ", ".join(items[:SHOW]) + (f", ... ({len(items)} in all)" if len(items) > SHOW else "")
 
 
+def _pairs_without_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError(f"class {next(k for k in keys if keys.count(k) > 1)} is mapped twice")
+    return dict(pairs)
+
+
 def read_class_map_file(path: Path | str) -> dict[str, int]:
     """{cache class id: output index} from a JSON object or a two-column text file."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise MissingArtefactError(f"no class-map file at {path}")
-    text = path.read_text(encoding="utf-8")
     try:
+        text = path.read_text(encoding="utf-8")
         if path.suffix == ".json":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_pairs_without_repeats)
             if not isinstance(data, dict):
                 raise ValueError("expected a JSON object {class id: output index}")
-            return {str(k): int(v) for k, v in data.items()}
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in data.values()):
+                raise ValueError("every output index must be a whole number")
+            return {str(k): v for k, v in data.items()}
         mapping: dict[str, int] = {}
         for number, line in enumerate(text.splitlines(), 1):
             line = line.split("#", 1)[0].strip()
@@ -73,9 +82,11 @@ def read_class_map_file(path: Path | str) -> dict[str, int]:
             parts = line.replace(",", " ").replace("\t", " ").split()
             if len(parts) != 2:
                 raise ValueError(f"line {number} needs two columns: class id, output index")
+            if parts[0] in mapping:
+                raise ValueError(f"line {number} maps class {parts[0]} a second time")
             mapping[parts[0]] = int(parts[1])
         return mapping
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InputError(f"cannot read class map {path}: {exc}") from exc
 
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError
 from defendr_cli.core.models.dunet import DUNet, DUNetConfig
-from defendr_cli.core.models.references import check_reference, parents_with_role
+from defendr_cli.core.models.references import load_reference, parents_with_role
 from defendr_cli.core.workspace import Workspace
 
 
@@ -75,8 +75,7 @@ def build_denoised(payload: dict, context) -> DenoisedClassifier:
     references = parents_with_role(payload, "target") or [dict(config.get("target") or {}, role="target")]
     if not references[0].get("name"):
         raise CorruptArtefactError(f"{owner} does not name its target classifier")
-    target_path = check_reference(workspace, references[0], owner=owner)
-    target = context.load(target_path).module
+    target = load_reference(workspace, references[0], owner=owner, load=context.load).module
     denoiser_config = dict(config.get("denoiser") or {})
     if denoiser_config.pop("arch", "dunet") != "dunet":
         raise CorruptArtefactError(f"{owner} has an unknown denoiser architecture")

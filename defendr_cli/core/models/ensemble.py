@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from defendr_cli.core.errors import InputError, MismatchError
-from defendr_cli.core.models.references import check_reference, parents_with_role
+from defendr_cli.core.models.references import load_reference, parents_with_role
 from defendr_cli.core.workspace import Workspace
 
 COMBINE_RULES = ("probs", "logits")
@@ -120,8 +120,7 @@ def build_ensemble(payload: dict, context) -> Ensemble:
     references = parents_with_role(payload, "member")
     if not references:
         raise MismatchError(f"{owner} lists no members")
-    paths = [check_reference(workspace, ref, owner=owner) for ref in references]
-    loaded = [context.load(path) for path in paths]
+    loaded = [load_reference(workspace, ref, owner=owner, load=context.load) for ref in references]
     names = [ref["name"] for ref in references]
     check_compatible(names, [m.payload for m in loaded])
     if _data_key(loaded[0].payload) != _data_key(payload):

@@ -24,14 +24,15 @@ models/<file>.pt2, checked by fingerprint on load).
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError
-from defendr_cli.core.fingerprint import file_fingerprint
-from defendr_cli.core.models.exported import exported_module, load_exported_program
+from defendr_cli.core.fingerprint import bytes_fingerprint
+from defendr_cli.core.models.exported import exported_module, load_exported_bytes, read_exported_bytes
 from defendr_cli.core.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from defendr_cli.core.workspace import Workspace
 
@@ -106,8 +107,8 @@ def normalization(spec: str) -> dict | None:
         std = [float(v) for v in std_text.split(",")]
     except ValueError as exc:
         raise InputError(f"--normalize '{spec}': use imagenet, none or m1,m2,m3/s1,s2,s3") from exc
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise InputError(f"--normalize '{spec}': three means and three positive stds are needed")
+    if len(mean) != 3 or len(std) != 3 or not all(math.isfinite(v) for v in mean + std) or not min(std) > 0:
+        raise InputError(f"--normalize '{spec}': three finite means and three finite positive stds are needed")
     return {"name": "custom", "mean": mean, "std": std}
 
 
@@ -170,10 +171,12 @@ def network_from_config(config: dict, workspace: Workspace | None) -> tuple[nn.M
     if not path.is_file():
         raise MissingArtefactError(f"the exported program {path} of this imported model is missing",
                                    hint="import it again with: defendr import NAME --exported FILE --force")
-    if file_fingerprint(path) != reference["fingerprint"]:
+    data = read_exported_bytes(path)  # read once: the bytes hashed are the bytes loaded
+    fingerprint = bytes_fingerprint(data)
+    if fingerprint != reference["fingerprint"]:
         raise MismatchError(f"the exported program {path} changed since it was imported "
-                            f"(fingerprint {file_fingerprint(path)}, recorded {reference['fingerprint']})")
-    module, _ = exported_module(load_exported_program(path))
+                            f"(fingerprint {fingerprint}, recorded {reference['fingerprint']})")
+    module, _ = exported_module(load_exported_bytes(data, path))
     return module, True
 
 

@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError
-from defendr_cli.core.fingerprint import file_fingerprint
-from defendr_cli.core.io.checkpoint import read_checkpoint
+from defendr_cli.core.io.checkpoint import check_complete, read_checkpoint_and_fingerprint
 from defendr_cli.core.models.defenses import wrap_defense
 from defendr_cli.core.models.denoised import build_denoised
 from defendr_cli.core.models.ensemble import build_ensemble
+from defendr_cli.core.models.finite import guard_finite_logits
 from defendr_cli.core.models.imported import build_imported
 from defendr_cli.core.models.registry import build_classifier
 from defendr_cli.core.workspace import Workspace
@@ -114,10 +114,16 @@ def load_model(workspace: Workspace | None, ref: str | Path, device: torch.devic
             raise MissingArtefactError(f"no checkpoint at {path}", hint=f"make it with: {model_hint(str(ref))}")
     else:
         path = workspace.resolve("model", ref, hint=model_hint(str(ref)))
-    payload = read_checkpoint(path)
-    fingerprint = file_fingerprint(path)
-    module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device))
-    module = module.to(device).eval()
+    payload, fingerprint = read_checkpoint_and_fingerprint(path)  # one read: the hash is of what was loaded
+    check_complete(payload, str(path))
+    try:
+        module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        # a payload of the right keys but odd contents (a config value of the wrong type, a tensor of
+        # the wrong shape) fails deep inside a builder: at this artefact boundary that is "corrupt"
+        raise CorruptArtefactError(f"checkpoint {path} cannot be rebuilt: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
+    module = guard_finite_logits(module.to(device).eval(), payload["name"])
     return LoadedModel(payload["name"], path, fingerprint, payload["kind"], module, payload)
 
 

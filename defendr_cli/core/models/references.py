@@ -3,13 +3,15 @@
 A reference is a dict `{"role": "target"|"member", "name": str, "fingerprint": str}` kept in the
 payload's `provenance.parents`. `name` is a workspace model name (or a path for a checkpoint that
 lives outside the workspace); `fingerprint` is `file_fingerprint` of the file when the composite
-was made. Loading re-checks it: a changed file is a MismatchError, a missing one a
+was made. Loading re-checks it on the bytes actually loaded: a changed file is a MismatchError, a missing one a
 MissingArtefactError naming the command that makes it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from defendr_cli.core.errors import MismatchError
 from defendr_cli.core.fingerprint import file_fingerprint
@@ -32,21 +34,22 @@ def make_reference(workspace: Workspace, role: str, path: Path, fingerprint: str
             "fingerprint": fingerprint or file_fingerprint(path)}
 
 
-def check_reference(workspace: Workspace, reference: dict, *, owner: str) -> Path:
-    """The referenced checkpoint's path after checking it exists and is unchanged.
+def load_reference(workspace: Workspace, reference: dict, *, owner: str, load: Callable[[Path], Any]) -> Any:
+    """The referenced checkpoint loaded with `load(path)` (a core.models.loading.LoadedModel), after
+    checking that the fingerprint of the bytes it was loaded from is the recorded one.
 
+    One read: the check is on what was loaded, not on a second read of the file.
     owner: the composite's name, used in messages ('ensemble 'best'').
     """
     name = reference["name"]
-    path = workspace.resolve("model", name)
-    actual = file_fingerprint(path)
-    if actual != reference["fingerprint"]:
+    loaded = load(workspace.resolve("model", name))
+    if loaded.fingerprint != reference["fingerprint"]:
         raise MismatchError(
             f"{owner} was built on {reference.get('role', 'model')} '{name}' with fingerprint "
-            f"{reference['fingerprint']}, but {path} now has fingerprint {actual}",
+            f"{reference['fingerprint']}, but {loaded.path} now has fingerprint {loaded.fingerprint}",
             hint=f"rebuild {owner} against the current '{name}'",
         )
-    return path
+    return loaded
 
 
 def parents_with_role(payload: dict, role: str) -> list[dict]:

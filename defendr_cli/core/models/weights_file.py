@@ -7,6 +7,7 @@ only tensors and plain containers are rebuilt, nothing is unpickled) or a `.safe
 Two common wrappings are undone, and reported: a dict holding the weights under "state_dict",
 "model" or "model_state_dict", and a "module." prefix on every key (saved from DataParallel or
 DistributedDataParallel).
+A tensor holding NaN or Inf is refused (InputError naming it): such a model reads as robust.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from defendr_cli.core.errors import InputError, MismatchError, MissingArtefactError
+from defendr_cli.core.models.finite import require_finite_tensors
 
 STATE_DICT_SUFFIXES = (".pth", ".pt", ".bin")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -60,6 +62,7 @@ def read_state_dict(path: Path | str) -> tuple[dict[str, torch.Tensor], list[str
                 break
     if not _is_tensor_dict(state):
         raise InputError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    require_finite_tensors(state, f"weights file {path}")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
         notes.append("removed the 'module.' prefix of every key (a DataParallel save)")

@@ -14,10 +14,8 @@ from pathlib import Path
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.pipeline import stages as st
 from defendr_cli.core.pipeline.paper_report import write_paper_comparison
-from defendr_cli.core.stages.evaluate import EvaluateConfig
-from defendr_cli.core.stages.evaluate import run_evaluate as evaluate_stage
-from defendr_cli.core.stages.gradcam import GradcamConfig
-from defendr_cli.core.stages.gradcam import run_gradcam as gradcam_stage
+from defendr_cli.core.stages.evaluate import EvaluateConfig, run_evaluate
+from defendr_cli.core.stages.gradcam import GradcamConfig, run_gradcam
 
 DEFENSE_NAME = "random-resize-pad"
 GRADCAM_BATCH_SIZE = 32
@@ -59,8 +57,8 @@ def evaluate_config(env: st.StageEnv, report_name: str) -> EvaluateConfig:
     )
 
 
-def run_evaluate(env: st.StageEnv, report_name: str) -> list[Path]:
-    result = evaluate_stage(env.workspace, evaluate_config(env, report_name), env.runtime, reporter=env.reporter)
+def pipeline_evaluate(env: st.StageEnv, report_name: str) -> list[Path]:
+    result = run_evaluate(env.workspace, evaluate_config(env, report_name), env.runtime, reporter=env.reporter)
     extra = write_paper_comparison(result.report_dir, result.transfer, result.adaptive, env.settings)
     return [result.files.results, result.files.markdown, *extra]
 
@@ -76,11 +74,11 @@ def gradcam_outputs(env: st.StageEnv, report_name: str) -> list[Path]:
     return sorted((env.workspace.dir_for("report") / report_name / "gradcam").glob("*.png"))
 
 
-def run_gradcam_stage(env: st.StageEnv, report_name: str) -> list[Path]:
+def pipeline_gradcam(env: st.StageEnv, report_name: str) -> list[Path]:
     spec = env.settings["gradcam"]
     config = GradcamConfig(model=spec["model"], attack=str(st.adv_path(env, spec["attack"], "test")),
                            count=int(spec["count"]), seed=env.seed, batch_size=GRADCAM_BATCH_SIZE,
                            data=env.workspace.path_for("data", st.data_name(env.settings), create_dir=False),
                            folder=env.workspace.dir_for("report", create=True) / report_name / "gradcam")
-    result = gradcam_stage(env.workspace, config, env.runtime, reporter=env.reporter)
+    result = run_gradcam(env.workspace, config, env.runtime, reporter=env.reporter)
     return result.files or [result.folder]

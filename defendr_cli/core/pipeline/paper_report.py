@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from defendr_cli.core.atomic import atomic_path
-from defendr_cli.core.evaluation.results import AdaptiveResult, SetScores, TransferResult, TransferRow
+from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult
+from defendr_cli.core.evaluation.transfer.results import SetScores, TransferResult, TransferRow
 from defendr_cli.core.io.report_file import read_phenomena_file
 
 PAPER_TABLES = "paper_tables.json"

@@ -1,14 +1,18 @@
 """Reproduction profiles: settings as data (JSON files shipped in defendr_cli/profiles/).
 
 A profile is a nested dict. `--set key.sub=value` overrides any leaf; the value is parsed as JSON
-when it can be (numbers, lists, true/false/null), else kept as a string. The resolved settings are
-written into the report so a run can be repeated exactly.
+when it can be (numbers, lists, true/false/null), else kept as a string, and must have the type of
+the value it replaces (`typed_override`): an integer for an integer, a finite number for a number,
+true/false for a flag, text for text (given as is), a list for a list; NaN and Infinity are refused
+everywhere. So `--set train.epochs=abc` fails in one line before any stage runs. The resolved
+settings are written into the report so a run can be repeated exactly.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 from importlib import resources
 from typing import Any
 
@@ -63,8 +67,45 @@ def apply_overrides(settings: dict[str, Any], overrides: list[str]) -> dict[str,
         leaf = path[-1]
         if not isinstance(node, dict) or leaf not in node:
             raise InputError(f"--set {text}: unknown setting '{'.'.join(path)}'")
-        node[leaf] = value
+        node[leaf] = typed_override(text, node[leaf], value)
     return result
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    return False
+
+
+def typed_override(text: str, current: Any, value: Any) -> Any:
+    """`value` (parsed from `--set text`) checked against the type of the profile's `current` value;
+    InputError naming the setting and the type it needs (see the module docstring)."""
+    key, raw = text.split("=", 1)
+    if _has_non_finite(value):
+        raise InputError(f"--set {text}: NaN and Infinity are not allowed")
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if current is None:
+        return value
+    if isinstance(current, bool):
+        ok, need = isinstance(value, bool), "true or false"
+    elif isinstance(current, int):
+        ok, need = is_number and isinstance(value, int), "a whole number"
+    elif isinstance(current, float):
+        ok, need, value = is_number, "a number", float(value) if is_number else value
+    elif isinstance(current, str):  # '--set data.split=100' is the text '100', not the number
+        ok, need = value is not None and not isinstance(value, (list, dict)), "text"
+        value = value if isinstance(value, str) else raw.strip()
+    elif isinstance(current, list):
+        ok, need = isinstance(value, list), "a JSON list such as [5, 10]"
+    else:
+        ok, need = isinstance(value, dict), "a JSON object"
+    if not ok:
+        raise InputError(f"--set {text}: {key.strip()} needs {need} (the profile has {json.dumps(current)})")
+    return value
 
 
 def resolve_settings(profile: str, overrides: list[str], **edge: Any) -> dict[str, Any]:

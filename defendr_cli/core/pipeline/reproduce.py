@@ -79,28 +79,28 @@ def plan_stages(env: st.StageEnv) -> list[Stage]:
     common = {"seed": env.seed, "precision": env.runtime.precision}
     if env.runtime.memory_format != "auto":  # absent when auto: older workspaces stay current
         common["memory_format"] = env.runtime.memory_format
-    plan = [Stage("prepare", {**common, "data": settings["data"]}, lambda: [], lambda: st.run_prepare(env))]
+    plan = [Stage("prepare", {**common, "data": settings["data"]}, lambda: [], lambda: st.pipeline_prepare(env))]
     plan.append(Stage("train:baseline", {**common, "model": settings["model"], "train": settings["train"]},
-                      data_path, lambda: st.run_train(env, "baseline", {"method": "baseline"})))
+                      data_path, lambda: st.pipeline_train(env, "baseline", {"method": "baseline"})))
     for spec, splits in st.attack_specs(settings):
         prefix = st.attack_set_prefix(spec)
         plan.append(Stage(f"attack:{prefix}:{','.join(splits)}", {**common, "spec": spec, "splits": splits},
                           lambda: data_path() + baseline(),
-                          lambda spec=spec, splits=splits: st.run_attack(env, spec, splits)))
+                          lambda spec=spec, splits=splits: st.pipeline_attack(env, spec, splits)))
     for name, spec in st.method_specs(settings).items():
         plan.append(Stage(f"train:{name}", {**common, "model": settings["model"], "train": settings["train"],
                                               "spec": spec},
                           lambda name=name, spec=spec: st.training_inputs(env, name, spec),
-                          lambda name=name, spec=spec: st.run_train(env, name, spec)))
+                          lambda name=name, spec=spec: st.pipeline_train(env, name, spec)))
     for name, members in settings.get("ensembles", {}).items():
         plan.append(Stage(f"ensemble:{name}", {"members": members},
                           lambda members=members: [ws.path_for("model", m, create_dir=False) for m in members],
-                          lambda name=name, members=members: st.run_ensemble(env, name, members)))
+                          lambda name=name, members=members: st.pipeline_ensemble(env, name, members)))
     plan.append(Stage("gradcam", {**common, "gradcam": settings["gradcam"]},
-                      lambda: ev.gradcam_inputs(env), lambda: ev.run_gradcam_stage(env, REPORT_NAME)))
+                      lambda: ev.gradcam_inputs(env), lambda: ev.pipeline_gradcam(env, REPORT_NAME)))
     plan.append(Stage("evaluate", {**common, "evaluate": settings["evaluate"], "checks": settings["checks"],
                                    "randomization": settings["randomization"]},
-                      lambda: ev.evaluation_inputs(env) + ev.gradcam_outputs(env, REPORT_NAME), lambda: ev.run_evaluate(env, REPORT_NAME)))
+                      lambda: ev.evaluation_inputs(env) + ev.gradcam_outputs(env, REPORT_NAME), lambda: ev.pipeline_evaluate(env, REPORT_NAME)))
     return plan
 
 
@@ -121,6 +121,7 @@ def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, 
         reporter = reporter or NullReporter()
         seed_everything(int(settings.get("seed", 0)))
         env = st.StageEnv(workspace, runtime, settings, reporter, resume)
+        st.check_train_settings(env)  # one line before any stage runs when a setting is unusable
         ledger = PipelineLedger.open(workspace.root)
         records: list[StageRecord] = []
         for stage in plan_stages(env):

@@ -1,6 +1,6 @@
 """The stages of `defendr reproduce`, each a plain function over resolved settings.
 
-Every stage function takes a `StageEnv` (workspace, runtime, settings, reporter, resume flag) and
+Every stage function (`pipeline_<stage>`, beside the `run_<stage>` of core/stages it calls) takes a `StageEnv` (workspace, runtime, settings, reporter, resume flag) and
 returns the list of files it produced. `reproduce.py` decides which stages are current (ledger)
 and runs the others in order; these functions only call the library's public entry points, the
 same ones the individual commands use.
@@ -16,12 +16,11 @@ from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.data.prepare import cache_name
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
-from defendr_cli.core.stages import attack as attack_stage
-from defendr_cli.core.stages import train as train_stage
-from defendr_cli.core.stages.ensemble import EnsembleConfig
-from defendr_cli.core.stages.ensemble import run_ensemble as ensemble_stage
-from defendr_cli.core.stages.prepare import SYNTHETIC, PrepareConfig
-from defendr_cli.core.stages.prepare import run_prepare as prepare_stage
+from defendr_cli.core.stages.attack import run_attack
+from defendr_cli.core.stages.attack_config import AttackStageConfig
+from defendr_cli.core.stages.ensemble import EnsembleConfig, run_ensemble
+from defendr_cli.core.stages.prepare import SYNTHETIC, PrepareConfig, run_prepare
+from defendr_cli.core.stages.train import run_train
 from defendr_cli.core.training.options import TrainOptions
 from defendr_cli.core.training.recipes.registry import train_options as recipe_train_options
 from defendr_cli.core.training.resume import resume_path
@@ -74,7 +73,7 @@ def method_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------- the stages
 
-def run_prepare(env: StageEnv) -> list[Path]:
+def pipeline_prepare(env: StageEnv) -> list[Path]:
     data = env.settings["data"]
     source = str(data["source"])
     # a synthetic source draws images at size: the profile's resize applies to folders only
@@ -82,7 +81,7 @@ def run_prepare(env: StageEnv) -> list[Path]:
     config = PrepareConfig(source=source, classes=int(data["classes"]), per_class=int(data["per_class"]),
                            split=str(data["split"]), image_size=int(data["image_size"]), resize=resize,
                            seed=env.seed, force=True, name=data_name(env.settings))
-    result = prepare_stage(env.workspace, config, reporter=env.reporter)
+    result = run_prepare(env.workspace, config, reporter=env.reporter)
     for note in result.notes:
         env.reporter.note(note)
     return [Path(result.path)]
@@ -108,6 +107,14 @@ def train_options(env: StageEnv, model_name: str, spec: dict[str, Any]) -> Train
     return recipe_train_options(method, {**values, **overrides}, where=f"profile methods.{model_name}")
 
 
+def check_train_settings(env: StageEnv) -> None:
+    """Build every training run's options now: an out-of-range or unknown setting is an InputError
+    before any stage runs (prepare included), not after an hour of attacks."""
+    train_options(env, "baseline", {"method": "baseline"})
+    for name, spec in method_specs(env.settings).items():
+        train_options(env, name, spec)
+
+
 def training_inputs(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path]:
     """Files a training run reads: the clean cache, its cached adversarial sets, its target."""
     inputs = [env.workspace.path_for("data", data_name(env.settings), create_dir=False)]
@@ -129,11 +136,11 @@ def training_runtime(env: StageEnv, spec: dict[str, Any]) -> Runtime:
     return replace(env.runtime, precision=str(precision)) if precision else env.runtime
 
 
-def run_train(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path]:
+def pipeline_train(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path]:
     options = train_options(env, model_name, spec)
     if options.resume and not resume_path(env.workspace, model_name).exists():
         options = replace(options, resume=False)  # nothing interrupted: start this run afresh
-    result = train_stage.run_train(env.workspace, options, training_runtime(env, spec), reporter=env.reporter)
+    result = run_train(env.workspace, options, training_runtime(env, spec), reporter=env.reporter)
     best = result.best or {}
     env.reporter.note(f"trained {model_name}: {_fmt_metrics(best)} in {result.seconds:.0f}s")
     return [Path(result.path)]
@@ -146,22 +153,22 @@ def attack_specs(settings: dict[str, Any]) -> list[tuple[dict[str, Any], list[st
     return specs
 
 
-def run_attack(env: StageEnv, spec: dict[str, Any], splits: list[str]) -> list[Path]:
-    config = attack_stage.AttackStageConfig(
+def pipeline_attack(env: StageEnv, spec: dict[str, Any], splits: list[str]) -> list[Path]:
+    config = AttackStageConfig(
         attack=spec["attack"], eps=parse_eps_list(str(spec["eps"])), eps_space=spec.get("eps_space", "pixel"),
         steps=spec.get("steps"), model="baseline", data=data_name(env.settings), splits=splits,
         batch_size=int(env.settings["evaluate"].get("batch_size", 128)), seed=env.seed,
         # resuming keeps a complete set and continues a partial one; otherwise rewrite
         resume=env.resume, force=not env.resume,
     )
-    results = attack_stage.run_attack(env.workspace, config, env.runtime, reporter=env.reporter)
+    results = run_attack(env.workspace, config, env.runtime, reporter=env.reporter)
     for item in results:
         env.reporter.note(f"{item.name}: accuracy {item.clean_accuracy:.1%} -> {item.adv_accuracy:.1%}")
     return [Path(item.path) for item in results]
 
 
-def run_ensemble(env: StageEnv, name: str, members: list[str]) -> list[Path]:
-    result = ensemble_stage(env.workspace, EnsembleConfig(name=name, members=list(members), force=True))
+def pipeline_ensemble(env: StageEnv, name: str, members: list[str]) -> list[Path]:
+    result = run_ensemble(env.workspace, EnsembleConfig(name=name, members=list(members), force=True))
     return [result.path]
 
 

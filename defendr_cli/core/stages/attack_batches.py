@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackContext
-from defendr_cli.core.attacks.registry import get_attack
 from defendr_cli.core.io.adversarial import round_to_storage
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
@@ -46,7 +45,7 @@ class SplitAttacker:
     def __init__(self, config: AttackStageConfig, model: nn.Module, runtime: Runtime,
                  eps_pixels: list[float | torch.Tensor], step_sizes: list[float | torch.Tensor | None]) -> None:
         self.config = config
-        self.spec = get_attack(config.attack)
+        self.spec = config.attack_spec
         self.options = attack_options(config)
         self.model = model
         self.runtime = runtime
@@ -87,7 +86,7 @@ class SplitAttacker:
                                                        **self.options, **keywords)])
             return [next(advs) if on else None for on in active]
         params = {**self.options, **{key: value for key, value in keywords.items() if key in spec.parameters}}
-        if "check_success" in spec.parameters:
+        if spec.accepts("check_success"):
             # success is measured on the stored images; restarts need it per restart
             params["check_success"] = (self.config.restarts or 1) > 1
         adv_list: list[torch.Tensor | None] = []

@@ -7,7 +7,6 @@ how its sets are named come from its `AttackSpec` (core/attacks/registry.py).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,6 @@ FLAGS = {"steps": "--steps", "step_size": "--step-size", "random_start": "--rand
 # Flag values that ask for nothing an attack without the option would do differently.
 _NEUTRAL = {"random_start": lambda value: not value, "restarts": lambda value: (value or 1) <= 1}
 _START_FLAGS = ("random_start", "restarts")
-# Ranges of the attacks' own float options (low, high, low included); every float must be finite.
-# Every int option counts something (eot samples, queries, target classes): it must be >= 1.
-FLOAT_OPTION_RANGES = {"rho": (0.0, 1.0, False), "p_init": (0.0, 1.0, False), "decay": (0.0, None, True)}
 
 
 @dataclass
@@ -39,7 +35,8 @@ class AttackStageConfig:
 
     steps, step_size, random_start, restarts: None means the attack's default (and is required
     for an attack that does not take the option). options: the attack's other keyword options
-    (e.g. {'eot': 4}), values typed or as text ('4'), typed by `validate_config`.
+    (e.g. {'eot': 4}), values typed or as text ('4'), typed by `validate_config`. spec: the
+    resolved attack, set by `validate_config` (the stage reads it instead of looking the name up).
     """
 
     attack: str
@@ -62,6 +59,14 @@ class AttackStageConfig:
     seed: int = 0
     preview: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    spec: AttackSpec | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def attack_spec(self) -> AttackSpec:
+        """The resolved attack of a validated config (`validate_config` sets it)."""
+        if self.spec is None:
+            raise ValueError("attack config not validated: call validate_config(config) first")
+        return self.spec
 
 
 @dataclass
@@ -113,17 +118,19 @@ def validate_config(config: AttackStageConfig) -> AttackStageConfig:
     targeted = normalize_target_mode(config.targeted)
     if targeted == "given":
         raise InputError("the attack stage takes --targeted none, random or least-likely")
-    if spec.takes_loss and config.loss not in spec.losses:
+    if spec.accepts("loss") and config.loss not in spec.losses:
         raise InputError(f"unknown loss '{config.loss}': use one of {', '.join(spec.losses)}")
-    if not spec.takes_loss and config.loss != "ce":
+    if not spec.accepts("loss") and config.loss != "ce":
         raise InputError(f"{spec.name} optimises its own objective: it does not take --loss")
-    if not spec.takes_targets and targeted != "none":
+    if not spec.accepts("targeted") and targeted != "none":
         raise InputError(f"{spec.name} has no targeted mode: it does not take --targeted")
     if config.dtype not in STORAGE_DTYPES:
         raise InputError(f"unknown --dtype '{config.dtype}': use float16 or uint8")
     if config.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     splits = list(dict.fromkeys(config.splits))
+    if not splits:
+        raise InputError(f"--split names no split: give one or more of {', '.join(SPLITS)}, e.g. test or train,val,test")
     for split in splits:
         if split not in SPLITS:
             raise InputError(f"unknown split '{split}': use one of {', '.join(SPLITS)}")
@@ -140,7 +147,7 @@ def validate_config(config: AttackStageConfig) -> AttackStageConfig:
     if config.step_size is not None and not config.step_size > 0:
         raise InputError("--step-size must be > 0")
     return replace(config, attack=spec.name, eps=list(config.eps), targeted=targeted, splits=splits,
-                   options=_typed_options(spec, config.options), **standard)
+                   options=_typed_options(spec, config.options), spec=spec, **standard)
 
 
 def _check_flags(spec: AttackSpec, given: dict[str, Any]) -> None:
@@ -172,35 +179,15 @@ def _typed_options(spec: AttackSpec, options: dict[str, Any]) -> dict[str, Any]:
         else:
             typed[key] = value
     for key, value in typed.items():
-        check_option_range(spec.name, key, value)
+        spec.check_option(key, value)
     return {key: typed[key] for key in spec.options
             if key in typed and not (key in spec.defaults and typed[key] == spec.defaults[key])}
-
-
-def check_option_range(attack: str, key: str, value: Any) -> None:
-    """InputError naming the option and its allowed range for an int below 1, a float that is not
-    finite or outside FLOAT_OPTION_RANGES (e.g. `--option eot=0`, `rho=nan`)."""
-    if isinstance(value, bool):
-        return
-    if isinstance(value, int):
-        if value < 1:
-            raise InputError(f"option {key} of {attack} must be an integer >= 1, got {value}")
-        return
-    if not isinstance(value, float):
-        return
-    low, high, low_included = FLOAT_OPTION_RANGES.get(key, (None, None, True))
-    allowed = "a finite number" + ("" if low is None else f" {'>=' if low_included else '>'} {low:g}") \
-        + ("" if high is None else f" and <= {high:g}")
-    inside = math.isfinite(value) and (low is None or value > low or (low_included and value == low)) \
-        and (high is None or value <= high)
-    if not inside:
-        raise InputError(f"option {key} of {attack} must be {allowed}, got {value}")
 
 
 def attack_options(config: AttackStageConfig) -> dict[str, Any]:
     """The keyword options a validated run passes to the attack function (all but step_size,
     which is per eps): steps, random_start and restarts where the attack takes them, then `options`."""
-    spec = get_attack(config.attack)
+    spec = config.attack_spec
     standard = {key: getattr(config, key) for key in ("steps", "random_start", "restarts") if key in spec.options}
     return {**standard, **config.options}
 
@@ -209,7 +196,7 @@ def set_name(config: AttackStageConfig, eps: EpsValue, model_name: str, split: s
     """`<attack>-eps<eps>[n]<attack suffix><run suffix>-<model>-<split>`: the attack's suffix
     (`AttackSpec.suffix`, e.g. '-s10-r2'), then '-trand'/'-tll' (targeted), '-pred' (predicted
     labels) and '-<loss>' (a loss other than ce)."""
-    extra = get_attack(config.attack).suffix(attack_options(config))
+    extra = config.attack_spec.suffix(attack_options(config))
     if config.targeted != "none":
         extra += "-tll" if config.targeted == "least-likely" else "-trand"
     if config.label_mode == "predicted":
@@ -228,7 +215,7 @@ def recorded_step_size(config: AttackStageConfig, eps_pixel: float | torch.Tenso
                        step_size: float | torch.Tensor | None) -> float | list[float] | None:
     """The step size used, in pixel units (the attack's default when not given); None for an
     attack without one."""
-    spec = get_attack(config.attack)
+    spec = config.attack_spec
     if "step_size" not in spec.options:
         return None
     if step_size is None:

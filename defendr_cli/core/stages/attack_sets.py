@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from defendr_cli.core.attacks.eps import EpsValue
-from defendr_cli.core.attacks.registry import get_attack
 from defendr_cli.core.io.adversarial import AdvSetWriter, partial_adv_path, read_kept_adv_info
 from defendr_cli.core.io.reader import CacheInfo, SplitReader
 from defendr_cli.core.progress import Reporter, saved_for_test
@@ -102,7 +101,7 @@ def finish_set(writer: AdvSetWriter, config: AttackStageConfig, name: str, split
     adv_acc = float((writer.column("adv_pred") == labels).mean()) if writer.count else 0.0
     space = "normalized" if config.eps_space == "normalized" else "pixel"
     summary = (f"adversarial set: {config.attack} eps {eps.label} ({space})"
-               + (f", {config.steps} steps" if get_attack(config.attack).iterative else "")
+               + (f", {config.steps} steps" if config.attack_spec.iterative else "")
                + f" from {model_name} on {split}, {writer.count} images {config.dtype}:"
                f" success {success_rate:.1%}, accuracy {clean_acc:.1%} -> {adv_acc:.1%}")
     path = writer.finish({"success_rate": success_rate, "clean_accuracy": clean_acc,

@@ -18,15 +18,17 @@ from typing import Any
 from defendr_cli.core.attacks.eps import EpsValue
 from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.evaluation.adaptive import AdaptiveEps, sweep_eps
-from defendr_cli.core.evaluation.adaptive_partial import PARTIAL_DIRNAME
-from defendr_cli.core.evaluation.adaptive_suite import SuitePlan, run_adaptive_suite
+from defendr_cli.core.evaluation.adaptive.eps import AdaptiveEps, sweep_eps
+from defendr_cli.core.evaluation.adaptive.partial import PARTIAL_DIRNAME
+from defendr_cli.core.evaluation.adaptive.plan import SuitePlan
+from defendr_cli.core.evaluation.adaptive.run import AdaptiveConfig, run_adaptive_suite
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
-from defendr_cli.core.evaluation.report import ReportFiles, all_tables, write_report
-from defendr_cli.core.evaluation.results import AdaptiveResult, TransferResult
+from defendr_cli.core.evaluation.report.folder import ReportFiles, all_tables, write_report
+from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult
+from defendr_cli.core.evaluation.transfer.results import TransferResult
 from defendr_cli.core.evaluation.selection import load_eval_models, select_adv_sets
-from defendr_cli.core.evaluation.tables import Table
-from defendr_cli.core.evaluation.transfer import run_transfer
+from defendr_cli.core.evaluation.report.table import Table
+from defendr_cli.core.evaluation.transfer.run import run_transfer
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.models.defenses import defense_spec
@@ -142,7 +144,7 @@ def _adaptive_eps(config: EvaluateConfig, transfer: TransferResult, reporter: Re
 def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime, *,
                  reporter: Reporter | None = None, dist: DistContext = SINGLE) -> EvaluateResult:
     """Select data, models and adversarial sets; run the transfer protocol and (optionally) the
-    adaptive suite (core.evaluation.adaptive_suite); write reports/<name>/ (results.json, CSV tables, figures, report.md) on rank 0."""
+    adaptive suite (core.evaluation.adaptive.run); write reports/<name>/ (results.json, CSV tables, figures, report.md) on rank 0."""
     _check(config)
     reporter = reporter or NullReporter()
     data_path = workspace.resolve("data", str(config.data)) if config.data else workspace.default_data()
@@ -170,12 +172,11 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
             wanted = config.adaptive_models
             attacked = [m for m in models if m.name in wanted] if wanted else models
             # every rank runs the same seeded suite (not sharded); only rank 0 writes the report
-            adaptive = run_adaptive_suite(attacked, data_path, runtime=runtime,
-                                          eps_values=_adaptive_eps(config, transfer, reporter), plan=_plan(config),
-                                          subset=config.subset, seed=config.seed, batch_size=config.batch_size,
-                                          transfer_sets=adv_paths, reporter=reporter,
-                                          partial_dir=folder / PARTIAL_DIRNAME, resume=config.resume,
-                                          save_partials=dist.is_main)
+            adaptive_config = AdaptiveConfig(
+                eps_values=_adaptive_eps(config, transfer, reporter), plan=_plan(config), subset=config.subset,
+                seed=config.seed, batch_size=config.batch_size, transfer_sets=adv_paths,
+                partial_dir=folder / PARTIAL_DIRNAME, resume=config.resume, save_partials=dist.is_main)
+            adaptive = run_adaptive_suite(attacked, data_path, adaptive_config, runtime=runtime, reporter=reporter)
         files = None
         if dist.is_main:
             settings = config.report_settings

@@ -9,7 +9,7 @@ from typing import Any
 from defendr_cli.core.evaluation.predictions import safe_key
 from defendr_cli.core.evaluation.selection import resolve_test_sets
 from defendr_cli.core.evaluation.subjects import load_eval_model
-from defendr_cli.core.explain.paired import run_gradcam as paired_gradcam
+from defendr_cli.core.explain.paired import gradcam_pairs
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.models.loading import check_checkpoint_against_cache
 from defendr_cli.core.progress import NullReporter, Reporter
@@ -72,9 +72,9 @@ def run_gradcam(workspace: Workspace, config: GradcamConfig, runtime: Runtime, *
     model = load_eval_model(workspace, config.model, device=runtime.device)
     check_checkpoint_against_cache({**model.payload, "name": model.name}, read_cache_info(data_path))
     folder = config.folder or workspace.reports_dir / (config.name or safe_key("gradcam", model.name, adv_path.stem))
-    details = paired_gradcam(model, data_path, adv_path, folder, runtime=runtime, count=config.count,
-                             select=config.select, seed=config.seed, batch_size=config.batch_size,
-                             reporter=reporter or NullReporter())
+    details = gradcam_pairs(model, data_path, adv_path, folder, runtime=runtime, count=config.count,
+                           select=config.select, seed=config.seed, batch_size=config.batch_size,
+                           reporter=reporter or NullReporter())
     return GradcamResult(folder=Path(folder), model=details["model"], adv_set=details["adv_set"],
                          select=details["select"], count=details["count"],
                          fooled_available=details["fooled_available"],

@@ -17,7 +17,6 @@ is evaluated on (checked by evaluate).
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +24,14 @@ from pathlib import Path
 import torch
 
 from defendr_cli import __version__
-from defendr_cli.core.atomic import atomic_path, check_writable
+from defendr_cli.core.atomic import check_writable, write_bytes_atomic
 from defendr_cli.core.errors import InputError, MismatchError
-from defendr_cli.core.fingerprint import file_fingerprint
+from defendr_cli.core.fingerprint import bytes_fingerprint
 from defendr_cli.core.io.reader import CacheInfo, read_cache_info
 from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
 from defendr_cli.core.models.class_map import ClassMap, read_class_map_file, resolve_class_map
-from defendr_cli.core.models.exported import exported_module, load_exported_program, static_image_size
+from defendr_cli.core.models.exported import (exported_module, load_exported_bytes, read_exported_bytes,
+                                              static_image_size)
 from defendr_cli.core.models.imported import (ImportedClassifier, build_network, default_cam_layer, find_layer,
                                               normalization)
 from defendr_cli.core.models.weights_file import head_outputs, load_strict, read_state_dict
@@ -105,10 +105,10 @@ def _cache_for(workspace: Workspace, config: ImportConfig, notes: list[str]) -> 
     return None
 
 
-def _network(source: str, arch: str | None, config: ImportConfig, notes: list[str]):
-    """(net, frozen_mode, fixed image size or None) for an architecture + weights or a .pt2."""
+def _network(source: str, arch: str | None, config: ImportConfig, notes: list[str], program_bytes: bytes | None):
+    """(net, frozen_mode, fixed image size or None) for an architecture + weights or a .pt2's checked bytes."""
     if source == "exported":
-        program = load_exported_program(config.exported)
+        program = load_exported_bytes(program_bytes, Path(config.exported).expanduser())
         size, dynamic_batch = static_image_size(program)
         if not dynamic_batch:
             raise InputError("the exported program accepts one batch size only: export it with "
@@ -163,6 +163,9 @@ def _probe(model: ImportedClassifier, size: int, cam_layer: str | None) -> tuple
             handle.remove()
     if logits.dim() != 2 or logits.shape[0] != 2:
         raise InputError(f"the model returns shape {tuple(logits.shape)} for 2 images; logits (N, K) are needed")
+    if not bool(torch.isfinite(logits).all()):
+        raise InputError("the model returns NaN or Inf logits for black images: its weights or --normalize "
+                         "are broken, and it would read as robust")
     return int(logits.shape[1]), (shapes[-1] if shapes else None)
 
 
@@ -174,7 +177,8 @@ def run_import(workspace: Workspace, config: ImportConfig) -> ImportResult:
     check_writable(out, force=config.force)
     notes: list[str] = []
     cache = _cache_for(workspace, config, notes)
-    net, frozen, fixed_size = _network(source, arch, config, notes)
+    program_bytes = read_exported_bytes(config.exported) if source == "exported" else None
+    net, frozen, fixed_size = _network(source, arch, config, notes, program_bytes)
     sizes = {"cache": cache.image_size if cache else None, "--image-size": config.image_size,
              "the exported program": fixed_size}
     given = {k: int(v) for k, v in sizes.items() if v is not None}
@@ -208,9 +212,8 @@ def run_import(workspace: Workspace, config: ImportConfig) -> ImportResult:
     exported_ref = None
     if source == "exported":
         copy = workspace.path_for("model", config.name).with_suffix(".pt2")
-        with atomic_path(copy, force=True) as tmp:
-            shutil.copyfile(Path(config.exported).expanduser(), tmp)
-        exported_ref = {"file": copy.name, "fingerprint": file_fingerprint(copy)}
+        write_bytes_atomic(copy, program_bytes, force=True)  # the bytes checked and loaded, not a new read
+        exported_ref = {"file": copy.name, "fingerprint": bytes_fingerprint(program_bytes)}
         notes.append(f"copied the program to {copy} (checked by fingerprint on every load)")
     num_classes = len(class_map.indices) if class_map else outputs
     label = f"{source}:{arch}" if arch else f"exported {Path(config.exported).name}"

@@ -7,9 +7,11 @@ Per epoch: RNG reseeded from (seed, epoch); module.train(); for each batch, forw
 runtime.autocast() (bf16/fp16), backward (GradScaler for fp16), optimizer step; a NaN/inf loss
 raises TrainingDivergedError and leaves the files of the last good epoch untouched. Then
 validation (accuracy + cross-entropy of recipe.validation_logits under no_grad), LR schedule step
-(per epoch), history record; the best-validation epoch is written to models/<name>.pt and the
-last epoch's full state (weights, optimizer, scheduler, scaler) to the resume file, so
-`--resume` continues exactly where an interrupted run stopped.
+(per epoch), history record; the best-validation epoch is written to the side file
+models/.<name>.best.pt (`complete: False`) and the last epoch's full state (weights, optimizer,
+scheduler, scaler) to the resume file, so `--resume` continues exactly where an interrupted run
+stopped. models/<name>.pt is written once, when the run completes (`complete: True`): until then
+a previous model of that name (train --force) stays as it was.
 
 Data-parallel (context.dist from core.distributed, under torchrun): every rank builds the recipe
 with the same seed, the module is wrapped in DistributedDataParallel for the loss forward
@@ -37,7 +39,7 @@ from defendr_cli.core.atomic import check_writable
 from torch.nn.parallel import DistributedDataParallel
 
 from defendr_cli.core.distributed import DistContext, all_reduce_sum, barrier
-from defendr_cli.core.errors import InputError, MismatchError, TrainingDivergedError
+from defendr_cli.core.errors import ArtefactExistsError, InputError, MismatchError, TrainingDivergedError
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from defendr_cli.core.progress import NullReporter, Reporter, interrupt_for_test
@@ -46,8 +48,13 @@ from defendr_cli.core.training.data import TrainBatch, epoch_seed
 from defendr_cli.core.training.options import TrainOptions
 from defendr_cli.core.training.recipes.base import Recipe, RecipeSpec, TrainContext
 from defendr_cli.core.training.recipes.registry import get_recipe, options_from_dict, with_method_options
-from defendr_cli.core.training.resume import cpu_state_dict, load_resume_state, resume_path, save_resume_state
+from defendr_cli.core.training.resume import (best_path, cpu_state_dict, load_resume_state, resume_path,
+                                              save_resume_state)
 from defendr_cli.core.workspace import Workspace
+
+RESUME_FREE = ("name", "resume", "force", "workers", "data")  # data: checked by the cache fingerprint
+EXISTS_HINT = ("pass --force to train it again (the old model stays until the new run completes), "
+               "or --resume to continue an interrupted run")
 
 
 @dataclass
@@ -100,17 +107,38 @@ def _prepare_options(options: TrainOptions, context: TrainContext) -> tuple[Trai
     name = options.model_name
     final = context.workspace.path_for("model", name)
     if not options.resume:
-        check_writable(final, force=options.force)
-        if context.dist.is_main:
-            resume_path(context.workspace, name).unlink(missing_ok=True)  # a stale interrupted run
+        try:
+            check_writable(final, force=options.force)
+        except ArtefactExistsError as exc:
+            raise ArtefactExistsError(exc.message, hint=EXISTS_HINT) from exc
+        if context.dist.is_main:  # files of a stale interrupted run
+            resume_path(context.workspace, name).unlink(missing_ok=True)
+            best_path(context.workspace, name).unlink(missing_ok=True)
         barrier(context.dist)
         return options.resolved(int(context.data_info.image_size)), None
     state = load_resume_state(resume_path(context.workspace, name), name)
     if state.get("data_fingerprint") != str(context.data_info.fingerprint):
         raise MismatchError(f"the interrupted run of '{name}' used another clean cache; pass the same --data")
     stored = options_from_dict(state["options"])
+    check_resume_matches(options, stored, name)
     context.reporter.note(f"resuming '{name}' after epoch {state['epoch'] + 1}/{stored.epochs} with its saved options")
     return replace(stored, resume=True, force=True, workers=options.workers), state
+
+
+def check_resume_matches(given: TrainOptions, stored: TrainOptions, name: str) -> None:
+    """MismatchError when `--resume` is given another method, or a setting (one that differs from the
+    method's default, so it was asked for) that differs from the interrupted run's."""
+    if given.method != stored.method:
+        raise MismatchError(f"the interrupted run of '{name}' trains method '{stored.method}', not "
+                            f"'{given.method}'", hint=f"resume it with: defendr train {stored.method} --name {name} "
+                                                      f"--resume, or start afresh with --force")
+    defaults = with_method_options(TrainOptions(method=given.method)).to_dict()
+    now, then = given.to_dict(), stored.to_dict()
+    conflicts = [f"{'--' + key.replace('_', '-')} {now[key]} (the run has {then.get(key)})" for key in now
+                 if key not in RESUME_FREE and now[key] != defaults.get(key) and now[key] != then.get(key)]
+    if conflicts:
+        raise MismatchError(f"--resume continues the interrupted run of '{name}' with its own settings, but "
+                            f"{'; '.join(conflicts)}", hint="drop those options, or start afresh with --force")
 
 
 def train(options: TrainOptions, context: TrainContext) -> TrainResult:
@@ -119,7 +147,7 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
     options, state = _prepare_options(options, context)
     runtime, reporter, name, dist = context.runtime, context.reporter, options.model_name, context.dist
     final_path = context.workspace.path_for("model", name)
-    resume_file = resume_path(context.workspace, name)
+    resume_file, best_file = resume_path(context.workspace, name), best_path(context.workspace, name)
     seed_everything(options.seed)
     spec = get_recipe(options.method)
     recipe = spec.factory(options, context)
@@ -162,7 +190,7 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
                 best = dict(record)
                 if dist.is_main:
                     payload = _payload(recipe, spec, options, context, cpu_state_dict(module), history, best)
-                    save_checkpoint(final_path, payload, force=True)
+                    save_checkpoint(best_file, payload, force=True)
             if not dist.is_main:
                 continue
             save_resume_state(resume_file, {
@@ -176,12 +204,9 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             barrier(dist)  # rank 0 writes the final files
             return TrainResult(name, final_path, {}, history, best or {}, start_epoch,
                                time.perf_counter() - started)
-        if payload is None or payload["history"] != history:
-            # The best epoch was earlier (or in an earlier session): its weights are on disk (the
-            # payload's tensors may alias the module's, which kept training); add the full history.
-            payload = read_checkpoint(final_path)
-            payload["history"] = history
-            save_checkpoint(final_path, payload, force=True)
+        payload = _complete_payload(payload, history, best_file)
+        save_checkpoint(final_path, payload, force=True)  # the one write of models/<name>.pt
+        best_file.unlink(missing_ok=True)
         resume_file.unlink(missing_ok=True)
         barrier(dist)
         return TrainResult(name, final_path, payload, history, best or {}, start_epoch,
@@ -265,6 +290,18 @@ def _validate(recipe: Recipe, runtime: Runtime, dist: DistContext) -> dict[str, 
     return {"val_loss": loss_sum / seen, "val_acc": correct / seen}
 
 
+def _complete_payload(payload: dict[str, Any] | None, history: list[dict[str, Any]],
+                      best_file: Path) -> dict[str, Any]:
+    """The best epoch's payload with the full history, marked complete.
+
+    When the best epoch was earlier (or in an earlier session) its weights are in the side file:
+    the in-memory payload's tensors may alias the module's, which kept training.
+    """
+    if payload is None or payload["history"] != history:
+        payload = read_checkpoint(best_file)
+    return {**payload, "history": [dict(r) for r in history], "complete": True}
+
+
 def _epoch_line(record: dict[str, Any], epochs: int) -> str:
     line = f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}"
     if "train_acc" in record:
@@ -292,6 +329,7 @@ def _payload(recipe: Recipe, spec: RecipeSpec, options: TrainOptions, context: T
         "hparams": options.to_dict(),
         "history": [dict(r) for r in history],
         "best": dict(best),
+        "complete": False,
         "provenance": {"seed": options.seed, "software_version": __version__,
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        "parents": recipe.parents()},

@@ -8,6 +8,12 @@ of the last completed epoch, all plain tensors/values (weights_only loadable):
 RNG streams are derived from (seed, epoch) at the start of every epoch (core.training.data.epoch_seed),
 so restarting from an epoch boundary reproduces the uninterrupted run exactly.
 It is deleted when the run completes.
+
+The best epoch so far goes to a second hidden file, `models/.<name>.best.pt` (`best_path`): a
+checkpoint payload with `complete: False`. Only when the run completes is it written, with the
+full history and `complete: True`, to `models/<name>.pt`: an interrupted `train --force` leaves
+the previous complete model byte for byte as it was, and loaders refuse a checkpoint whose
+`complete` is not True.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ RESUME_VERSION = 1
 
 def resume_path(workspace: Workspace, name: str) -> Path:
     return workspace.dir_for("model", create=True) / f".{name}.resume.pt"
+
+
+def best_path(workspace: Workspace, name: str) -> Path:
+    """The hidden side file holding the best epoch of a run that has not completed."""
+    return workspace.dir_for("model", create=True) / f".{name}.best.pt"
 
 
 def save_resume_state(path: Path, state: dict[str, Any]) -> None:

@@ -1,80 +1,31 @@
-"""The report's tables, laid out from a TransferResult and an AdaptiveResult.
-
-Transfer: the paper's Tables 1-6. Adaptive: the sweep, the sanity checks and transfer vs adaptive
-accuracy at the same eps. Accuracies are fractions in [0, 1] (formatted as % by `Table`).
+"""The adaptive evaluation's tables: the suite, the PGD sweep, the sanity checks, and transfer vs
+adaptive accuracy at the same eps. Accuracies are fractions in [0, 1] (formatted as % by `Table`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from defendr_cli.core.evaluation.results import AdaptiveResult, AdaptiveRow, ComparisonRow, TransferResult, TransferRow
-from defendr_cli.core.evaluation.tables import Table
+from defendr_cli.core.evaluation.adaptive.plan import column_name
+from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow
+from defendr_cli.core.evaluation.report.table import Table
+from defendr_cli.core.evaluation.transfer.results import TransferResult, TransferRow
 
 
-def transfer_tables(result: TransferResult) -> list[Table]:
-    """The paper's tables from a `run_transfer` result.
+@dataclass(frozen=True)
+class ComparisonRow:
+    """Per model and cached set: transfer accuracy (whole test split and the adaptive subset's copies)
+    beside the adaptive worst case at that eps (None when the sweep had no such eps)."""
 
-    Table 1 (one per adversarial set): rows models, columns No Adv / 50% Adv / 100% Adv.
-    Table 2: models x adversarial sets (100% adversarial). Table 3: ensemble rows.
-    Table 4: models with a known training attack x attacks. Tables 5-6: best / worst classes.
-    """
-    tables: list[Table] = []
-    sets = result.adv_sets
-    rows = result.models
-    singles = [r for r in rows if not r.is_ensemble]
-    ensembles = [r for r in rows if r.is_ensemble]
-    if not sets:
-        table = Table("table1-clean", "Table 1. Single architecture performance (no adversarial test set evaluated)",
-                      ["Model", "Trained on", "No Adv. Ex."], percent_columns={2},
-                      caption="Accuracy (%) on the clean test split.")
-        for r in rows:
-            table.add(r.name, r.train_attack or "-", r.clean)
-        tables.append(table)
-    for s in sets:
-        table = Table(f"table1-{s.name}", f"Table 1. Single architecture performance (adv. ex.: {s.name})",
-                      ["Model", "Trained on", "No Adv. Ex.", "50% Adv. Ex.", "100% Adv. Ex."], percent_columns={2, 3, 4},
-                      caption="Accuracy (%) on the clean test split, with a seeded half of the images replaced "
-                              "by their adversarial copies, and on the adversarial copies only.")
-        for r in singles + ensembles:
-            cell = r.sets[s.name]
-            table.add(r.name, r.train_attack or "-", r.clean, cell.adv50, cell.adv100)
-        tables.append(table)
-    if sets:
-        table = Table("table2-attacks", "Table 2. Attack effectiveness (tested on 100% adv. ex.)",
-                      ["Model", "Clean"] + [s.label for s in sets],
-                      caption="Accuracy (%) on each cached adversarial test set.")
-        for r in singles + ensembles:
-            table.add(r.name, r.clean, *(r.sets[s.name].adv100 for s in sets))
-        tables.append(table)
-    if ensembles:
-        table = Table("table3-ensembles", "Table 3. Model ensemble accuracy",
-                      ["Ensemble", "Clean"] + [s.label for s in sets],
-                      caption="Accuracy (%) of ensembles (probabilities averaged over members).")
-        for r in ensembles:
-            table.add(" + ".join(r.members) or r.name, r.clean, *(r.sets[s.name].adv100 for s in sets))
-        tables.append(table)
-    trained = [r for r in rows if r.train_attack]
-    if trained and sets:
-        table = Table("table4-cross-attack", "Table 4. Model robustness against other attacks (100% adv. ex.)",
-                      ["Model (trained on)"] + [s.label for s in sets],
-                      caption="Rows: models and the attack of their training data; columns: attack tested.")
-        for r in trained:
-            table.add(f"{r.name} ({r.train_attack})", *(r.sets[s.name].adv100 for s in sets))
-        tables.append(table)
-    per_class = result.per_class
-    if per_class:
-        for entries, word, number in ((per_class.best, "Best", 5), (per_class.worst, "Worst", 6)):
-            table = Table(f"table{number}-{word.lower()}-classes",
-                          f"Table {number}. Top {len(entries)} {word.lower()} predicted classes "
-                          f"({per_class.model} on {per_class.set})",
-                          ["Class label", "Class", "Accuracy", "Images"], percent_columns={2})
-            for e in entries:
-                table.add(e.index, e.name, e.accuracy, e.count)
-            tables.append(table)
-    return tables
+    model: str
+    set: str
+    eps_label: str
+    transfer_all: float | None
+    transfer: float | None
+    adaptive: float | None
 
 
 def attack_labels(adaptive: AdaptiveResult) -> list[str]:
@@ -106,7 +57,7 @@ def _transfer_at(row: AdaptiveRow, eps, transfer: TransferResult | None) -> floa
 def suite_table(adaptive: AdaptiveResult, transfer: TransferResult | None = None) -> Table:
     """One row per model and eps: clean, transfer, one column per attack, robust, draws, route, checks."""
     labels = attack_labels(adaptive)
-    columns = ["Model", "Suite", "eps", "Clean", "Transfer"] + [_column_name(a) for a in labels]
+    columns = ["Model", "Suite", "eps", "Clean", "Transfer"] + [column_name(a) for a in labels]
     columns += ["Robust", "All draws", "Ensemble route", "Checks"]
     percent = set(range(3, 5 + len(labels) + 2))
     table = Table("adaptive-suite", "Adaptive evaluation: attack suite through the whole defense", columns,
@@ -127,11 +78,6 @@ def suite_table(adaptive: AdaptiveResult, transfer: TransferResult | None = None
                       *(m.attacks.get(a, {}).get(label) for a in labels), m.robust[label], m.all_draws.get(label),
                       route_text, checks_summary(m))
     return table
-
-
-def _column_name(label: str) -> str:
-    return {"pgd": "PGD", "apgd-ce": "APGD-CE", "apgd-t": "APGD-T", "apgd-dlr": "APGD-DLR",
-            "square": "Square"}.get(label, label)
 
 
 def adaptive_tables(adaptive: AdaptiveResult, transfer: TransferResult | None = None) -> list[Table]:

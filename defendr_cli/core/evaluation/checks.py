@@ -1,48 +1,107 @@
-"""Gradient-masking checks for an adaptive evaluation, each returning a `Check`.
+"""The sanity table of an adaptive evaluation: one `Check` type, every check, and `model_checks`,
+the one place that makes a model's table.
 
-They mirror AutoAttack's checks (randomized model, probability outputs, zero gradients, Square
-beating the white-box attacks) and the checklist of Carlini et al. 2019, "On evaluating
-adversarial robustness" (accuracy must not rise with the attack's budget; eps = 0 reproduces
-clean accuracy; an unbounded-ish eps such as 64/255 drives accuracy to about 0%). A 'fail' means
-the robust number should not be trusted as it stands; a 'warn' asks for a closer look.
+The checks mirror AutoAttack's (randomized model, probability outputs, zero gradients, a
+gradient-free attack beating the gradient attacks) and the checklist of Carlini et al. 2019, "On
+evaluating adversarial robustness" (accuracy must not rise with eps, steps or restarts; eps = 0
+reproduces clean accuracy; an unbounded-ish eps such as 64/255 drives accuracy to about 0%). A
+'fail' means the robust number should not be trusted as it stands; a 'warn' asks for a closer
+look. Accuracies are fractions in [0, 1].
+
+`model_checks` returns, in this fixed order:
+
+    randomized, logits-output, zero-gradients, black-box-beats-white-box, monotone-in-eps,
+    [monotone-in-steps, monotone-in-restarts when a PGD sweep ran], eps0-equals-clean,
+    large-eps-near-zero
 
 The decision functions work on numbers and tensors (pure); `output_scores`, `input_gradients` and
-`check_randomized` run a model. Accuracies are fractions in [0, 1].
+`check_randomized` run a model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.evaluation.suite import SuiteResult
+from defendr_cli.core.evaluation.adaptive.cascade import SuiteResult
+from defendr_cli.core.evaluation.metrics import eps_scalar
 from defendr_cli.core.runtime import Runtime
 
 STATUSES = ("pass", "warn", "fail")
+PROBE_IMAGES = 16  # images used by the forward-only checks (randomized, output scores)
 
 
 @dataclass(frozen=True)
 class Check:
-    """name: check id; status: 'pass' | 'warn' | 'fail'; value: the measured number (see each check);
-    explanation: one line for the sanity table."""
+    """name: check id; status: 'pass' | 'warn' | 'fail'; value: the measured number (see each
+    check; None when read back from results.json, which stores name, status, detail and passed);
+    detail: one line for the sanity table."""
 
     name: str
     status: str
-    value: float
-    explanation: str
+    value: float | None
+    detail: str
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise InputError(f"check status must be one of {', '.join(STATUSES)}, got '{self.status}'")
 
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"name": self.name, "status": self.status, "detail": self.detail, "passed": self.passed}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Check":
+        return cls(data["name"], data["status"], None, data["detail"])
+
+
+@dataclass
+class HeldMasks:
+    """Per-image outcome on the subset at one eps, bool (N,) each: `white_box` still correct after
+    every gradient attack (clean-correct images only); `black_box` {gradient-free attack or
+    transfer set: still correct after it}."""
+
+    white_box: torch.Tensor
+    black_box: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class GridPointLike(Protocol):
+    """One PGD sweep configuration (core.evaluation.adaptive.results.GridPoint)."""
+
+    eps_label: str
+    steps: int
+    restarts: int
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    """What the sanity table reads about one model's adaptive run on a subset of `count` images.
+
+    eps_points: (eps as a scalar, robust accuracy), clean included as eps 0. held: per eps, the
+    gradient and gradient-free outcomes. grid: the PGD sweep (empty when none ran).
+    evaluated_as_rand: EOT gradients and several draws were used (what the 'rand' suite does).
+    """
+
+    stochastic: bool
+    clean: float
+    eps0_accuracy: float
+    large_eps_accuracy: float
+    eps_points: Sequence[tuple[float, float]]
+    held: Sequence[HeldMasks]
+    grid: Sequence[GridPointLike]
+    evaluated_as_rand: bool
 
 
 def _autocast(runtime: Runtime | None):
@@ -188,12 +247,84 @@ def check_large_eps(accuracy: float, *, eps_label: str = "64/255", near_zero: fl
     return Check("large-eps-near-zero", status, accuracy, text)
 
 
-def suite_held_masks(result: SuiteResult, black_box: Sequence[str] = ("square",)
-                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(white_box_held, {black-box name: held}) from a cascade for `check_black_box_beats_white_box`:
-    an image held the white-box attacks when it was clean-correct and none of them broke it."""
+def suite_held_masks(result: SuiteResult, black_box: Sequence[str]) -> HeldMasks:
+    """The held masks of a cascade for `check_black_box_beats_white_box`: an image held the gradient
+    attacks when it was clean-correct and none of them broke it. black_box: the labels of the
+    suite's gradient-free attacks (`SuiteAttack.gradient_free`)."""
     broken_by = result.broken_by
     white_held = torch.tensor([b is None or b in black_box for b in broken_by], dtype=torch.bool) & result.clean_mask
     held = {name: torch.tensor([b != name for b in broken_by], dtype=torch.bool)
             for name in black_box if name in result.names}
-    return white_held, held
+    return HeldMasks(white_held, held)
+
+
+def monotone_tolerance(stochastic: bool, clean: float, count: int) -> float:
+    """Allowed accuracy rise between budgets: one image (deterministic) or two binomial standard
+    deviations of a difference (randomized), as a fraction of the subset."""
+    if count <= 0:
+        return 0.0
+    if not stochastic:
+        return 1.0 / count
+    p = min(max(clean, 0.05), 0.95)
+    return max(1.0 / count, 2.0 * math.sqrt(2.0 * p * (1 - p) / count))
+
+
+def _rises(sequence: list[tuple[str, float]], tol: float) -> list[str]:
+    """Pairs of consecutive settings where accuracy rose by more than `tol`."""
+    return [f"{a} {100 * x:.1f}% -> {b} {100 * y:.1f}%"
+            for (a, x), (b, y) in zip(sequence, sequence[1:]) if y > x + tol]
+
+
+def check_grid_monotone(axis: str, grid: Sequence[GridPointLike], *, tolerance: float) -> Check:
+    """The PGD sweep's accuracy must not rise with `axis` ('steps' or 'restarts') at a fixed eps and
+    fixed other setting. value: the number of rises found."""
+    other = "restarts" if axis == "steps" else "steps"
+    groups: dict[tuple, list[GridPointLike]] = {}
+    for g in grid:
+        groups.setdefault((g.eps_label, getattr(g, other)), []).append(g)
+    problems = []
+    for items in groups.values():
+        ordered = sorted(items, key=lambda g: getattr(g, axis))
+        problems += _rises([(f"{axis}={getattr(g, axis)}", g.accuracy) for g in ordered], tolerance)
+    detail = "; ".join(problems[:3]) if problems else f"non-increasing (tolerance {100 * tolerance:.1f} points)"
+    return Check(f"monotone-in-{axis}", "fail" if problems else "pass", float(len(problems)), detail)
+
+
+def _gradients(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, runtime: Runtime,
+               batch_size: int) -> torch.Tensor:
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = runtime.to_device(images[start:start + batch_size])
+        y = runtime.to_device(labels[start:start + batch_size])
+        out.append(input_gradients(module, x, y, runtime).cpu())
+    return torch.cat(out) if out else images[:0]
+
+
+def _worst_black_box(held: Sequence[HeldMasks]) -> Check:
+    """The black-box check at the eps where it found the largest share."""
+    worst = None
+    for entry in held:
+        check = check_black_box_beats_white_box(entry.white_box, entry.black_box)
+        if worst is None or check.value > worst.value:
+            worst = check
+    return worst or check_black_box_beats_white_box(torch.zeros(0, dtype=torch.bool), {})
+
+
+def model_checks(module: nn.Module, outcome: ModelOutcome, images: torch.Tensor, labels: torch.Tensor, *,
+                 runtime: Runtime, batch_size: int, near_zero: float) -> list[Check]:
+    """The sanity table of one model (order in the module docstring). images (N, 3, H, W) in [0, 1]
+    and labels (N,): the subset the outcome was measured on."""
+    count = len(images)
+    probe = runtime.to_device(images[:PROBE_IMAGES])
+    tolerance = monotone_tolerance(outcome.stochastic, outcome.clean, count)
+    checks = [check_randomized(module, probe, suite="rand" if outcome.evaluated_as_rand else None, runtime=runtime),
+              check_output_scores(output_scores(module, probe, runtime).cpu()),
+              check_zero_gradients(_gradients(module, images, labels, runtime, batch_size)),
+              _worst_black_box(outcome.held),
+              check_monotone("eps", outcome.eps_points, tolerance=tolerance)]
+    if outcome.grid:
+        checks += [check_grid_monotone(axis, outcome.grid, tolerance=tolerance) for axis in ("steps", "restarts")]
+    zero_tolerance = 0.0 if not outcome.stochastic else tolerance
+    checks.append(check_eps_zero(outcome.clean, outcome.eps0_accuracy, tolerance=zero_tolerance, count=count))
+    checks.append(check_large_eps(outcome.large_eps_accuracy, near_zero=near_zero))
+    return checks

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from defendr_cli.core.atomic import atomic_path  # noqa: E402
-from defendr_cli.core.evaluation.results import ComparisonRow  # noqa: E402
+from defendr_cli.core.evaluation.report.adaptive_tables import ComparisonRow  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

@@ -12,29 +12,24 @@ adversarial images are then classified over `draws` seeded random draws. The hea
 accuracy is the mean accuracy over draws and `all_draws_accuracy` the share of images correct in
 every draw (a single draw overstates a randomized defense).
 
-Suites are data (`SUITES`): lists of `SuiteEntry(label, attack registry name, params)`, resolved
-into callables by `resolve_suite` through `core.attacks.registry.build_attack` at call time.
+Which attacks a suite holds is decided in core.evaluation.adaptive.plan; the cascade only runs
+`SuiteAttack`s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from defendr_cli.core.attacks.base import AttackResult
-from defendr_cli.core.attacks.registry import attack_parameters, build_attack
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.predictions import seeded_randomness
 from defendr_cli.core.runtime import Runtime
 
 AttackRun = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], AttackResult]
-SUITE_NAMES = ("auto", "standard", "rand", "quick", "custom")
-DEFAULT_DRAWS = 10
-DEFAULT_RAND_EOT = 20
 
 
 @dataclass(frozen=True)
@@ -43,99 +38,13 @@ class SuiteAttack:
 
     images: float32 (n, 3, H, W) in [0, 1] on the model's device; labels int64 (n,); generator: a
     seeded CPU torch.Generator for the attack's random choices. Returns an AttackResult whose
-    `adv` (n, 3, H, W) in [0, 1] is kept.
+    `adv` (n, 3, H, W) in [0, 1] is kept. gradient_free: the attack uses no gradient (Square), so
+    an image it breaks that every gradient attack missed points to gradient masking.
     """
 
     name: str
     run: AttackRun
-
-
-@dataclass(frozen=True)
-class SuiteEntry:
-    """An attack of a suite as data: `label` (column), `attack` (registry name), `params` (without eps)."""
-
-    label: str
-    attack: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-# Known attack labels for suites and `--attacks`; a registry name not listed here runs with its defaults.
-ATTACK_ENTRIES: dict[str, SuiteEntry] = {
-    "apgd-ce": SuiteEntry("apgd-ce", "apgd", {"loss": "ce", "steps": 100}),
-    "apgd-dlr": SuiteEntry("apgd-dlr", "apgd", {"loss": "dlr", "steps": 100}),
-    "apgd-t": SuiteEntry("apgd-t", "apgd-t", {"steps": 100, "n_target_classes": 9}),
-    "square": SuiteEntry("square", "square", {"n_queries": 5000}),
-    "pgd": SuiteEntry("pgd", "pgd", {"steps": 20}),
-    "fgsm": SuiteEntry("fgsm", "fgsm", {}),
-}
-
-SUITES: dict[str, tuple[SuiteEntry, ...]] = {
-    # AutoAttack 'standard' without FAB-T: APGD-CE, APGD-T (DLR, 9 targets), Square (5000 queries).
-    "standard": (ATTACK_ENTRIES["apgd-ce"], ATTACK_ENTRIES["apgd-t"], ATTACK_ENTRIES["square"]),
-    # AutoAttack 'rand': APGD-CE and APGD-DLR, gradients averaged over 20 draws (EOT).
-    "rand": (SuiteEntry("apgd-ce", "apgd", {"loss": "ce", "steps": 100, "eot": DEFAULT_RAND_EOT}),
-             SuiteEntry("apgd-dlr", "apgd", {"loss": "dlr", "steps": 100, "eot": DEFAULT_RAND_EOT})),
-    # CPU-sized 'standard' (quick profile): ~20 + 3 x 20 gradients and 300 queries per image.
-    "quick": (SuiteEntry("apgd-ce", "apgd", {"loss": "ce", "steps": 20}),
-              SuiteEntry("apgd-t", "apgd-t", {"steps": 20, "n_target_classes": 3}),
-              SuiteEntry("square", "square", {"n_queries": 300})),
-}
-
-
-def choose_suite(name: str, stochastic: bool) -> str:
-    """'auto' -> 'rand' for a randomized model, else 'standard'; other names are checked and returned."""
-    key = name.strip().lower()
-    if key not in SUITE_NAMES:
-        raise InputError(f"unknown suite '{name}': use one of {', '.join(SUITE_NAMES)}")
-    if key == "auto":
-        return "rand" if stochastic else "standard"
-    return key
-
-
-def suite_entries(name: str, *, stochastic: bool = False, attacks: Sequence[str] = (),
-                  overrides: dict[str, dict[str, Any]] | None = None) -> list[SuiteEntry]:
-    """The entries of suite `name` ('auto' resolved with `stochastic`; 'custom' from `attacks`, labels of
-    ATTACK_ENTRIES or plain registry names). `overrides` {label: params} replaces parameters per
-    attack, e.g. {'square': {'n_queries': 1000}} or {'*': {'eot': 10}} for every attack."""
-    key = choose_suite(name, stochastic)
-    if key == "custom":
-        if not attacks:
-            raise InputError("--suite custom needs --attacks, e.g. --attacks apgd-ce,square")
-        entries = [ATTACK_ENTRIES.get(a.strip().lower(), SuiteEntry(a.strip().lower(), a.strip().lower()))
-                   for a in attacks if a.strip()]
-    else:
-        if attacks:
-            raise InputError(f"--attacks picks the attacks of --suite custom, not of '{key}'")
-        entries = list(SUITES[key])
-    labels = [e.label for e in entries]
-    if len(set(labels)) != len(labels):
-        raise InputError(f"an attack is repeated in the suite: {', '.join(labels)}")
-    overrides = overrides or {}
-    unknown = sorted(set(overrides) - set(labels) - {"*"})
-    if unknown:
-        raise InputError(f"parameters given for attacks not in the suite: {', '.join(unknown)}")
-    return [SuiteEntry(e.label, e.attack, {**e.params, **overrides.get("*", {}), **overrides.get(e.label, {})})
-            for e in entries]
-
-
-def resolve_suite(entries: Sequence[SuiteEntry], eps: float | torch.Tensor, *, runtime: Runtime | None = None,
-                  common: dict[str, Any] | None = None) -> list[SuiteAttack]:
-    """SuiteAttacks from entries: `build_attack(entry.attack, eps=eps, **entry.params)` called with the
-    generator and runtime. `common` (e.g. {'eot': 10, 'restarts': 2} from command-line flags)
-    overrides the entries' parameters for every attack that accepts the parameter and is skipped
-    for the others (Square takes no eot). Parameters are validated now (InputError for unknown
-    attacks or parameters)."""
-    out = []
-    for entry in entries:
-        accepted = set(attack_parameters(entry.attack))
-        params = {**entry.params, **{k: v for k, v in (common or {}).items() if k in accepted}}
-        attack = build_attack(entry.attack, eps=eps, **params)
-
-        def run(model, images, labels, generator, _attack=attack):
-            return _attack(model, images, labels, generator=generator, runtime=runtime)
-
-        out.append(SuiteAttack(entry.label, run))
-    return out
+    gradient_free: bool = False
 
 
 @dataclass
@@ -204,6 +113,19 @@ def predict_classes(model: nn.Module, images: torch.Tensor, *, runtime: Runtime 
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
+def attack_rows(attack: SuiteAttack, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                rows: torch.Tensor, generator: torch.Generator, *, runtime: Runtime | None,
+                batch_size: int) -> torch.Tensor:
+    """`attack` on the given rows of images (N, 3, H, W) [0, 1] / labels (N,) (CPU), in batches of
+    `batch_size` sharing `generator`: float32 (len(rows), 3, H, W) in [0, 1] on the CPU."""
+    outputs = []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size]
+        result = attack.run(model, _to(runtime, images[batch]), _to(runtime, labels[batch]), generator)
+        outputs.append(result.adv.detach().float().cpu())
+    return torch.cat(outputs) if outputs else images[:0]
+
+
 def run_suite(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[SuiteAttack], *,
               runtime: Runtime | None = None, seed: int = 0, batch_size: int = 256, stochastic: bool = False,
               draws: int = 1) -> SuiteResult:
@@ -227,13 +149,9 @@ def run_suite(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, atta
     for index, attack in enumerate(attacks):
         rows = torch.nonzero(standing).flatten()
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index + 1)
-        outputs = []
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start:start + batch_size]
-            result = attack.run(model, _to(runtime, images[batch]), _to(runtime, labels[batch]), generator)
-            outputs.append(result.adv.detach().float().cpu())
+        attack_adv = attack_rows(attack, model, images, labels, rows, generator, runtime=runtime,
+                                 batch_size=batch_size)
         if len(rows):
-            attack_adv = torch.cat(outputs)
             adv[rows] = attack_adv
             still = predict_classes(model, attack_adv, runtime=runtime, seed=seed + index + 1,
                                     batch_size=batch_size) == labels[rows]

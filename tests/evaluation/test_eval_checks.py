@@ -1,4 +1,4 @@
-"""Gradient-masking checks (core.evaluation.masking): each passes and fails on constructed inputs."""
+"""Gradient-masking checks (core.evaluation.checks): each passes and fails on constructed inputs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.evaluation import masking as M
-from defendr_cli.core.evaluation.suite import run_suite
+from defendr_cli.core.evaluation import checks as M
+from defendr_cli.core.evaluation.adaptive.cascade import run_suite
 from tests.evaluation.suite_fakes import NoisyModel, PixelModel, make_images, recording
 
 
@@ -78,7 +78,7 @@ def test_black_box_success_where_white_box_failed():
     square = held.clone()
     square[:5] = False
     failed = M.check_black_box_beats_white_box(held, {"square": square, "fgsm-eps8_255": held})
-    assert failed.status == "fail" and failed.value == pytest.approx(0.05) and "square" in failed.explanation
+    assert failed.status == "fail" and failed.value == pytest.approx(0.05) and "square" in failed.detail
     square = held.clone()
     square[0] = False
     assert M.check_black_box_beats_white_box(held, {"square": square}).status == "warn"
@@ -90,12 +90,13 @@ def test_black_box_check_from_a_suite():
     white, _ = recording("apgd-ce", {0, 1})
     square, _ = recording("square", {2})
     result = run_suite(PixelModel(), make_images(classes), torch.tensor(classes), [white, square])
-    white_held, held = M.suite_held_masks(result)
-    assert white_held.tolist() == [False, False] + [True] * 8
-    assert M.check_black_box_beats_white_box(white_held, held).status == "fail"
+    masks = M.suite_held_masks(result, ["square"])
+    assert masks.white_box.tolist() == [False, False] + [True] * 8
+    assert M.check_black_box_beats_white_box(masks.white_box, masks.black_box).status == "fail"
     clean_run = run_suite(PixelModel(), make_images(classes), torch.tensor(classes),
                           [recording("apgd-ce", {0, 1, 2})[0], recording("square", set())[0]])
-    assert M.check_black_box_beats_white_box(*M.suite_held_masks(clean_run)).status == "pass"
+    masks = M.suite_held_masks(clean_run, ["square"])
+    assert M.check_black_box_beats_white_box(masks.white_box, masks.black_box).status == "pass"
 
 
 def test_accuracy_must_not_rise_with_the_budget():

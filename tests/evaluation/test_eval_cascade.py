@@ -1,4 +1,4 @@
-"""The attack cascade (core.evaluation.suite) and the ensemble member-loss route."""
+"""The attack cascade (core.evaluation.adaptive.cascade, .plan) and the ensemble member-loss route."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from torch import nn
 
 from defendr_cli.core.attacks.registry import build_attack
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.evaluation.ensemble_attack import MemberLogProbSum, run_ensemble_suite
-from defendr_cli.core.evaluation.suite import (
-    SUITES, SuiteAttack, choose_suite, resolve_suite, run_suite, suite_entries,
-)
+from defendr_cli.core.evaluation.adaptive.ensemble_route import MemberLogProbSum, run_ensemble_suite
+from defendr_cli.core.evaluation.adaptive.cascade import SuiteAttack, run_suite
+from defendr_cli.core.evaluation.adaptive.plan import SUITES, choose_suite, resolve_suite, suite_entries
 from defendr_cli.core.models.ensemble import Ensemble
 from tests.evaluation.suite_fakes import NoisyModel, PixelModel, make_images, recording
 
@@ -162,3 +161,15 @@ def test_common_parameters_reach_only_the_attacks_that_take_them():
     seen.clear()
     attacks[1].run(counter, images, labels, torch.Generator().manual_seed(0))
     assert len(seen) == 2  # one gradient + the success check: fgsm took neither eot nor steps
+
+
+def test_member_route_recognises_ensembles_by_type():
+    class LooksLikeAnEnsemble(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.members = nn.ModuleList([PixelModel(), PixelModel()])
+            self.weights = torch.tensor([0.5, 0.5])
+
+    with pytest.raises(InputError, match="needs an ensemble"):
+        MemberLogProbSum(LooksLikeAnEnsemble())
+    assert len(MemberLogProbSum(Ensemble([PixelModel(), PixelModel()])).members) == 2

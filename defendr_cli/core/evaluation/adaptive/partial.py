@@ -16,8 +16,8 @@ from typing import Any
 
 from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.errors import DefendrError
+from defendr_cli.core.evaluation.adaptive.results import AdaptiveRow
 from defendr_cli.core.io.files import read_json_file
-from defendr_cli.core.evaluation.results import AdaptiveRow, GridPoint, SanityCheck
 from defendr_cli.core.progress import saved_for_test
 
 PARTIAL_DIRNAME = ".partial"
@@ -55,7 +55,7 @@ class AdaptivePartials:
             saved = read_json_file(path, what="saved adaptive row", allow_nan=True)  # never a FIFO, bounded
             if saved.get("model_key") != model_key or saved.get("settings") != self.settings:
                 return None
-            return row_from_dict(saved["row"])
+            return AdaptiveRow.from_dict(saved["row"])
         except (DefendrError, OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing or damaged: the model is attacked again
 
@@ -67,15 +67,3 @@ class AdaptivePartials:
             with atomic_path(self._path(model_key)) as tmp:
                 Path(tmp).write_text(json.dumps(payload), encoding="utf-8")
         saved_for_test()
-
-
-def row_from_dict(data: dict[str, Any]) -> AdaptiveRow:
-    """The AdaptiveRow that `AdaptiveRow.to_dict` wrote (floats round-trip exactly through JSON)."""
-    return AdaptiveRow(
-        name=data["name"], kind=data["kind"], stochastic=data["stochastic"], eot=data["eot"], clean=data["clean"],
-        grid=[GridPoint(g["eps_label"], g["eps"], g["steps"], g["restarts"], g["accuracy"]) for g in data["grid"]],
-        robust=data["robust"], transfer=data["transfer"], eps0_accuracy=data["eps0_accuracy"],
-        large_eps_accuracy=data["large_eps_accuracy"],
-        checks=[SanityCheck(c["name"], c["status"], c["detail"]) for c in data["checks"]],
-        attacks=data.get("attacks", {}), suite=data.get("suite"), eps_values=data.get("eps_values", {}),
-        all_draws=data.get("all_draws", {}), draws=data.get("draws", {}), route=data.get("route", {}))

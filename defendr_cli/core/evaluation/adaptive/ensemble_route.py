@@ -24,25 +24,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.evaluation.suite import SuiteAttack, SuiteResult, predict_classes, run_suite
+from defendr_cli.core.evaluation.adaptive.cascade import (SuiteAttack, SuiteResult, attack_rows, predict_classes,
+                                                          run_suite)
+from defendr_cli.core.models.ensemble import Ensemble
 from defendr_cli.core.runtime import Runtime
 
 
 class MemberLogProbSum(nn.Module):
     """sum_m (M * w_m) * log_softmax(member_m(x)), (N, K): attack target whose CE is the members' CE sum.
 
-    `ensemble` must expose `members` (nn.ModuleList of classifiers on pixels [0, 1]) and `weights`
-    (tensor (M,) summing to 1), as core.models.ensemble.Ensemble does.
+    `ensemble`: a core.models.ensemble.Ensemble (`members`, classifiers on pixels [0, 1], and
+    `weights`, a tensor (M,) summing to 1).
     """
 
-    def __init__(self, ensemble: nn.Module) -> None:
+    def __init__(self, ensemble: Ensemble) -> None:
         super().__init__()
-        members = getattr(ensemble, "members", None)
-        weights = getattr(ensemble, "weights", None)
-        if members is None or weights is None or len(members) != len(weights):
-            raise InputError("the member-loss attack needs an ensemble with `members` and `weights`")
-        self.members = members
-        self.register_buffer("scale", weights.detach().float() * len(members), persistent=False)
+        if not isinstance(ensemble, Ensemble):
+            raise InputError("the member-loss attack needs an ensemble (core.models.ensemble.Ensemble)")
+        self.members = ensemble.members
+        self.register_buffer("scale", ensemble.weights.detach().float() * len(ensemble.members), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sum(w * F.log_softmax(member(x).float(), dim=1) for w, member in zip(self.scale, self.members))
@@ -66,12 +66,17 @@ class EnsembleSuiteResult:
     winner: str
     adv: torch.Tensor
 
+    def route_summary(self) -> dict:
+        """What a report row keeps: {'winner', 'wins', 'combined' (accuracy), 'member_loss' (accuracy)}."""
+        return {"winner": self.winner, "wins": self.wins, "combined": self.combined.robust_accuracy,
+                "member_loss": float(self.member_loss_mask.float().mean())}
+
     def to_dict(self) -> dict:
         return {"combined": self.combined.to_dict(), "member_loss": float(self.member_loss_mask.float().mean()),
                 "robust": self.robust_accuracy, "wins": dict(self.wins), "winner": self.winner}
 
 
-def run_ensemble_suite(ensemble: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+def run_ensemble_suite(ensemble: Ensemble, images: torch.Tensor, labels: torch.Tensor,
                        attacks: Sequence[SuiteAttack], member_attack: SuiteAttack, *,
                        runtime: Runtime | None = None, seed: int = 0, batch_size: int = 256,
                        stochastic: bool = False, draws: int = 1) -> EnsembleSuiteResult:
@@ -88,16 +93,11 @@ def run_ensemble_suite(ensemble: nn.Module, images: torch.Tensor, labels: torch.
     rows = torch.nonzero(combined.clean_mask).flatten()
     generator = torch.Generator().manual_seed(seed * 1_000_003 + 999)
     member_adv = images.clone()
-    outputs = []
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
-        x, y = images[batch], labels[batch]
-        if runtime is not None:
-            x, y = runtime.to_device(x), runtime.to_device(y)
-        outputs.append(member_attack.run(surrogate, x, y, generator).adv.detach().float().cpu())
+    outputs = attack_rows(member_attack, surrogate, images, labels, rows, generator, runtime=runtime,
+                          batch_size=batch_size)
     member_mask = torch.zeros(len(labels), dtype=torch.bool)
     if len(rows):
-        member_adv[rows] = torch.cat(outputs)
+        member_adv[rows] = outputs
         member_mask[rows] = predict_classes(ensemble, member_adv[rows], runtime=runtime, seed=seed + 999,
                                             batch_size=batch_size) == labels[rows]
     clean = combined.clean_mask

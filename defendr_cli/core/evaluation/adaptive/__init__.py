@@ -1,0 +1,1 @@
+"""The adaptive white-box evaluation: an attack suite through the whole defense, per model and eps."""

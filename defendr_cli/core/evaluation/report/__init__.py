@@ -1,0 +1,1 @@
+"""A report folder: tables, figures, report.md and results.json."""

@@ -1,0 +1,1 @@
+"""The paper's transfer protocol: cached adversarial test sets against every model."""
