@@ -326,3 +326,23 @@ def test_workspace_of_a_file_is_refused_by_default_data(tmp_path):
     target.write_text("")
     with pytest.raises(InputError, match="is a file"):
         Workspace(target).default_data()
+
+
+def test_a_per_image_record_whose_complete_flag_is_a_string_is_refused(tmp_path):
+    from defendr_cli.core.io.per_image_record import (COLUMN_NAMES, PerImageRecordWriter, RecordHeader,
+                                                      load_per_image_record)
+
+    header = RecordHeader(suite="s", budgets={}, eps=0.1, seed=0, model_fingerprint="f")
+    final = tmp_path / "r.h5"
+    with PerImageRecordWriter(final, header) as writer:
+        rows = {name: [0] for name in COLUMN_NAMES}
+        rows.update(source_id=["a"], attack=["pgd"], broken_by=[""])
+        writer.append(rows)
+        writer.finalize()
+    assert len(load_per_image_record(final)) == 1
+    attrs(final, complete="no")
+    with pytest.raises(CorruptArtefactError, match="'complete' is 'no'"):
+        load_per_image_record(final)
+    attrs(final, complete=True, eps=np.nan)
+    with pytest.raises(CorruptArtefactError, match="'eps'"):
+        load_per_image_record(final)

@@ -31,6 +31,7 @@ import numpy as np
 from defendr_cli.core.atomic import atomic_path, write_guard
 from defendr_cli.core.errors import ArtefactExistsError, CorruptArtefactError, InputError, MismatchError
 from defendr_cli.core.io.h5 import open_h5
+from defendr_cli.core.io.schema import Fields, check_storage, damaged_file_errors, read_h5_attrs
 from defendr_cli.core.locks import artefact_lock
 
 FORMAT = "defendr-per-image-record"
@@ -129,7 +130,7 @@ def _corrupt(path: Path, what: str) -> CorruptArtefactError:
 
 def _read_header(handle: h5py.File, path: Path) -> tuple[RecordHeader, bool, int]:
     """(header, complete, committed rows) from the root attributes; CorruptArtefactError if wrong."""
-    attrs = handle.attrs
+    attrs = read_h5_attrs(path, handle)
     if attrs.get("format") != FORMAT:
         raise _corrupt(path, f"its format attribute is {attrs.get('format')!r}, not {FORMAT!r}")
     if attrs.get("format_version") != FORMAT_VERSION:
@@ -138,7 +139,9 @@ def _read_header(handle: h5py.File, path: Path) -> tuple[RecordHeader, bool, int
         header = RecordHeader(suite=str(attrs["suite"]), budgets=json.loads(attrs["budgets"]),
                               eps=[float(v) for v in np.atleast_1d(attrs["eps"])], seed=int(attrs["seed"]),
                               model_fingerprint=str(attrs["model_fingerprint"]), extra=json.loads(attrs["extra"]))
-        complete, rows = bool(attrs["complete"]), int(attrs["rows"])
+        fields = Fields(path, attrs, "per-image record")  # 'no' is not a flag, '5' not a row count
+        complete, rows = fields.flag("complete"), fields.integer("rows")
+        fields.numbers("eps", low=0.0)
     except (KeyError, TypeError, ValueError) as exc:
         raise _corrupt(path, f"attribute {exc} is missing or unreadable") from exc
     if len(header.eps) not in (1, 3) or rows < 0:
@@ -157,6 +160,7 @@ def _check_columns(handle: h5py.File, path: Path, rows: int, *, exact: bool) -> 
         length = dataset.shape[0]
         if length < rows or (exact and length != rows):
             raise _corrupt(path, f"column {column.name} has {length} rows, the record commits {rows}")
+        check_storage(path, dataset, column.name, stored=exact)  # no filter; a complete file stores every byte
 
 
 def _check_values(columns: Mapping[str, np.ndarray], path: Path) -> None:
@@ -179,7 +183,7 @@ def load_per_image_record(path: Path | str, *, allow_incomplete: bool = False) -
     MissingArtefactError when absent; CorruptArtefactError when it is not a valid record, or is
     incomplete and allow_incomplete is False."""
     path = Path(path)
-    with open_h5(path, what="per-image record", hint=HINT) as handle:
+    with open_h5(path, what="per-image record", hint=HINT) as handle, damaged_file_errors(path, "per-image record"):
         header, complete, rows = _read_header(handle, path)
         if not complete and not allow_incomplete:
             raise _corrupt(path, "it is incomplete (the evaluation was interrupted; resume it)")
