@@ -320,3 +320,15 @@ def test_bit_flips_anywhere_give_a_set_or_one_corrupt_error(sound, tmp_path):
                 read(target)
             except DefendrError:
                 pass
+
+
+@pytest.mark.parametrize("value", [np.nan, 7.0])
+def test_training_refuses_a_set_with_bad_pixels(ws, value):
+    from defendr_cli.core.training.data import BatchSource
+
+    train_set = ws.path_for("adv", "fgsm-eps8_255-baseline-train")
+    edit(train_set, pixels(value), keep_mtime=True)
+    with pytest.raises(CorruptArtefactError, match="pixel value"):
+        source = BatchSource(ws.path_for("data", "synth"), "train", 8, kind="doubled", adv_paths=[train_set])
+        for _ in source.epoch(seed=0, epoch=0):
+            pass
