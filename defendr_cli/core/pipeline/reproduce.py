@@ -30,6 +30,7 @@ from defendr_cli.core.calibration import cached_calibration
 from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.pipeline import evaluation_stage as ev
 from defendr_cli.core.pipeline import stages as st
+from defendr_cli.core.pipeline.html_report import write_reproduce_html
 from defendr_cli.core.pipeline.paper_report import read_phenomena
 from defendr_cli.core.pipeline.state import PipelineLedger, stage_key
 from defendr_cli.core.pipeline.timing import write_timing
@@ -147,5 +148,6 @@ def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, 
                 reporter.note("calibrating the machine (matmul and conv GFLOP/s) for the report")
                 figures = calibration(runtime.device)
             ledger.refresh_outputs(write_timing(report_dir, records, stages_seconds, figures))
+        write_reproduce_html(workspace, settings, report_dir)  # last: it shows the timing and the checks
         phenomena = read_phenomena(report_dir)
         return ReproduceResult(settings, records, report_dir, phenomena, stages_seconds, figures)

@@ -9,6 +9,7 @@ computes its share; only rank 0 writes the report.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from defendr_cli.core.evaluation.adaptive.eps import AdaptiveEps, sweep_eps
 from defendr_cli.core.evaluation.adaptive.partial import PARTIAL_DIRNAME
 from defendr_cli.core.evaluation.adaptive.plan import SuitePlan
 from defendr_cli.core.evaluation.adaptive.run import AdaptiveConfig, run_adaptive_suite
+from defendr_cli.core.evaluation.html.gallery import GALLERY_DIR, write_gallery
+from defendr_cli.core.evaluation.html.writer import write_html_report
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
 from defendr_cli.core.evaluation.report.folder import ReportFiles, all_tables, write_report
 from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult
@@ -29,6 +32,7 @@ from defendr_cli.core.evaluation.transfer.results import TransferResult
 from defendr_cli.core.evaluation.selection import load_eval_models, select_adv_sets
 from defendr_cli.core.evaluation.report.table import Table
 from defendr_cli.core.evaluation.transfer.run import run_transfer
+from defendr_cli.core.io.adversarial import read_adv_info
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.models.defenses import defense_spec
@@ -99,6 +103,7 @@ class EvaluateResult:
     tables: list[Table]
     files: ReportFiles | None
     notes: list[str] = field(default_factory=list)
+    html: Path | None = None  # reports/<name>/report.html (rank 0)
 
 
 def _check(config: EvaluateConfig) -> None:
@@ -177,12 +182,50 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
                 seed=config.seed, batch_size=config.batch_size, transfer_sets=adv_paths,
                 partial_dir=folder / PARTIAL_DIRNAME, resume=config.resume, save_partials=dist.is_main)
             adaptive = run_adaptive_suite(attacked, data_path, adaptive_config, runtime=runtime, reporter=reporter)
-        files = None
+        files, html = None, None
         if dist.is_main:
             settings = config.report_settings
             if settings is None:
                 settings = _report_settings(config, data_path, [m.name for m in models], runtime, spec)
             files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings)
             shutil.rmtree(folder / PARTIAL_DIRNAME, ignore_errors=True)  # the report holds them now
+            html = _write_html(workspace, config, folder, models, data_path, adv_paths, transfer, runtime)
     return EvaluateResult(report_name=report_name, report_dir=folder, transfer=transfer, adaptive=adaptive,
-                          tables=all_tables(transfer, adaptive), files=files, notes=notes)
+                          tables=all_tables(transfer, adaptive), files=files, notes=notes,
+                          html=html)
+
+
+def _write_html(workspace: Workspace, config: EvaluateConfig, folder: Path, models: list, data_path: Path,
+                adv_paths: list[Path], transfer: TransferResult, runtime: Runtime) -> Path:
+    """The gallery (on the primary cached set; none without one) and report.html."""
+    primary = next((p for p in adv_paths if read_adv_info(p).name == transfer.primary_set), None)
+    if primary is not None:
+        write_gallery(folder, models, data_path, primary, runtime, seed=config.seed)
+    else:
+        shutil.rmtree(folder / GALLERY_DIR, ignore_errors=True)
+    return write_html_report(folder, command=command_line(workspace, config, folder.name, runtime, adv_paths))
+
+
+def command_line(workspace: Workspace, config: EvaluateConfig, report_name: str, runtime: Runtime,
+                 adv_paths: list[Path]) -> str:
+    """The `defendr evaluate` command that makes this report again (shell-quoted)."""
+    parts = ["defendr", "--workdir", str(workspace.root), "evaluate"]
+    parts += ["--models", ",".join(config.models)] if config.models else []
+    for members in config.ensembles:
+        parts += ["--ensemble", ",".join(members)]
+    parts += ["--adv", ",".join(p.stem for p in adv_paths) or "none"] if config.adv_paths is not None else \
+        ["--adv", config.adv]
+    parts += ["--data", str(config.data)] if config.data else []
+    if config.defense:
+        parts += ["--defense", config.defense, "--defense-variant", config.defense_variant]
+    parts += ["--seed", str(config.seed), "--batch-size", str(config.batch_size), "--device", str(runtime.device),
+              "--precision", runtime.precision, "--name", report_name]
+    if config.adaptive:
+        parts += ["--adaptive", "--suite", config.suite, "--draws", str(config.draws),
+                  "--steps", ",".join(map(str, config.steps)), "--restarts", ",".join(map(str, config.restarts))]
+        parts += ["--attacks", ",".join(config.attacks)] if config.attacks else []
+        parts += ["--square-queries", str(config.square_queries)] if config.square_queries is not None else []
+        parts += ["--eot", str(config.eot)] if config.eot is not None else []
+        parts += ["--subset", str(config.subset)] if config.subset is not None else []
+        parts += ["--eps", ",".join(e.label for e in config.extra_eps)] if config.extra_eps else []
+    return shlex.join(parts)

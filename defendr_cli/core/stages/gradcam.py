@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from defendr_cli.core.evaluation.html.writer import write_html_report
 from defendr_cli.core.evaluation.predictions import safe_key
 from defendr_cli.core.evaluation.selection import resolve_test_sets
 from defendr_cli.core.evaluation.subjects import load_eval_model
@@ -75,8 +77,12 @@ def run_gradcam(workspace: Workspace, config: GradcamConfig, runtime: Runtime, *
     details = gradcam_pairs(model, data_path, adv_path, folder, runtime=runtime, count=config.count,
                            select=config.select, seed=config.seed, batch_size=config.batch_size,
                            reporter=reporter or NullReporter())
+    command = ["defendr", "--workdir", str(workspace.root), "gradcam", "--model", config.model, "--attack",
+               adv_path.stem, "--count", str(config.count), "--select", config.select, "--seed", str(config.seed)]
+    command += (["--data", str(config.data)] if config.data else []) + (["--name", config.name] if config.name else [])
+    html = write_html_report(Path(folder), command=shlex.join(command))
     return GradcamResult(folder=Path(folder), model=details["model"], adv_set=details["adv_set"],
                          select=details["select"], count=details["count"],
                          fooled_available=details["fooled_available"],
                          targets=[GradcamTarget(**t) for t in details["targets"]],
-                         files=[Path(p) for p in details.get("files", [])], details=details)
+                         files=[Path(p) for p in details.get("files", [])] + [html], details=details)
