@@ -22,6 +22,9 @@ def test_grids_in_the_default_report_folder(stage_ws):
     assert all(path.exists() for path in result.files)
     assert json.loads((result.folder / "gradcam.json").read_text())["count"] == 3
     assert result.to_dict()["folder"] == str(result.folder)
+    page = (result.folder / "report.html").read_text()  # the folder's page, its grid inlined
+    assert result.folder / "report.html" in result.files and "Grad-CAM baseline" in page
+    assert "data:image/png;base64," in page and "gradcam --model baseline --attack pgd-eps32_255-s5" in page
 
 
 def test_explicit_folder_and_ambiguous_prefix(stage_ws, tmp_path):

@@ -6,7 +6,7 @@ as data: URIs; a missing image is named in the text instead of drawn broken.
 
 from __future__ import annotations
 
-from defendr_cli.core.evaluation.html.page import esc, png_uri
+from defendr_cli.core.evaluation.html.page import asset_key, esc, png_uri
 from defendr_cli.core.evaluation.html.sections import section
 
 FIGURE_CAPTIONS = {
@@ -39,9 +39,10 @@ def plots_section(results: dict, images: dict[str, bytes]) -> str:
         return ""
     figures = []
     for name in names:
-        width, height = png_size(images[name]) if name in images else (1, 1)
+        key = asset_key("", name)
+        width, height = png_size(images[key]) if key in images else (1, 1)
         wide = ' class="wide"' if width > 1.6 * height else ""
-        figures.append(f"<figure{wide}>{image(images, name, FIGURE_CAPTIONS.get(name, name))}"
+        figures.append(f"<figure{wide}>{image(images, key, FIGURE_CAPTIONS.get(name, name))}"
                        f"<figcaption>{esc(FIGURE_CAPTIONS.get(name, name))}</figcaption></figure>")
     return section("plots", "Accuracy vs eps and other plots", '<div class="figs">' + "\n".join(figures) + "</div>")
 
@@ -53,7 +54,7 @@ def _mark(pred: str, true: str) -> str:
 
 def _shot(gallery: dict, index: int, entry: dict, images: dict[str, bytes]) -> str:
     true = str(entry.get("true", ""))
-    cells = "".join(f"<div>{image(images, 'gallery/' + str(entry.get(kind, '')), label)}{esc(label)}</div>"
+    cells = "".join(f"<div>{image(images, asset_key('gallery/', entry.get(kind)), label)}{esc(label)}</div>"
                     for kind, label in (("clean", "clean"), ("adv", "adversarial"),
                                         ("perturbation", "perturbation, amplified")))
     rows = []
@@ -89,7 +90,7 @@ def _gradcam_block(details: dict, base: str, images: dict[str, bytes]) -> str:
              "its heat map, the adversarial image, its heat map, and their difference (adversarial minus clean; "
              "red: more attention under attack).</p>"]
     for target in details.get("targets") or []:
-        key = f"{base}{target.get('figure')}"
+        key = asset_key(base, target.get("figure"))
         caption = (f"Grad-CAM {target.get('label')}: mean |difference| of the maps "
                    f"{float(target.get('mean_abs_difference', 0.0)):.3f} (maps in [0, 1])")
         parts.append(f"<figure>{image(images, key, caption)}<figcaption>{esc(caption)}</figcaption></figure>")

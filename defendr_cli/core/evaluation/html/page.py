@@ -91,6 +91,12 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def asset_key(prefix: str, name: Any) -> str:
+    """The key of an image in ReportAssets.images: its folder prefix ('', 'gallery/', 'gradcam/') and its
+    base name (a name from a JSON file never points outside its folder)."""
+    return prefix + str(name or "").replace("\\", "/").rsplit("/", 1)[-1]
+
+
 def png_uri(data: bytes) -> str:
     """PNG bytes as a data: URI for an <img src>."""
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")

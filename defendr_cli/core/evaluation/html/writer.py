@@ -20,6 +20,7 @@ from typing import Any
 from defendr_cli import __version__
 from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.evaluation.html.page import asset_key
 from defendr_cli.core.evaluation.html.render import ReportAssets, render_html_report
 
 HTML_FILE = "report.html"
@@ -40,14 +41,14 @@ def _read_json(path: Path) -> Any:
         raise CorruptArtefactError(f"{path} is not valid JSON: {exc}") from exc
 
 
-def _read_png(folder: Path, prefix: str, name: str, images: dict[str, bytes]) -> None:
-    """images[prefix + base name] = the PNG's bytes, when that file exists in folder/prefix and is a PNG."""
-    base = Path(str(name)).name
-    path = folder / prefix / base
-    if base and path.is_file():
+def _read_png(folder: Path, prefix: str, name: Any, images: dict[str, bytes]) -> None:
+    """images[key] = the PNG's bytes, when that file exists in folder/prefix and is a PNG (see asset_key)."""
+    key = asset_key(prefix, name)
+    path = folder / key
+    if key != prefix and path.is_file():
         data = path.read_bytes()
         if data.startswith(PNG_SIGNATURE):
-            images[prefix + base] = data
+            images[key] = data
 
 
 def software_versions() -> dict[str, str]:
@@ -74,13 +75,13 @@ def load_report_assets(folder: Path, results: dict, *, command: str | None = Non
         assets.gallery = gallery
         for entry in gallery.get("images") or []:
             for kind in ("clean", "adv", "perturbation"):
-                _read_png(folder, "gallery/", entry.get(kind, ""), assets.images)
+                _read_png(folder, "gallery/", entry.get(kind), assets.images)
     for prefix in ("", "gradcam/"):
         details = _read_json(folder / prefix / GRADCAM_JSON)
         if isinstance(details, dict):
             assets.gradcams.append((prefix, details))
             for target in details.get("targets") or []:
-                _read_png(folder, prefix, target.get("figure", ""), assets.images)
+                _read_png(folder, prefix, target.get("figure"), assets.images)
     phenomena = _read_json(folder / PHENOMENA_FILE)
     assets.phenomena = phenomena if isinstance(phenomena, list) else []
     return assets
