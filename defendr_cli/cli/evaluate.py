@@ -112,6 +112,7 @@ def _print(app_state, result: EvaluateResult, as_json: bool) -> None:
     app_state.console.print(f"predictions: {transfer.cache_misses} computed, {transfer.cache_hits} from cache")
     app_state.console.print(f"report: {files.markdown}  (results.json, {len(files.csvs)} CSV tables, "
                             f"{len(files.figures)} figures)")
+    app_state.console.print(f"page: {result.html}  (one file, opens offline)")
 
 
 def register(app: typer.Typer) -> None:

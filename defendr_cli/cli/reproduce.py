@@ -65,6 +65,7 @@ def reproduce_command(
         app_state.console.print(f"machine: {calibration_line(result.calibration)}")
     app_state.console.print(f"report: {result.report_dir / 'report.md'}  ({result.seconds:.0f}s, "
                             f"{sum(r.cpu_seconds for r in result.stages):.0f}s CPU)")
+    app_state.console.print(f"page: {result.report_dir / 'report.html'}  (one file, opens offline)")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,7 @@ main{max-width:1180px;margin:0 auto;padding:24px 28px 64px}
 h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:40px 0 10px;padding-top:8px;border-top:2px solid var(--line)}
 h3{font-size:16px;margin:22px 0 6px}p{margin:6px 0}.muted{color:var(--muted)}.small{font-size:13px}
 a{color:var(--accent)}code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
-pre{background:var(--soft);padding:10px 12px;border-radius:6px;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
+pre{background:var(--soft);padding:10px 12px;border-radius:6px;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere}
 nav.toc{margin:14px 0 6px;font-size:14px}nav.toc a{margin-right:14px;white-space:nowrap}
 .lede{font-size:17px;margin:10px 0 4px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:12px;margin-top:12px}

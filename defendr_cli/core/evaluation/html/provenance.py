@@ -8,6 +8,7 @@ stage times (reproduce), and every resolved setting.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from defendr_cli.core.calibration import calibration_line
@@ -19,6 +20,22 @@ from defendr_cli.core.evaluation.html.tables import simple_table, table_html
 def _kv(pairs: list[tuple[str, Any]]) -> str:
     items = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in pairs if v not in (None, ""))
     return f'<dl class="kv">{items}</dl>'
+
+
+def _text(value: Any) -> str:
+    """A setting as short text: lists comma-joined ('none' when empty), None as 'default'."""
+    if value is None:
+        return "default"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "none"
+    return str(value)
+
+
+def compact_json(value: Any) -> str:
+    """Indented JSON with every list of plain values kept on one line."""
+    text = json.dumps(value, indent=2, default=str)
+    return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + ", ".join(p.strip() for p in m.group(1).split(",\n")) + "]",
+                  text)
 
 
 def _seeds(results: dict) -> str:
@@ -39,9 +56,10 @@ def _protocol(results: dict, provenance: dict) -> str:
         ("overrides", esc(" ".join(overrides)) if overrides else ("none" if overrides is not None else None)),
         ("seeds", esc(_seeds(results))),
         ("device / precision", esc(" / ".join(str(settings[k]) for k in ("device", "precision") if settings.get(k)))),
-        ("adaptive suite", esc(", ".join(f"{k} {v}" for k, v in suite.items())) if suite else None),
-        ("adaptive budget", esc(", ".join(f"{k} {adaptive[k]}" for k in ("eps", "steps", "restarts", "eot", "subset")
-                                          if k in adaptive)) if adaptive else None),
+        ("adaptive suite", esc("; ".join(f"{k} {_text(v)}" for k, v in suite.items())) if suite else None),
+        ("adaptive budget", esc("; ".join(f"{k} {_text(adaptive[k])}" for k in ("eps", "steps", "restarts", "eot",
+                                                                                "subset") if k in adaptive))
+         if adaptive else None),
         ("software", esc(", ".join(f"{k} {v}" for k, v in (provenance.get("versions") or {}).items()))),
         ("report created", esc(results.get("created"))),
         ("rendered", esc(provenance.get("rendered"))),
@@ -86,5 +104,5 @@ def provenance_section(results: dict, provenance: dict) -> str:
     settings = results.get("settings") or {}
     parts = [_protocol(results, provenance), _fingerprints(results), _timing(results)]
     if settings:
-        parts.append("<h3>Every setting</h3><pre>" + esc(json.dumps(settings, indent=2, default=str)) + "</pre>")
+        parts.append("<h3>Every setting</h3><pre>" + esc(compact_json(settings)) + "</pre>")
     return section("provenance", "Protocol and provenance", "\n".join(p for p in parts if p))

@@ -34,7 +34,8 @@ class ReportAssets:
 
     images: PNG bytes by path relative to the report folder; gallery: gallery/gallery.json's content;
     gradcams: (folder prefix of its figures, e.g. 'gradcam/' or '', gradcam.json's content);
-    phenomena: phenomena.json's checks; provenance: {'command', 'overrides', 'versions', 'rendered'}.
+    phenomena: phenomena.json's checks; provenance: {'command', 'overrides', 'versions', 'rendered'};
+    extra_tables: table dicts (results.json's form) shown after the paper's tables.
     """
 
     images: dict[str, bytes] = field(default_factory=dict)
@@ -42,6 +43,7 @@ class ReportAssets:
     gradcams: list[tuple[str, dict]] = field(default_factory=list)
     phenomena: list[dict] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    extra_tables: list[dict] = field(default_factory=list)
 
 
 def _title(results: dict, assets: ReportAssets) -> str:
@@ -74,7 +76,7 @@ def render_html_report(results: dict, assets: ReportAssets | None = None) -> str
     sections = {
         "summary": cards_section(summaries),
         "phenomena": phenomena_section(assets.phenomena),
-        "paper-tables": paper_tables_section(results),
+        "paper-tables": paper_tables_section(results, assets.extra_tables),
         "adaptive": adaptive_section(results),
         "plots": plots_section(results, assets.images),
         "gallery": gallery_section(assets.gallery, assets.images),

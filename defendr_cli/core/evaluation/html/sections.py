@@ -88,10 +88,9 @@ def phenomena_section(phenomena: list[dict]) -> str:
                    "reported, never re-thresholded.")
 
 
-def paper_tables_section(results: dict) -> str:
-    """Tables 1-6 of the paper as this run filled them (results.json tables 'table*')."""
-    tables = [t for t in results.get("tables") or [] if str(t.get("key", "")).startswith("table")]
-    tables += list(results.get("paper_comparison") or [])
+def paper_tables_section(results: dict, extra: list[dict]) -> str:
+    """Tables 1-6 of the paper as this run filled them (results.json tables 'table*'), then `extra`."""
+    tables = [t for t in results.get("tables") or [] if str(t.get("key", "")).startswith("table")] + list(extra)
     if not tables:
         return ""
     return section("paper-tables", "The paper's tables", "\n".join(table_html(t) for t in tables),

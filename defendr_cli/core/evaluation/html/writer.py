@@ -87,11 +87,18 @@ def load_report_assets(folder: Path, results: dict, *, command: str | None = Non
     return assets
 
 
-def write_html_report(folder: Path, *, command: str | None = None, overrides: list[str] | None = None) -> Path:
-    """Render the report in `folder` and write folder/report.html (atomically); return its path."""
+def write_html_report(folder: Path, *, command: str | None = None, overrides: list[str] | None = None,
+                      extra_tables: list[dict] | None = None) -> Path:
+    """Render the report in `folder` and write folder/report.html (atomically); return its path.
+
+    command: the command line that makes the report again; overrides: the profile settings it
+    changed ('key=value'); extra_tables: table dicts shown after the paper's tables (reproduce: the
+    paper's numbers beside ours)."""
     folder = Path(folder)
     results = _read_json(folder / RESULTS_FILE) or {}
-    page = render_html_report(results, load_report_assets(folder, results, command=command, overrides=overrides))
+    assets = load_report_assets(folder, results, command=command, overrides=overrides)
+    assets.extra_tables = list(extra_tables or [])
+    page = render_html_report(results, assets)
     path = folder / HTML_FILE
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
