@@ -90,3 +90,15 @@ def test_a_gradcam_folder_gets_a_page_and_only_its_own_pngs_are_inlined(tmp_path
     assert len(read_tables(page).images) == 1
     assert "missing image fake.png" in page and "missing image outside.png" in page
     assert "defendr gradcam --model m" in page
+
+
+def test_the_card_shows_the_primary_sets_eps_and_lists_the_others():
+    results = _results()
+    model = results["adaptive"]["models"][0]
+    model["robust"] = {"4/255": 0.5, "8/255": 0.25}
+    results["transfer"] = {"primary_set": "fgsm-8", "adv_sets": [{"name": "fgsm-4", "eps_label": "4/255"},
+                                                                 {"name": "fgsm-8", "eps_label": "8/255"}],
+                           "models": [{"name": HOSTILE, "kind": "classifier", "clean": 0.8, "sets": {}}]}
+    [summary] = model_summaries(results)
+    assert (summary.eps_label, summary.robust, summary.other_eps) == ("8/255", 0.25, {"4/255": 0.5})
+    assert "adaptive at other eps: 4/255 50.0%" in render_html_report(results)

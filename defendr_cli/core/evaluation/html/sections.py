@@ -55,6 +55,9 @@ def card(s: ModelSummary) -> str:
     if s.robust is not None and s.images:
         where = f"all three on the same {s.images} seeded test images"
     cost = f'<p class="small muted">cost: {esc("; ".join(s.cost))}</p>' if s.cost else ""
+    if s.other_eps:
+        others = ", ".join(f"{label} {pct(value)}" for label, value in s.other_eps.items())
+        cost = f'<p class="small muted">adaptive at other eps: {esc(others)}</p>' + cost
     return (f'<div class="card {esc(s.status)}"><h3>{esc(s.name)} <span class="kind">{esc(s.kind)}</span></h3>'
             f'<div class="metrics">{metrics}</div><p class="small muted">{esc(where)}</p><p>{counts}</p>'
             f'<p class="headline">{esc(s.headline)}</p>{cost}</div>')

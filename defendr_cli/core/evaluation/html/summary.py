@@ -33,6 +33,7 @@ class ModelSummary:
     eps_label: str | None
     transfer_label: str | None
     all_draws: float | None = None
+    other_eps: dict[str, float] = field(default_factory=dict)  # adaptive robust accuracy at the other eps
     counts: dict[str, int] = field(default_factory=lambda: {"pass": 0, "warn": 0, "fail": 0})
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     cost: list[str] = field(default_factory=list)
@@ -74,15 +75,26 @@ def _adaptive_cost(row: dict) -> list[str]:
     return [str(cost)] if cost else []
 
 
-def _summary_adaptive(results: dict, row: dict, transfer_row: dict | None) -> ModelSummary:
-    label = next(iter(row.get("robust") or {}), None)
+def headline_eps(results: dict, row: dict) -> str | None:
+    """The eps label a card shows: the primary cached set's eps when the model was attacked at it, else its first."""
+    transfer = results.get("transfer") or {}
+    primary = next((s for s in transfer.get("adv_sets") or [] if s.get("name") == transfer.get("primary_set")), None)
+    robust = row.get("robust") or {}
+    if primary and primary.get("eps_label") in robust:
+        return primary["eps_label"]
+    return next(iter(robust), None)
+
+
+def _summary_adaptive(results: dict, row: dict) -> ModelSummary:
+    label = headline_eps(results, row)
     table_row = suite_row(results, row["name"], label) if label else None
     transfer = table_row[4] if table_row and len(table_row) > 4 else None
     subset = (results.get("adaptive") or {}).get("subset") or []
     summary = ModelSummary(name=row["name"], kind=row.get("kind", ""), clean=row.get("clean"), transfer=transfer,
                            robust=(row.get("robust") or {}).get(label), images=len(subset) or None, eps_label=label,
                            transfer_label=f"worst cached set at {label}" if transfer is not None else None,
-                           all_draws=(row.get("all_draws") or {}).get(label))
+                           all_draws=(row.get("all_draws") or {}).get(label),
+                           other_eps={k: v for k, v in (row.get("robust") or {}).items() if k != label})
     for check in row.get("checks") or []:
         status = str(check.get("status", "pass"))
         summary.counts[status] = summary.counts.get(status, 0) + 1
@@ -113,7 +125,7 @@ def model_summaries(results: dict) -> list[ModelSummary]:
     out = []
     for name in names:
         if name in adaptive:
-            summary = _summary_adaptive(results, adaptive[name], rows.get(name))
+            summary = _summary_adaptive(results, adaptive[name])
         else:
             summary = _summary_transfer(transfer, rows[name])
         summary.cost = _training_cost(results, name) + summary.cost
