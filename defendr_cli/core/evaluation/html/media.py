@@ -94,7 +94,20 @@ def _gradcam_block(details: dict, base: str, images: dict[str, bytes]) -> str:
         caption = (f"Grad-CAM {target.get('label')}: mean |difference| of the maps "
                    f"{float(target.get('mean_abs_difference', 0.0)):.3f} (maps in [0, 1])")
         parts.append(f"<figure>{image(images, key, caption)}<figcaption>{esc(caption)}</figcaption></figure>")
+        parts.append(_predictions_table(details, target))
     return "\n".join(parts)
+
+
+def _predictions_table(details: dict, target: dict) -> str:
+    """Test row, true class and the predictions on the clean and adversarial image (names in full)."""
+    rows, true = details.get("rows") or [], details.get("true") or []
+    clean, adv = target.get("clean_pred") or [], target.get("adv_pred") or []
+    lines = [f"<tr><td class=\"num\">{esc(r)}</td><td>{esc(t)}</td><td>{_mark(str(c), str(t))}</td>"
+             f"<td>{_mark(str(a), str(t))}</td></tr>" for r, t, c, a in zip(rows, true, clean, adv)]
+    if not lines:
+        return ""
+    return ('<div class="scroll"><table><thead><tr><th>Test row</th><th>True class</th><th>On clean</th>'
+            "<th>On adversarial</th></tr></thead><tbody>" + "".join(lines) + "</tbody></table></div>")
 
 
 def gradcam_section(gradcams: list[tuple[str, dict]], images: dict[str, bytes]) -> str:
