@@ -7,7 +7,9 @@ otherwise clean is on the whole test split and transfer is the 100%-adversarial 
 primary cached set. The headline rules, in order: near chance when clean (the figure on the card)
 is at most NEAR_CHANCE x chance; "transfer only" without an adaptive attack; "do not quote" when a
 check failed; "robust only to transferred attacks" / "broken" when the adaptive figure is at most
-BROKEN; "overstated by transfer" when transfer exceeds it by OVERSTATED or more; else "holds".
+BROKEN; "holds" when it keeps at least HOLDS of the clean accuracy (saying so when transfer
+overstates it); "overstated by transfer" when transfer exceeds it by OVERSTATED or more; else "weakly
+robust".
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 NEAR_CHANCE = 1.5  # clean accuracy at most this many times chance: the figures mean nothing yet
 BROKEN = 0.05  # adaptive robust accuracy at or below 5%: the defense is broken
 OVERSTATED = 0.10  # transfer above adaptive by 10 points or more: transfer overstates robustness
+HOLDS = 0.5  # adaptive robust accuracy at least half the clean accuracy: the defense holds
 
 
 @dataclass
@@ -149,18 +152,20 @@ def headline(s: ModelSummary, num_classes: int | None) -> str:
         failed = ", ".join(name for status, name, _ in s.problems if status == "fail")
         return f"Do not quote its robust accuracy ({pct(s.robust)} at {s.eps_label}): {failed} failed."
     gap = None if s.transfer is None else s.transfer - s.robust
-    draws = f" (correct in every draw: {pct(s.all_draws)})" if s.all_draws is not None else ""
+    robust = pct(s.robust) + (f" (correct in every draw: {pct(s.all_draws)})" if s.all_draws is not None else "")
     if s.robust <= BROKEN:
-        text = (f"Robust only to transferred attacks: {pct(s.transfer)} under transfer, {pct(s.robust)} under the "
+        text = (f"Robust only to transferred attacks: {pct(s.transfer)} under transfer, {robust} under the "
                 f"adaptive suite at {s.eps_label}." if gap is not None and gap >= OVERSTATED else
-                f"Broken: the adaptive suite leaves {pct(s.robust)} at {s.eps_label}.")
+                f"Broken: the adaptive suite leaves {robust} at {s.eps_label}.")
+    elif s.robust >= HOLDS * s.clean:
+        text = f"Holds {robust} at {s.eps_label} under the adaptive suite (clean {pct(s.clean)})."
+        if gap is not None and gap >= OVERSTATED:
+            text = text[:-1] + f"; transfer ({pct(s.transfer)}) overstates it."
     elif gap is not None and gap >= OVERSTATED:
-        text = (f"Overstated by transfer: {pct(s.transfer)} transfer vs {pct(s.robust)} adaptive at {s.eps_label}; "
+        text = (f"Overstated by transfer: {pct(s.transfer)} transfer vs {robust} adaptive at {s.eps_label}; "
                 "quote the adaptive figure.")
     else:
-        text = f"Holds {pct(s.robust)} at {s.eps_label} under the adaptive suite (clean {pct(s.clean)})."
-    if draws:
-        text = text[:-1] + draws + "."
+        text = f"Weakly robust: {robust} at {s.eps_label} under the adaptive suite (clean {pct(s.clean)})."
     warned = [name for status, name, _ in s.problems if status == "warn"]
     if warned:
         text += f" {len(warned)} warning{'s' if len(warned) > 1 else ''}: {', '.join(warned)}."
