@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from defendr_cli.core.evaluation.report import read_results
+from defendr_cli.core.evaluation.report.folder import read_results
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages.evaluate import EvaluateConfig, run_evaluate
 from tests.evaluation.html_probe import find_browser, probe_page, read_tables, run_browser
