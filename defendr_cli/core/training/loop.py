@@ -137,7 +137,7 @@ def check_resume_matches(given: TrainOptions, stored: TrainOptions, name: str) -
     conflicts = [f"{'--' + key.replace('_', '-')} {now[key]} (the run has {then.get(key)})" for key in now
                  if key not in RESUME_FREE and now[key] != defaults.get(key) and now[key] != then.get(key)]
     if conflicts:
-        raise MismatchError(f"--resume continues the interrupted run of '{name}' with its own settings, but "
+        raise MismatchError(f"--resume continues the interrupted run of '{name}' with its own settings, but you gave "
                             f"{'; '.join(conflicts)}", hint="drop those options, or start afresh with --force")
 
 
