@@ -136,6 +136,18 @@ def test_resume_with_another_method_or_setting_is_a_mismatch(workspace, tiny_cac
     assert resumed.start_epoch == 1 and len(resumed.history) == 3
 
 
+@pytest.mark.parametrize("change", [{"epoch": "1"}, {"epoch": -1}, {"options": ["x"]}, {"history": None},
+                                    {"options": {"method": "nope"}}, {"options": {"method": "baseline", "lr": "x"}}])
+def test_a_damaged_resume_state_is_one_line_corrupt(workspace, tiny_cache, change):
+    with pytest.raises(KeyboardInterrupt):
+        run(workspace, reporter=InterruptAfter(5), name="r")
+    path = resume_path(workspace, "r")
+    torch.save({**torch.load(path, weights_only=True), **change}, path)
+    with pytest.raises(CorruptArtefactError) as info:
+        train(TrainOptions(name="r", resume=True), make_context(workspace, Runtime(), None))
+    assert "\n" not in str(info.value)
+
+
 def test_existing_model_needs_force(workspace, tiny_cache):
     run(workspace, epochs=1)
     with pytest.raises(ArtefactExistsError, match="--force.*--resume"):

@@ -39,7 +39,8 @@ from defendr_cli.core.atomic import check_writable
 from torch.nn.parallel import DistributedDataParallel
 
 from defendr_cli.core.distributed import DistContext, all_reduce_sum, barrier
-from defendr_cli.core.errors import ArtefactExistsError, InputError, MismatchError, TrainingDivergedError
+from defendr_cli.core.errors import (ArtefactExistsError, CorruptArtefactError, InputError, MismatchError,
+                                     TrainingDivergedError)
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from defendr_cli.core.progress import NullReporter, Reporter, interrupt_for_test
@@ -119,7 +120,11 @@ def _prepare_options(options: TrainOptions, context: TrainContext) -> tuple[Trai
     state = load_resume_state(resume_path(context.workspace, name), name)
     if state.get("data_fingerprint") != str(context.data_info.fingerprint):
         raise MismatchError(f"the interrupted run of '{name}' used another clean cache; pass the same --data")
-    stored = options_from_dict(state["options"])
+    try:
+        stored = with_method_options(options_from_dict(state["options"])).validate()
+    except (TypeError, ValueError, KeyError, InputError) as exc:
+        raise CorruptArtefactError(f"the resume state of '{name}' holds unusable options ({exc})",
+                                   hint="start the run afresh with --force") from exc
     check_resume_matches(options, stored, name)
     context.reporter.note(f"resuming '{name}' after epoch {state['epoch'] + 1}/{stored.epochs} with its saved options")
     return replace(stored, resume=True, force=True, workers=options.workers), state
@@ -137,7 +142,7 @@ def check_resume_matches(given: TrainOptions, stored: TrainOptions, name: str) -
     conflicts = [f"{'--' + key.replace('_', '-')} {now[key]} (the run has {then.get(key)})" for key in now
                  if key not in RESUME_FREE and now[key] != defaults.get(key) and now[key] != then.get(key)]
     if conflicts:
-        raise MismatchError(f"--resume continues the interrupted run of '{name}' with its own settings, but "
+        raise MismatchError(f"--resume continues the interrupted run of '{name}' with its own settings, but you gave "
                             f"{'; '.join(conflicts)}", hint="drop those options, or start afresh with --force")
 
 
