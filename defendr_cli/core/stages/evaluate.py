@@ -58,7 +58,9 @@ class EvaluateConfig:
     `subset` seeded test images (None: all). report_settings: the settings dump written into the
     report (None: this config's evaluation settings). resume: reuse the adaptive results of models
     an interrupted run of the same settings saved under reports/<name>/.partial/ (predictions are
-    always reused from the prediction cache).
+    always reused from the prediction cache), and continue an interrupted suite from its per-image
+    record. chunk_size: images per chunk of the suite (None: batch_size; the unit of resume and of
+    sharding over ranks); record: write the per-image records (per_image-<model>-<eps>.h5/.csv).
     """
 
     models: list[str] = field(default_factory=list)
@@ -86,6 +88,8 @@ class EvaluateConfig:
     subset: int | None = 200
     report_settings: dict[str, Any] | None = None
     resume: bool = False
+    chunk_size: int | None = None
+    record: bool = True
 
 
 @dataclass
@@ -171,11 +175,13 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
         if config.adaptive:
             wanted = config.adaptive_models
             attacked = [m for m in models if m.name in wanted] if wanted else models
-            # every rank runs the same seeded suite (not sharded); only rank 0 writes the report
+            # the suite's chunks are dealt to ranks; every rank gets every result; rank 0 writes the
+            # per-image records (next to the report) and the report
             adaptive_config = AdaptiveConfig(
                 eps_values=_adaptive_eps(config, transfer, reporter), plan=_plan(config), subset=config.subset,
                 seed=config.seed, batch_size=config.batch_size, transfer_sets=adv_paths,
-                partial_dir=folder / PARTIAL_DIRNAME, resume=config.resume, save_partials=dist.is_main)
+                partial_dir=folder / PARTIAL_DIRNAME, resume=config.resume, save_partials=dist.is_main,
+                chunk_size=config.chunk_size, record_dir=folder if config.record else None, dist=dist)
             adaptive = run_adaptive_suite(attacked, data_path, adaptive_config, runtime=runtime, reporter=reporter)
         files = None
         if dist.is_main:
