@@ -24,6 +24,7 @@ from defendr_cli.core.evaluation.adaptive.plan import SuitePlan
 from defendr_cli.core.evaluation.adaptive.run import AdaptiveConfig, run_adaptive_suite
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
 from defendr_cli.core.evaluation.report.folder import ReportFiles, all_tables, write_report
+from defendr_cli.core.evaluation.report.robustbench import RobustBenchEntry, robustbench_entries, write_robustbench
 from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult
 from defendr_cli.core.evaluation.transfer.results import TransferResult
 from defendr_cli.core.evaluation.selection import load_eval_models, select_adv_sets
@@ -94,7 +95,9 @@ class EvaluateConfig:
 
 @dataclass
 class EvaluateResult:
-    """The results, their tables and the report written (files is None on ranks other than 0)."""
+    """The results, their tables and the report written (files is None on ranks other than 0);
+    robustbench: one RobustBench-style entry per attacked model (also robustbench-<model>.json and
+    results.json's 'robustbench' key)."""
 
     report_name: str
     report_dir: Path
@@ -103,6 +106,7 @@ class EvaluateResult:
     tables: list[Table]
     files: ReportFiles | None
     notes: list[str] = field(default_factory=list)
+    robustbench: list[RobustBenchEntry] = field(default_factory=list)
 
 
 def _check(config: EvaluateConfig) -> None:
@@ -188,7 +192,11 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
             settings = config.report_settings
             if settings is None:
                 settings = _report_settings(config, data_path, [m.name for m in models], runtime, spec)
-            files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings)
+            entries = robustbench_entries(adaptive, Path(data_path).stem)
+            files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings,
+                                 extra={"robustbench": [e.to_dict() for e in entries]} if entries else None)
+            write_robustbench(folder, entries)
             shutil.rmtree(folder / PARTIAL_DIRNAME, ignore_errors=True)  # the report holds them now
     return EvaluateResult(report_name=report_name, report_dir=folder, transfer=transfer, adaptive=adaptive,
-                          tables=all_tables(transfer, adaptive), files=files, notes=notes)
+                          tables=all_tables(transfer, adaptive), files=files, notes=notes,
+                          robustbench=robustbench_entries(adaptive, Path(data_path).stem))
