@@ -112,8 +112,8 @@ class EvaluateResult:
 def _check(config: EvaluateConfig) -> None:
     if not config.models and not config.ensembles:
         raise InputError("nothing to evaluate: give --model M, --models a,b,c or --ensemble a,b,c")
-    if config.batch_size < 1:
-        raise InputError("--batch-size must be at least 1")
+    if config.batch_size < 1 or (config.chunk_size is not None and config.chunk_size < 1):
+        raise InputError("--batch-size and --chunk-size must be at least 1")
     if config.name is not None:
         validate_name(config.name)
     if config.adaptive:
