@@ -32,6 +32,7 @@ RANGES: dict[str, Range] = {
     "--restarts": Range(1),
     "--eot": Range(1),
     "--subset": Range(1),
+    "--chunk-size": Range(1),
     "--square-queries": Range(1),
     "--draws": Range(1),
     "--count": Range(1),
