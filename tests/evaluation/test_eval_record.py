@@ -150,3 +150,21 @@ def test_resume_from_the_record_attacks_only_unfinished_chunks_and_ends_equal(ev
     a, b = load_per_image_record(folder / name), load_per_image_record(eval_ws.reports_dir / "rec-whole" / name)
     for column in a.columns:
         assert np.array_equal(a.columns[column], b.columns[column]), column
+
+
+def test_standard_suite_is_autoattack_standard_with_every_budget_counted(eval_ws):
+    """APGD-CE (100 steps) -> APGD-T (9 targets, capped at K - 1 = 3) -> FAB-T -> Square, each on the
+    images still standing; the budgets and passes are in results.json and the cost table."""
+    result = run_evaluate(eval_ws, _config("rec-standard", suite="standard", subset=6), CPU)
+    [row] = result.adaptive.models
+    assert row.suite == "standard" and list(row.attacks) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert row.budgets["fab-t"] == {"attack": "fab-t", "alpha_max": 0.1, "beta": 0.9, "eta": 1.05,
+                                    "n_target_classes": 9, "restarts": 1, "steps": 100}
+    assert row.budgets["apgd-ce"]["steps"] == 100 and row.budgets["square"]["n_queries"] == 10
+    passes = row.passes[EPS]
+    clean_correct = round(row.clean * 6)
+    assert passes["apgd-ce"]["images"] == clean_correct and passes["apgd-ce"]["backward"] == 101 * clean_correct
+    cost = next(t for t in result.tables if t.key == "adaptive-cost")
+    assert [r[3] for r in cost.rows] == ["APGD-CE", "APGD-T", "FAB-T", "Square", "Total"]
+    record = load_per_image_record(result.report_dir / row.records[EPS])
+    assert robust_accuracy_from_record(record) == pytest.approx(row.robust[EPS], abs=1e-9)
