@@ -112,7 +112,7 @@ def test_evaluate_ctrl_c_then_resume_equals_one_uninterrupted_run(trained, tmp_p
 
 def test_resume_ignores_an_adaptive_result_saved_with_other_settings(trained, tmp_path):
     ws = _copy(trained, tmp_path / "ws")
-    run_interrupted(ws, *EVALUATE, env={INTERRUPT_ENV: "3"})  # after the first model's result and the second's record chunk
+    run_interrupted(ws, *EVALUATE, env={INTERRUPT_ENV: "4"})  # 2 predictions, the first model's record chunk and result
     (saved,) = (ws.reports_dir / "rep" / ".partial").glob("adaptive-*.json")
     payload = json.loads(saved.read_text())
     payload["row"]["clean"] = 7.0  # would show in results.json if it were reused
