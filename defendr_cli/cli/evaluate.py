@@ -75,7 +75,11 @@ def evaluate_command(
     precision: PrecisionOpt = "fp32",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 128,
     resume: Annotated[bool, typer.Option("--resume", help="Reuse the adaptive results an interrupted run "
-                                         "saved (predictions are always reused).")] = False,
+                                         "saved and continue its suite from the per-image record (predictions "
+                                         "are always reused).")] = False,
+    chunk_size: Annotated[int | None, typer.Option(
+        "--chunk-size", help="Images per chunk of the adaptive suite (default: --batch-size): the unit of "
+                             "--resume and of sharding over torchrun ranks; the numbers depend on it.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Transfer tables (paper Tables 1-6), optional adaptive white-box sweeps, report in reports/NAME/."""
@@ -84,14 +88,14 @@ def evaluate_command(
     ensembles = [split_names(e) for e in ensemble or []]
     if not refs and not ensembles:
         raise InputError("nothing to evaluate: give --model M, --models a,b,c or --ensemble a,b,c")
-    if batch_size < 1:
-        raise InputError("--batch-size must be at least 1")
+    if batch_size < 1 or (chunk_size is not None and chunk_size < 1):
+        raise InputError("--batch-size and --chunk-size must be at least 1")
     config = EvaluateConfig(
         models=refs, ensembles=ensembles, data=data, adv=adv, defense=defense, defense_variant=defense_variant,
         name=name, seed=seed, batch_size=batch_size, adaptive=adaptive,
         extra_eps=parse_eps_list(eps) if eps else [], suite=suite, attacks=split_names(attacks),
         square_queries=square_queries, draws=draws, eot=eot, steps=parse_int_list(steps, "--steps"),
-        restarts=parse_int_list(restarts, "--restarts"), subset=subset, resume=resume)
+        restarts=parse_int_list(restarts, "--restarts"), subset=subset, resume=resume, chunk_size=chunk_size)
     warn_eps(config.extra_eps, command="evaluate")
     dist, result = run_distributed_stage(
         device, precision, app_state.err_console,

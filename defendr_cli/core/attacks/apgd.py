@@ -44,12 +44,14 @@ MOMENTUM = 0.75
 @dataclass
 class RunResult:
     """One APGD run on n images: the highest-loss iterate `best` and its loss (n,), whether some
-    iterate was misclassified (`fooled`, bool (n,)) and the last such iterate `adv` (else the start)."""
+    iterate was misclassified (`fooled`, bool (n,)) and the last such iterate `adv` (else the start);
+    `fooled_at` int64 (n,): the first step whose iterate was misclassified (0: the start), -1 if none."""
 
     best: torch.Tensor
     best_loss: torch.Tensor
     fooled: torch.Tensor
     adv: torch.Tensor
+    fooled_at: torch.Tensor | None = None
 
 
 def checkpoint_schedule(steps: int) -> tuple[int, int, int]:
@@ -88,6 +90,7 @@ def apgd_run(ctx: AttackContext, clean: torch.Tensor, objective: Objective, is_f
     x = random_start_at_radius(clean, eps, generator)
     grad, loss, logits = loss_and_gradient(ctx, x, objective, eot)
     fooled = is_fooled(logits.argmax(dim=1))
+    fooled_at = torch.where(fooled, 0, -1)
     adv, best, best_grad, best_loss = x.clone(), x.clone(), grad.clone(), loss.clone()
     history = [loss]  # loss after each step; history[0] is the start's
     scale = torch.full((clean.shape[0], 1, 1, 1), 2.0, device=clean.device, dtype=clean.dtype)
@@ -104,6 +107,7 @@ def apgd_run(ctx: AttackContext, clean: torch.Tensor, objective: Objective, is_f
         x = project(x + momentum * (z - x) + (1.0 - momentum) * previous_move, lower, upper)
         grad, loss, logits = loss_and_gradient(ctx, x, objective, eot)
         now_fooled = is_fooled(logits.argmax(dim=1))
+        fooled_at = torch.where(now_fooled & ~fooled, i + 1, fooled_at)
         fooled = fooled | now_fooled
         adv = torch.where(_per_image(now_fooled), x, adv)
         improved = loss > best_loss
@@ -126,25 +130,31 @@ def apgd_run(ctx: AttackContext, clean: torch.Tensor, objective: Objective, is_f
         history = history[-1:]
         since_check = 0
         interval = max(interval - decrement, min_interval)
-    return RunResult(best, best_loss, fooled, adv)
+    return RunResult(best, best_loss, fooled, adv, fooled_at)
 
 
 class BestPerImage:
     """Per image across runs: the first adversarial found, else the highest-loss point.
 
-    Starts from the clean images, with `fooled` (bool (N,)) marking those already misclassified."""
+    Starts from the clean images, with `fooled` (bool (N,)) marking those already misclassified.
+    `iteration` / `restart` int64 (N,): when and in which run each image was fooled (-1: not by a run)."""
 
     def __init__(self, clean: torch.Tensor, fooled: torch.Tensor) -> None:
         self.adv = clean.clone()
         self.loss = torch.full(fooled.shape, float("-inf"), device=clean.device)
         self.fooled = fooled.clone()
+        self.iteration = torch.full(fooled.shape, -1, dtype=torch.long, device=clean.device)
+        self.restart = torch.full(fooled.shape, -1, dtype=torch.long, device=clean.device)
 
     def pending(self) -> torch.Tensor:
         """Indices (int64) of the images not yet fooled (one host sync)."""
         return (~self.fooled).nonzero().squeeze(1)
 
-    def update(self, index: torch.Tensor, run: RunResult) -> None:
-        """Merge a run on images `index` (all not yet fooled)."""
+    def update(self, index: torch.Tensor, run: RunResult, run_number: int = 0) -> None:
+        """Merge run number `run_number` on images `index` (all not yet fooled)."""
+        if run.fooled_at is not None:
+            self.iteration[index] = torch.where(run.fooled, run.fooled_at, self.iteration[index])
+            self.restart[index] = torch.where(run.fooled, run_number, self.restart[index])
         higher = run.best_loss > self.loss[index]
         kept = torch.where(_per_image(higher), run.best, self.adv[index])
         self.adv[index] = torch.where(_per_image(run.fooled), run.adv, kept)
@@ -195,12 +205,13 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsL
         everyone = torch.arange(clean.shape[0], device=clean.device)
         tracker = BestPerImage(clean, fooled_test(everyone)(ctx.logits(clean).argmax(dim=1)))
         eps_t = as_channel_tensor(eps, clean)
-        for _ in range(restarts):
+        for restart in range(restarts):
             index = tracker.pending()
             if index.numel() == 0:
                 break
             with on_rows(ctx.model, index):
                 run = apgd_run(ctx, clean[index], objective(index), fooled_test(index), eps_t, steps, eot, rho,
                                generator)
-            tracker.update(index, run)
-        return ctx.result(tracker.adv, goal) if check_success else ctx.unchecked(tracker.adv, goal)
+            tracker.update(index, run, restart)
+        result = ctx.result(tracker.adv, goal) if check_success else ctx.unchecked(tracker.adv, goal)
+        return result.with_progress(tracker.iteration, tracker.restart)

@@ -50,7 +50,7 @@ def apgd_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
         tracker = BestPerImage(clean, clean_logits.argmax(dim=1) != goal.classes)
         eps_t = as_channel_tensor(eps, clean)
         for rank in range(1, min(n_target_classes, clean_logits.shape[1] - 1) + 1):
-            for _ in range(restarts):
+            for restart in range(restarts):
                 index = tracker.pending()
                 if index.numel() == 0:
                     break
@@ -58,5 +58,6 @@ def apgd_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
                 with on_rows(ctx.model, index):
                     run = apgd_run(ctx, clean[index], lambda logits: dlr_targeted(logits, own, target),
                                    lambda pred: pred != own, eps_t, steps, eot, rho, generator)
-                tracker.update(index, run)
-        return ctx.result(tracker.adv, goal) if check_success else ctx.unchecked(tracker.adv, goal)
+                tracker.update(index, run, (rank - 1) * restarts + restart)
+        result = ctx.result(tracker.adv, goal) if check_success else ctx.unchecked(tracker.adv, goal)
+        return result.with_progress(tracker.iteration, tracker.restart)

@@ -40,14 +40,17 @@ ATTACK_ENTRIES: dict[str, SuiteEntry] = {
     "apgd-ce": SuiteEntry("apgd-ce", "apgd", {"loss": "ce", "steps": 100}),
     "apgd-dlr": SuiteEntry("apgd-dlr", "apgd", {"loss": "dlr", "steps": 100}),
     "apgd-t": SuiteEntry("apgd-t", "apgd-t", {"steps": 100, "n_target_classes": 9}),
+    "fab-t": SuiteEntry("fab-t", "fab-t", {"steps": 100, "n_target_classes": 9}),
     "square": SuiteEntry("square", "square", {"n_queries": 5000}),
     "pgd": SuiteEntry("pgd", "pgd", {"steps": 20}),
     "fgsm": SuiteEntry("fgsm", "fgsm", {}),
 }
 
 SUITES: dict[str, tuple[SuiteEntry, ...]] = {
-    # AutoAttack 'standard' without FAB-T: APGD-CE, APGD-T (DLR, 9 targets), Square (5000 queries).
-    "standard": (ATTACK_ENTRIES["apgd-ce"], ATTACK_ENTRIES["apgd-t"], ATTACK_ENTRIES["square"]),
+    # AutoAttack 'standard' (version 'standard' of auto-attack): APGD-CE (100 steps), APGD-T (DLR, 9 targets,
+    # 100 steps), FAB-T (9 targets, 100 steps), Square (5000 queries), each on the images still standing.
+    "standard": (ATTACK_ENTRIES["apgd-ce"], ATTACK_ENTRIES["apgd-t"], ATTACK_ENTRIES["fab-t"],
+                 ATTACK_ENTRIES["square"]),
     # AutoAttack 'rand': APGD-CE and APGD-DLR, gradients averaged over 20 draws (EOT).
     "rand": (SuiteEntry("apgd-ce", "apgd", {"loss": "ce", "steps": 100, "eot": DEFAULT_RAND_EOT}),
              SuiteEntry("apgd-dlr", "apgd", {"loss": "dlr", "steps": 100, "eot": DEFAULT_RAND_EOT})),
@@ -183,6 +186,16 @@ class SuitePlan:
             raise InputError("--steps and --restarts must be positive integers")
         self.entries(False)
         self.entries(True)
+
+
+def entry_budget(entry: SuiteEntry, common: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What an entry runs with, for reports: {'attack': registry name, **the attack's defaults (without
+    eps and generic keywords), **entry.params, **the `common` parameters it accepts} (JSON-able)."""
+    spec = get_attack(entry.attack)
+    params = {k: v for k, v in spec.defaults.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    params.update(entry.params)
+    params.update({k: v for k, v in (common or {}).items() if spec.accepts(k)})
+    return {"attack": entry.attack, **{k: params[k] for k in sorted(params)}}
 
 
 def member_entry(entries: Sequence[SuiteEntry]) -> SuiteEntry:
