@@ -23,6 +23,12 @@ the machine's calibration line (core.calibration).
 
     PYTHONPATH=$PWD python benchmarks/bench_fast.py --workdir /tmp/fast-w [--images 600]
         [--images-other 200] [--device cuda] [--no-torchattacks]
+
+The workdir is made by `defendr --workdir W reproduce` (quick profile) and the robust control:
+`defendr --workdir W train adv --online pgd --eps 8/255 --attack-steps 7 --adv-ratio 0.5 --epochs 16
+--name madry-long --lr 0.002 --weight-decay 0.0005 --schedule cosine --batch-size 64 --precision bf16
+--arch tinyresnet --seed 0` (the quick profile's madry, twice its 8 epochs). The README's table came
+from one GPU run (H200) of exactly this, 600 images for every model.
 """
 
 from __future__ import annotations
