@@ -8,6 +8,8 @@ import torch
 from defendr_cli.core.attacks.counting import count_passes
 from defendr_cli.core.evaluation.adaptive.cascade import SuiteAttack, run_suite
 from defendr_cli.core.evaluation.adaptive.plan import FAST_NOTE, SuitePlan, resolve_suite, suite_entries
+from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow, AdaptiveSettings
+from defendr_cli.core.evaluation.report.adaptive_tables import suite_table
 from tests.attacks.attack_helpers import trained_tiny_model
 
 EPS = 0.025
@@ -51,3 +53,17 @@ def test_fast_suite_runs_and_costs_less_than_standard_on_a_tiny_model():
     assert 0 < standard.robust_accuracy < standard.clean_accuracy  # some broken, some held
     assert abs(fast.robust_accuracy - standard.robust_accuracy) <= 2 / 24
     assert passes["fast"] < passes["standard"]
+
+
+def _adaptive(suite: str) -> AdaptiveResult:
+    row = AdaptiveRow("m", "classifier", False, 1, 0.9, [], {"8/255": 0.4}, {}, 0.0, 0.0,
+                      attacks={"apgd-ce": {"8/255": 0.5}}, suite=suite)
+    settings = AdaptiveSettings(["8/255"], [10], [1], 1, 20, 64 / 255, 0.05)
+    return AdaptiveResult(0, list(range(20)), settings, [row])
+
+
+def test_report_says_what_fast_is_only_where_fast_ran():
+    assert FAST_NOTE in suite_table(_adaptive("fast")).caption
+    assert "screening" not in suite_table(_adaptive("standard")).caption
+    assert "for a claim in a paper, run" in suite_table(_adaptive("fast")).to_markdown()
+
