@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -240,7 +241,14 @@ def write(args, runtime: Runtime, calibration: dict, rows: list[dict]) -> None:
                "torchattacks": "MultiAttack(APGD-CE 100, APGD-T 100 (9 targets), FAB multi-targeted 100, "
                                "Square 5000), seed 0",
                "models": rows}
-    args.out.write_text(json.dumps(summary, indent=1))
+    args.out.write_text(compact_json(summary))
+
+
+def compact_json(data: dict) -> str:
+    """Indented JSON with every list of numbers on one line (the per-image counts)."""
+    def one_line(match: re.Match) -> str:
+        return "[" + ", ".join(x.strip() for x in match.group(1).split(",") if x.strip()) + "]"
+    return re.sub(r"\[([\d\s,.eE+-]*)\]", one_line, json.dumps(data, indent=1))
 
 
 if __name__ == "__main__":
