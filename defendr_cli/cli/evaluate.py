@@ -53,7 +53,9 @@ def evaluate_command(
     adaptive: Annotated[bool, typer.Option(
         "--adaptive", help="Also run the white-box attack suite through the whole defense, with masking checks.")] = False,
     suite: Annotated[str, typer.Option(
-        "--suite", help="auto (rand for randomized models, else standard) | standard | rand | quick | custom.")] = "auto",
+        "--suite", help="auto (rand for randomized models, else standard) | standard | fast | rand | quick | custom. "
+        "fast is a screening evaluation: its robust accuracy was within 0.5 points of standard on the models of "
+        "benchmarks/bench_fast.py at a fraction of the passes; for a claim in a paper, run standard.")] = "auto",
     attacks: Annotated[str | None, typer.Option(
         "--attacks", help="Attacks of --suite custom, e.g. apgd-ce,square; 'pgd' adds the PGD steps x restarts sweep.")] = None,
     square_queries: Annotated[int | None, typer.Option("--square-queries", help="Square Attack queries per image.")] = None,

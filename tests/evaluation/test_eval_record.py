@@ -71,7 +71,7 @@ def test_the_report_robust_accuracy_is_recomputed_from_the_record(quick):
     assert robust_accuracy_from_record(record) == pytest.approx(row.robust[EPS], abs=1e-9)
     assert set(record.columns["attack"]) == {"apgd-ce", "apgd-t", "square", "pgd"}
     assert len(record) == 12 * 4 and record.header.suite == "quick"
-    assert record.header.budgets["apgd-t"] == {"attack": "apgd-t", "eot": 1, "n_target_classes": 3, "restarts": 1,
+    assert record.header.budgets["apgd-t"] == {"attack": "apgd-t", "early_stop": False, "eot": 1, "n_target_classes": 3, "restarts": 1,
                                                "rho": 0.75, "steps": 20}
     broken = record.columns["broken"]
     assert (record.columns["restart"][broken & (record.columns["attack"] != "pgd")] >= 0).all()

@@ -56,7 +56,7 @@ class EvaluateConfig:
     reports/ (None: derived from the model names). batch_size: images per forward pass.
     Adaptive evaluation (when `adaptive`): eps are those of the evaluated sets (only the sets named
     in `eps_from_sets` when given), then `extra_eps` (pixel units); `adaptive_models` restricts the
-    models attacked (None: all); `suite` 'auto' | 'standard' | 'rand' | 'quick' | 'custom' with
+    models attacked (None: all); `suite` 'auto' | 'standard' | 'fast' | 'rand' | 'quick' | 'custom' with
     `attacks` (custom; 'pgd' adds the PGD steps x restarts sweep to any suite); `square_queries`
     overrides Square's budget; `eot` gradient samples for randomized models (None: 20 for the
     suite, 30 for the PGD sweep); `draws` random draws of the final images (randomized models);

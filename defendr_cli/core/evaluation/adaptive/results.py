@@ -38,7 +38,7 @@ class AdaptiveRow:
     new attack suite adds columns there without changing the existing keys.
 
     Suite runs (core.evaluation.adaptive.run) also fill, each written only when set: `suite` (the
-    suite used: 'standard', 'rand', 'quick', 'custom'; None for the PGD sweep alone), `eps_values`
+    suite used: 'standard', 'fast', 'rand', 'quick', 'custom'; None for the PGD sweep alone), `eps_values`
     {eps label -> eps in pixel units}, `all_draws` {eps label -> share of images correct in every
     draw} and `draws` {eps label -> accuracy per draw} (randomized models), `route` {eps label ->
     {'winner', 'wins', 'combined', 'member_loss'}} (ensembles: which attack route broke more),

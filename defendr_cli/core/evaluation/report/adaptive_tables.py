@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from defendr_cli.core.evaluation.adaptive.plan import column_name
+from defendr_cli.core.evaluation.adaptive.plan import FAST_NOTE, column_name
 from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow
 from defendr_cli.core.evaluation.report.table import Table
 from defendr_cli.core.evaluation.transfer.results import TransferResult, TransferRow
@@ -67,7 +67,8 @@ def suite_table(adaptive: AdaptiveResult, transfer: TransferResult | None = None
                           "column is the accuracy after that attack ran on the images still standing; PGD is the "
                           "step/restart sweep's own worst case. Robust: per-image worst case over everything "
                           "(randomized models: mean over draws; All draws: correct in every draw). Ensemble route: "
-                          "combined output vs sum of members' losses, the one that broke more images.")
+                          "combined output vs sum of members' losses, the one that broke more images."
+                          + (f" {FAST_NOTE}" if any(m.suite == "fast" for m in adaptive.models) else ""))
     for m in adaptive.models:
         for label in m.robust:
             route = m.route.get(label)
