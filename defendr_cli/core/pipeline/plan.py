@@ -5,8 +5,8 @@ uses (a stage reruns when its key changed or an earlier stage it reads from reru
 each stage comes from core/pipeline/work.py; times are estimates:
 
     this machine:  FLOPs / (calibrated conv GFLOP/s at the stage's precision x CPU_UTILISATION)
-                   + STAGE_OVERHEAD_S (loading models and files)
-    a named GPU:   FLOPs / (published dense bf16 peak x GPU_UTILISATION) + STAGE_OVERHEAD_S
+                   + a fixed overhead per stage (STAGE_OVERHEAD_S: loading models and files)
+    a named GPU:   FLOPs / (published dense bf16 peak x GPU_UTILISATION) + the same overhead
 
 `check_disk` raises WriteError when the stages to run would write more than the workspace's
 free space. Nothing here writes a file or creates a folder.
@@ -31,7 +31,8 @@ from defendr_cli.core.workspace import Workspace
 
 CPU_UTILISATION = 0.5  # share of the calibrated conv throughput a whole stage reaches on a CPU
 GPU_UTILISATION = 0.4  # share of a GPU's published dense bf16 peak a stage reaches (stated, not measured)
-STAGE_OVERHEAD_S = 2.0
+STAGE_OVERHEAD_S = {"prepare": 0.1, "ensemble": 0.1, "attack": 1.0, "gradcam": 2.0}  # figures: matplotlib
+DEFAULT_OVERHEAD_S = 0.5  # opening the cache, loading the model(s), writing the result
 GPU_BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
 
@@ -116,9 +117,10 @@ def _statuses(env: st.StageEnv) -> list[tuple[str, str]]:
 
 def stage_seconds(item: work.StageWork, gflops: float, *, utilisation: float) -> float:
     """Estimated wall seconds of one stage at `gflops` (GFLOP/s) reached at `utilisation`."""
+    overhead = STAGE_OVERHEAD_S.get(item.kind, DEFAULT_OVERHEAD_S)
     if item.kind == "prepare":
-        return STAGE_OVERHEAD_S + item.disk_bytes / (work.PREPARE_BYTES_PER_S * max(1, os.cpu_count() or 1))
-    return STAGE_OVERHEAD_S + item.flops / (gflops * 1e9 * utilisation)
+        return overhead + item.disk_bytes / (work.PREPARE_BYTES_PER_S * max(1, os.cpu_count() or 1))
+    return overhead + item.flops / (gflops * 1e9 * utilisation)
 
 
 def plan_reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime,
