@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from defendr_cli.cli.common import print_json
-from defendr_cli.core.pipeline.plan import CPU_UTILISATION, RunPlan
+from defendr_cli.core.pipeline.plan import CPU_UTILISATION, GPU_BF16_PEAK_TFLOPS, RunPlan
+
+PlanOpt = Annotated[bool, typer.Option("--plan", help="Print the work, estimated time (here and on --gpu), disk and "
+                                       "memory of what would run, and run nothing.")]
+GpuOpt = Annotated[str, typer.Option("--gpu", help=f"GPU the plan also estimates for: {' | '.join(GPU_BF16_PEAK_TFLOPS)}.")]
 
 
 def duration(seconds: float) -> str:

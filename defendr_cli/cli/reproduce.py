@@ -9,11 +9,11 @@ from rich.table import Table
 
 from defendr_cli.cli.common import JsonOpt, print_json, state
 from defendr_cli.cli.progress import RichReporter
-from defendr_cli.cli.plan import print_plan
+from defendr_cli.cli.plan import GpuOpt, PlanOpt, print_plan
 from defendr_cli.core.calibration import cached_calibration, calibration_line
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.pipeline.paper_report import format_check_values
-from defendr_cli.core.pipeline.plan import GPU_BF16_PEAK_TFLOPS, check_disk, plan_reproduce
+from defendr_cli.core.pipeline.plan import check_disk, plan_reproduce
 from defendr_cli.core.pipeline.profile import resolve_settings
 from defendr_cli.core.pipeline.reproduce import reproduce
 from defendr_cli.core.runtime import Runtime
@@ -27,9 +27,8 @@ def reproduce_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted training runs and attack sets.")] = False,
     device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda[:N] (default: the profile's).")] = None,
     precision: Annotated[str | None, typer.Option("--precision", help="fp32 | bf16 | fp16 (default: the profile's).")] = None,
-    plan: Annotated[bool, typer.Option("--plan", help="Print every stage the run would execute (work, time here and on "
-                                       "--gpu, disk, memory) and run nothing.")] = False,
-    gpu: Annotated[str, typer.Option("--gpu", help=f"GPU the plan also estimates for: {' | '.join(GPU_BF16_PEAK_TFLOPS)}.")] = "H100",
+    plan: PlanOpt = False,
+    gpu: GpuOpt = "H100",
     as_json: JsonOpt = False,
 ) -> None:
     """Run every stage (prepare, train, attack, defenses, ensembles, evaluate, gradcam) and write one report.

@@ -93,3 +93,30 @@ def test_the_plan_command_prints_json_and_runs_nothing(tmp_path, monkeypatch):
     assert out["gpu"] == "A100" and out["seconds_here"] > 0 and out["disk_bytes"] > 0
     assert [s["id"] for s in out["stages"]][-1] == "evaluate"
     assert not (tmp_path / "ws").exists()
+
+
+def test_attack_plan_counts_the_model_and_writes_no_set(tmp_path, monkeypatch):
+    from defendr_cli.cli import attack as attack_cli
+    from tests.attacks.attack_helpers import make_cache, make_checkpoint
+
+    ws = Workspace(tmp_path)
+    make_cache(ws)
+    make_checkpoint(ws)
+    monkeypatch.setattr(attack_cli, "cached_calibration", lambda device: CALIBRATION)
+    args = ["--workdir", str(tmp_path), "attack", "pgd", "--eps", "8/255,4/255", "--steps", "3", "--split",
+            "train,test", "--device", "cpu", "--plan", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output[result.output.index("{"):])
+    rows = {s["id"]: s for s in out["stages"]}
+    assert set(rows) == {"attack:pgd:train", "attack:pgd:test"}
+    assert rows["attack:pgd:test"]["passes"] == 2 + 3 * 3 and rows["attack:pgd:test"]["flops"] > 0
+    assert all(row["images"] > 0 and row["images"] % 2 == 0 for row in rows.values())  # 2 eps x the split
+    assert out["disk_bytes"] > 0 and out["seconds_here"] > 0
+    assert not ws.adv_dir.exists() or not any(ws.adv_dir.iterdir())
+    monkeypatch.setattr(plan_module, "free_bytes", lambda folder: 1000)
+    from defendr_cli.core.pipeline import command_plan
+
+    monkeypatch.setattr(command_plan, "free_bytes", lambda folder: 1000)
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1 and "error (write)" in refused.output
