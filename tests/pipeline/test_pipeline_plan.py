@@ -120,3 +120,25 @@ def test_attack_plan_counts_the_model_and_writes_no_set(tmp_path, monkeypatch):
     monkeypatch.setattr(command_plan, "free_bytes", lambda folder: 1000)
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 1 and "error (write)" in refused.output
+
+
+def test_train_plan_scales_with_epochs_and_writes_no_model(tmp_path, monkeypatch):
+    from defendr_cli.cli import train as train_cli
+    from tests.attacks.attack_helpers import make_cache
+
+    ws = Workspace(tmp_path)
+    make_cache(ws)
+    monkeypatch.setattr(train_cli, "cached_calibration", lambda device: CALIBRATION)
+
+    def planned(epochs):
+        args = ["--workdir", str(tmp_path), "train", "baseline", "--arch", "tinycnn", "--epochs", str(epochs),
+                "--batch-size", "8", "--device", "cpu", "--plan", "--json"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output[result.output.index("{"):])
+
+    one, three = planned(1), planned(3)
+    assert [s["id"] for s in one["stages"]] == ["train:baseline"]
+    assert one["stages"][0]["flops"] > 0 and one["seconds_here"] > 0 and one["disk_bytes"] > 0
+    assert abs(three["stages"][0]["flops"] / one["stages"][0]["flops"] - 3) < 1e-6
+    assert not ws.dir_for("model").exists() or not any(ws.dir_for("model").iterdir())

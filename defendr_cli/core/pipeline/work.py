@@ -2,8 +2,9 @@
 
 A stage's work is `images` x `passes`: a pass is one forward of one image through the stage's
 model, a backward pass counting as two (so one training step of an image is 3 passes, an attack
-gradient 3, a prediction 1). FLOPs = images x passes x the model's forward FLOPs at the cache's
-image size (core/pipeline/costs.py). Disk is what the stage writes (bytes); memory the stage's
+gradient 3, a prediction 1; a training stage's passes count every epoch, DUNET's are passes through
+denoiser + target). FLOPs = images x passes x the model's forward FLOPs at the cache's image size
+(core/pipeline/costs.py). Disk is what the stage writes (bytes); memory the stage's
 peak resident bytes: the process base, the weights (plus gradients and Adam's two moments when
 training), one batch's activations kept for the backward pass, and a clean split small enough to be
 loaded whole (core/io/reader.py IN_MEMORY_BYTES).
@@ -49,8 +50,11 @@ class StageWork:
 
 
 def split_counts(settings: dict[str, Any]) -> dict[str, int]:
-    """Images per split: the profile's per-class split x classes (54,6,10 proportions otherwise)."""
+    """Images per split: `data.counts` when given, else the profile's per-class split x classes
+    (54,6,10 proportions when the split does not parse)."""
     data = settings["data"]
+    if data.get("counts"):  # a real cache's counts (the single-command plans)
+        return {split: int(data["counts"].get(split, 0)) for split in ("train", "val", "test")}
     classes, per_class = int(data["classes"]), int(data["per_class"])
     try:
         parts = [int(p) for p in str(data.get("split", "")).split(",")]
@@ -121,9 +125,11 @@ def train_work(settings: dict[str, Any], name: str, spec: dict[str, Any], precis
         denoiser = denoiser_cost(float(spec.get("width_mult", 1.0)), int(settings["data"]["image_size"]))
         items = counts["train"] * max(n_adv, 1)
         per_item = 3 * denoiser.forward_flops + 2 * cost.forward_flops
+        if spec.get("online"):  # each batch attacked through the target first
+            per_item += 3 * (1 if spec["online"] == "fgsm" else int(spec.get("attack_steps", 10))) * cost.forward_flops
         val = counts["val"] * (denoiser.forward_flops + 4 * cost.forward_flops)
         flops = epochs * (items * per_item + val)
-        passes = flops / max(epochs * items * cost.forward_flops, 1.0)
+        passes = flops / max(items * (denoiser.forward_flops + cost.forward_flops), 1.0)  # denoiser + target passes
         notes.append(f"DUNET (width {spec.get('width_mult', 1.0)}): {denoiser.forward_flops / 1e9:.2f} GFLOP per image "
                      f"before the classifier's {cost.forward_flops / 1e9:.2f}")
         memory = _memory(settings, denoiser.plus(cost), batch, precision, training=True)
