@@ -17,8 +17,12 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from defendr_cli.cli.common import DeviceOpt, JsonOpt, PrecisionOpt, print_json, state, warn_eps
+from defendr_cli.cli.common import DeviceOpt, JsonOpt, PrecisionOpt, make_runtime, print_json, state, warn_eps
 from defendr_cli.cli.distributed import run_distributed_stage
+from defendr_cli.cli.plan import GpuOpt, PlanOpt, print_plan
+from defendr_cli.core.calibration import cached_calibration
+from defendr_cli.core.pipeline.command_plan import plan_train
+from defendr_cli.core.pipeline.plan import check_disk
 from defendr_cli.core.attacks.eps import EpsValue, parse_eps
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.stages.train import run_train
@@ -29,6 +33,8 @@ from defendr_cli.core.training.recipes.registry import RECIPES, recipe_names, tr
 RUNTIME_PARAMETERS = [
     inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, annotation=DeviceOpt, default="auto"),
     inspect.Parameter("precision", inspect.Parameter.KEYWORD_ONLY, annotation=PrecisionOpt, default="fp32"),
+    inspect.Parameter("plan", inspect.Parameter.KEYWORD_ONLY, annotation=PlanOpt, default=False),
+    inspect.Parameter("gpu", inspect.Parameter.KEYWORD_ONLY, annotation=GpuOpt, default="H100"),
     inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=JsonOpt, default=False),
 ]
 
@@ -74,12 +80,16 @@ def make_command(spec: RecipeSpec) -> Any:
 
     def command(ctx: typer.Context, **values: Any) -> None:
         device, precision, as_json = values.pop("device"), values.pop("precision"), values.pop("as_json")
+        plan, gpu = values.pop("plan"), values.pop("gpu")
         for name in list_fields:
             values[name] = split_list(values[name])
         options = train_options(spec.name, values)
         online = options.method_options
         if getattr(online, "online", None):  # the online attack's eps (adv, alp, dunet)
             warn_eps([EpsValue(online.eps, parse_eps(online.eps))], online.eps_space)
+        if plan:
+            print_train_plan(ctx, options, device, precision, gpu, as_json)
+            return
         train_and_report(ctx, options, device, precision, as_json)
 
     ctx_parameter = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
@@ -88,6 +98,16 @@ def make_command(spec: RecipeSpec) -> Any:
     command.__doc__ = f"{spec.help}\n\nWrites models/<name>.pt (best validation epoch)."
     command.__name__ = f"train_{spec.name}"
     return command
+
+
+def print_train_plan(ctx: typer.Context, options: TrainOptions, device: str, precision: str, gpu: str,
+                     as_json: bool) -> None:
+    """`--plan`: the run's work, time, disk and memory; nothing trains (refused when it does not fit)."""
+    app_state = state(ctx)
+    runtime = make_runtime(device, precision)
+    train_plan = plan_train(app_state.workspace, options, runtime, cached_calibration(runtime.device), gpu=gpu)
+    print_plan(app_state.console, train_plan, as_json=as_json)
+    check_disk(train_plan)
 
 
 def train_and_report(ctx: typer.Context, options: TrainOptions, device: str, precision: str, as_json: bool) -> None:
