@@ -17,12 +17,13 @@ import torch
 from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError, MismatchError
 from defendr_cli.core.evaluation import metrics
+from defendr_cli.core.attacks.set_names import label_of_set
 from defendr_cli.core.evaluation.metrics import eps_scalar
 from defendr_cli.core.evaluation.predictions import PredictionCache, Predictions, safe_key
 from defendr_cli.core.evaluation.results import (AdvSetSummary, ClassRow, Confusion, DataSummary, PerClass,
                                                  SetScores, TransferResult, TransferRow, jsonable)
 from defendr_cli.core.evaluation.sharded import predict_sharded
-from defendr_cli.core.evaluation.subjects import EvalModel, attack_label_from_set_name
+from defendr_cli.core.evaluation.subjects import EvalModel
 from defendr_cli.core.io.adversarial import AdvSetReader, read_adv_info
 from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.models.loading import check_checkpoint_against_cache
@@ -39,7 +40,7 @@ def describe_adv_set(info: Any) -> AdvSetSummary:
         name=info.name, attack=info.attack, eps=jsonable(info.eps), eps_label=info.eps_label,
         eps_space=info.eps_space, steps=info.steps, source_model=info.source_model, split=info.split,
         count=info.count, success_rate=info.success_rate, dtype=info.dtype,
-        label=attack_label_from_set_name(info.name) or info.name)
+        label=label_of_set(info) or info.name)
 
 
 def check_adv_set(info: Any, cache_info: Any, labels: np.ndarray, clean_indices: np.ndarray,

@@ -34,6 +34,7 @@ from torch import nn
 
 from defendr_cli.core.attacks.eps import eps_in_pixels, parse_eps
 from defendr_cli.core.attacks.fgsm import fgsm
+from defendr_cli.core.attacks.set_names import sibling_set_name
 from defendr_cli.core.errors import InputError, MissingArtefactError
 from defendr_cli.core.io.adversarial import find_adv_sets, read_adv_info
 from defendr_cli.core.io.reader import SplitReader
@@ -162,7 +163,7 @@ class DunetRecipe(Recipe):
         if not (context.data_info.split_counts or {}).get("val"):
             return None
         names = set(context.workspace.names("adv"))
-        twins = [p.stem[: -len("-train")] + "-val" for p in self.adv_paths if p.stem.endswith("-train")]
+        twins = [sibling_set_name(read_adv_info(p), "val") for p in self.adv_paths]  # same settings, val split
         twins = [t for t in twins if t in names]
         self.val_adv = twins
         if twins:
