@@ -109,9 +109,9 @@ def test_clean_logits_computed_once_equal_the_per_batch_ones(trained):
         batch = next(iter(recipe.train_batches.epoch(0, 0)))
         assert batch.clean_rows is not None and len(batch.clean_rows) == len(batch)
         with torch.no_grad():
-            cached = recipe.batch_loss(batch).loss
+            cached = recipe.batch_loss(batch, recipe.module).loss
             recipe._clean_logits = None
-            recomputed = recipe.batch_loss(batch).loss
+            recomputed = recipe.batch_loss(batch, recipe.module).loss
             wrong = guided_loss("logits", recipe.target, None, batch.images, recipe.module(batch.adv_images),
                                 torch.zeros(len(batch), table.shape[1]))[0]
         assert torch.allclose(cached, recomputed, atol=1e-6) and not torch.allclose(cached, wrong)

@@ -24,6 +24,7 @@ from defendr_cli.core.stages.ensemble import run_ensemble as ensemble_stage
 from defendr_cli.core.stages.prepare import SYNTHETIC, PrepareConfig
 from defendr_cli.core.stages.prepare import run_prepare as prepare_stage
 from defendr_cli.core.training.options import TrainOptions
+from defendr_cli.core.training.recipes.registry import method_option_names
 from defendr_cli.core.training.recipes.registry import train_options as recipe_train_options
 from defendr_cli.core.training.resume import resume_path
 from defendr_cli.core.workspace import Workspace, format_number
@@ -111,12 +112,15 @@ def run_prepare(env: StageEnv) -> list[Path]:
 def train_options(env: StageEnv, model_name: str, spec: dict[str, Any]) -> TrainOptions:
     """TrainOptions for `model_name` from the profile's model/train blocks and its `methods.<name>`
     dict, which may set shared options (epochs, lr, ...) and the method's own (recipe options
-    dataclass); any other key is an InputError naming the method and its allowed options."""
+    dataclass); any other key is an InputError naming the method and its allowed options. The
+    model block (arch, pretrained, freeze_backbone) goes to the methods that train a classifier."""
     settings = env.settings
     method = spec.get("method", model_name)
+    model = settings["model"]
+    classifier = dict(arch=model["arch"], pretrained=model.get("pretrained"),
+                      freeze_backbone=bool(model.get("freeze_backbone")))
     values: dict[str, Any] = dict(
-        name=model_name, arch=settings["model"]["arch"],
-        pretrained=settings["model"].get("pretrained"), freeze_backbone=bool(settings["model"].get("freeze_backbone")),
+        name=model_name, **{k: v for k, v in classifier.items() if k in method_option_names(method)},
         epochs=int(settings["train"]["epochs"]), batch_size=int(settings["train"]["batch_size"]),
         lr=float(settings["train"]["lr"]), optimizer=settings["train"]["optimizer"],
         weight_decay=float(settings["train"].get("weight_decay", 0.0)), schedule=settings["train"]["schedule"],

@@ -12,8 +12,8 @@ last epoch's full state (weights, optimizer, scheduler, scaler) to the resume fi
 `--resume` continues exactly where an interrupted run stopped.
 
 Data-parallel (context.dist from core.distributed, under torchrun): every rank builds the recipe
-with the same seed, the module is wrapped in DistributedDataParallel for the loss forward
-(`recipe.forward_module`, which every Recipe has; rank 0's weights are broadcast at wrapping;
+with the same seed, the module is wrapped in DistributedDataParallel for the loss forward (the
+`forward` the loop passes to `recipe.batch_loss`; rank 0's weights are broadcast at wrapping;
 frozen helpers such as the dunet target are never wrapped), each rank reads its share of every global batch (BatchSource),
 losses and metrics are summed over ranks, BatchNorm buffers are taken from rank 0 before
 validation, and only rank 0 writes the checkpoint and the resume state. The resume state holds
@@ -143,12 +143,12 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
             history, best, start_epoch = list(state["history"]), state["best"], int(state["epoch"]) + 1
-        _data_parallel(recipe, dist)
+        forward = _data_parallel(module, dist)
         for epoch in range(start_epoch, options.epochs):
             epoch_started = time.perf_counter()
             torch.manual_seed(epoch_seed(options.seed, epoch) + dist.rank)  # rank 0: the single-process stream
             lr = optimizer.param_groups[0]["lr"]
-            train_metrics = _train_epoch(recipe, options, runtime, optimizer, scaler, reporter, epoch,
+            train_metrics = _train_epoch(recipe, forward, options, runtime, optimizer, scaler, reporter, epoch,
                                          has_checkpoint=resume_file.exists(), resume_file=resume_file,
                                          dist=dist)
             _sync_buffers(module, dist)
@@ -187,16 +187,16 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
         return TrainResult(name, final_path, payload, history, best or {}, start_epoch,
                            time.perf_counter() - started)
     finally:
-        recipe.forward_module = recipe.module
         recipe.close()
 
 
-def _data_parallel(recipe: Recipe, dist: DistContext) -> None:
-    """Make the recipe's loss forward data-parallel: DistributedDataParallel(recipe.module) as its
-    forward_module (rank 0's weights and buffers are broadcast to all ranks at wrapping)."""
-    if dist.is_distributed:
-        device_ids = [dist.device.index] if dist.device.type == "cuda" else None
-        recipe.forward_module = DistributedDataParallel(recipe.module, device_ids=device_ids)
+def _data_parallel(module: torch.nn.Module, dist: DistContext) -> torch.nn.Module:
+    """What the recipe's loss forward calls: `module`, or in a data-parallel run
+    DistributedDataParallel(module) (rank 0's weights and buffers are broadcast to all ranks at wrapping)."""
+    if not dist.is_distributed:
+        return module
+    device_ids = [dist.device.index] if dist.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids)
 
 
 def _sync_buffers(module: torch.nn.Module, dist: DistContext) -> None:
@@ -207,9 +207,9 @@ def _sync_buffers(module: torch.nn.Module, dist: DistContext) -> None:
                 torch.distributed.broadcast(buffer.data, src=0)
 
 
-def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, reporter: Reporter, epoch: int, *, has_checkpoint: bool,
-                 resume_file: Path, dist: DistContext) -> dict[str, float]:
+def _train_epoch(recipe: Recipe, forward: torch.nn.Module, options: TrainOptions, runtime: Runtime,
+                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, reporter: Reporter, epoch: int, *,
+                 has_checkpoint: bool, resume_file: Path, dist: DistContext) -> dict[str, float]:
     module = recipe.module
     module.train()
     loss_sum, correct, seen, scored = 0.0, 0, 0, 0
@@ -218,7 +218,7 @@ def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimi
         for step, batch in enumerate(recipe.train_batches.epoch(options.seed, epoch)):
             batch = _to_device(batch, runtime)
             with runtime.autocast():
-                out = recipe.batch_loss(batch)
+                out = recipe.batch_loss(batch, forward)
             loss_value = float(out.loss.detach())
             if dist.is_distributed:  # every rank must see a divergence, or the others would hang
                 loss_total, count_total = all_reduce_sum([loss_value * len(batch), len(batch)], dist)

@@ -84,13 +84,12 @@ class Recipe(abc.ABC):
             adv_images for paired sources (core.training.data.BatchSource kinds clean, doubled,
             paired). The loop moves every tensor to the device.
 
-    forward_module: what `batch_loss` must call for the forward pass whose loss is back-propagated
-        (`module` itself by default). In a data-parallel run the loop sets it to a
-        DistributedDataParallel wrapper of `module`, which averages gradients over ranks during
-        backward; attacks, validation and frozen helpers use `module` / their own modules.
-
     Methods (tensors given to them are on the device; the loop wraps calls in runtime.autocast())
-        batch_loss(batch) -> StepResult: the training loss of one batch (module in train mode).
+        batch_loss(batch, forward) -> StepResult: the training loss of one batch (module in train
+            mode). `forward` is what to call for the forward pass whose loss is back-propagated:
+            `module` itself, or in a data-parallel run the loop's DistributedDataParallel wrapper
+            of it, which averages gradients over ranks during backward; attacks, validation and
+            frozen helpers use `module` / their own modules.
         validation_batches() -> batches measuring the checkpoint's quality (default: none; the
             last epoch then counts as best).
         validation_logits(batch) -> (logits (n, K), labels (n,)): under torch.no_grad(), module in
@@ -104,18 +103,9 @@ class Recipe(abc.ABC):
 
     module: nn.Module
     train_batches: BatchPlan
-    _forward_override: nn.Module | None = None
-
-    @property
-    def forward_module(self) -> nn.Module:
-        return self.module if self._forward_override is None else self._forward_override
-
-    @forward_module.setter
-    def forward_module(self, wrapper: nn.Module) -> None:
-        self._forward_override = None if wrapper is self.module else wrapper
 
     @abc.abstractmethod
-    def batch_loss(self, batch: TrainBatch) -> StepResult: ...
+    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult: ...
 
     def validation_batches(self) -> Iterable[TrainBatch]:
         return iter(())

@@ -200,14 +200,14 @@ class DunetRecipe(Recipe):
         return torch.cat(out)
 
     # -- Recipe interface ------------------------------------------------------------------------
-    def batch_loss(self, batch: TrainBatch) -> StepResult:
+    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult:
         adv = batch.adv_images
         if adv is None:
             adv = self.online(self.target, batch.images, batch.labels)
         clean_logits = None
         if self._clean_logits is not None and batch.clean_rows is not None:
             clean_logits = self._clean_logits[batch.clean_rows.to(self._clean_logits.device)]
-        loss, logits = guided_loss(self.guide, self.target, self.tap, batch.images, self.forward_module(adv),
+        loss, logits = guided_loss(self.guide, self.target, self.tap, batch.images, forward(adv),
                                    clean_logits)
         return StepResult(loss, None if logits is None else logits.detach(), batch.labels)
 
