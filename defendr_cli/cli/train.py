@@ -121,17 +121,18 @@ def train_and_report(ctx: typer.Context, options: TrainOptions, device: str, pre
         return
     if as_json:
         print_json({"name": result.name, "path": str(result.path), "summary": result.payload["summary"],
-                    "best": result.best, "history": result.history, "start_epoch": result.start_epoch,
+                    "best": result.best.to_dict() if result.best else {},
+                    "history": [record.to_dict() for record in result.history], "start_epoch": result.start_epoch,
                     "seconds": round(result.seconds, 2), "hparams": result.payload["hparams"]})
         return
     table = Table(title=f"train {options.method} -> {result.name}")
     for column in ("epoch", "loss", "acc", "val loss", "val acc", "lr", "s"):
         table.add_column(column, justify="right")
     for record in result.history:
-        best = record["epoch"] == result.best.get("epoch")
-        table.add_row(f"{record['epoch']}{' *' if best else ''}", f"{record['train_loss']:.4f}",
-                      _fmt(record.get("train_acc"), "{:.1%}"), _fmt(record.get("val_loss"), "{:.4f}"),
-                      _fmt(record.get("val_acc"), "{:.1%}"), f"{record['lr']:.3g}", f"{record['seconds']:.1f}")
+        best = result.best is not None and record.epoch == result.best.epoch
+        table.add_row(f"{record.epoch}{' *' if best else ''}", f"{record.train_loss:.4f}",
+                      _fmt(record.train_acc, "{:.1%}"), _fmt(record.val_loss, "{:.4f}"),
+                      _fmt(record.val_acc, "{:.1%}"), f"{record.lr:.3g}", f"{record.seconds:.1f}")
     app_state.console.print(table)
     app_state.console.print(result.payload["summary"])
     app_state.console.print(f"wrote {result.path} in {result.seconds:.1f}s (* = best epoch, saved)")

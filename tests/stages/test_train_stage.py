@@ -65,7 +65,7 @@ def test_toy_recipe_trains_through_the_stage(workspace, smoothing_recipe):
     options = train_options("smooth-test", {"smoothing": 0.2, "arch": "tinycnn", "epochs": 2, "batch_size": 12,
                                             "lr": 0.02})
     result = run_train(workspace, options, Runtime())
-    losses = [record["train_loss"] for record in result.history]
+    losses = [record.train_loss for record in result.history]
     assert losses[-1] < losses[0], losses
     payload = read_checkpoint(result.path)
     assert payload["method"] == "smooth-test" and payload["hparams"]["smoothing"] == 0.2

@@ -158,7 +158,7 @@ def run_train(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path
     if options.resume and not resume_path(env.workspace, model_name).exists():
         options = replace(options, resume=False)  # nothing interrupted: start this run afresh
     result = train_stage.run_train(env.workspace, options, training_runtime(env, spec), reporter=env.reporter)
-    best = result.best or {}
+    best = result.best.to_dict() if result.best else {}
     env.reporter.note(f"trained {model_name}: {_fmt_metrics(best)} in {result.seconds:.0f}s")
     return [Path(result.path)]
 

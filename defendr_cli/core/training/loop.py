@@ -43,6 +43,7 @@ from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from defendr_cli.core.progress import NullReporter, Reporter, interrupt_for_test
 from defendr_cli.core.runtime import Runtime, seed_everything
 from defendr_cli.core.training.data import TrainBatch, epoch_seed
+from defendr_cli.core.training.history import EpochRecord
 from defendr_cli.core.training.options import TrainOptions
 from defendr_cli.core.training.recipes.base import Recipe, RecipeSpec, TrainContext
 from defendr_cli.core.training.recipes.registry import get_recipe, options_from_dict, with_method_options
@@ -52,14 +53,15 @@ from defendr_cli.core.workspace import Workspace
 
 @dataclass
 class TrainResult:
-    """name/path of the written checkpoint, its payload, per-epoch history, the best epoch's record,
-    the epoch the run started from (0 unless resumed) and the wall-clock seconds of this call."""
+    """name/path of the written checkpoint, its payload, per-epoch history, the best epoch's record
+    (None when no epoch ran), the epoch the run started from (0 unless resumed) and the wall-clock
+    seconds of this call."""
 
     name: str
     path: Path
     payload: dict[str, Any]
-    history: list[dict[str, Any]]
-    best: dict[str, Any]
+    history: list[EpochRecord]
+    best: EpochRecord | None
     start_epoch: int
     seconds: float
 
@@ -133,8 +135,8 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
         optimizer = make_optimizer(options, params)
         scheduler = make_scheduler(options, optimizer)
         scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.needs_grad_scaler)
-        history: list[dict[str, Any]] = []
-        best: dict[str, Any] | None = None
+        history: list[EpochRecord] = []
+        best: EpochRecord | None = None
         start_epoch = 0
         payload: dict[str, Any] | None = None
         if state is not None:
@@ -142,7 +144,8 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
-            history, best, start_epoch = list(state["history"]), state["best"], int(state["epoch"]) + 1
+            history = [EpochRecord.from_dict(record) for record in state["history"]]
+            best, start_epoch = EpochRecord.from_dict(state["best"]), int(state["epoch"]) + 1
         forward = _data_parallel(module, dist)
         for epoch in range(start_epoch, options.epochs):
             epoch_started = time.perf_counter()
@@ -154,12 +157,12 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             _sync_buffers(module, dist)
             val_metrics = _validate(recipe, runtime, dist)
             scheduler.step()
-            record = {"epoch": epoch + 1, "lr": lr, **train_metrics, **val_metrics,
-                      "seconds": round(time.perf_counter() - epoch_started, 3)}
+            record = EpochRecord(epoch + 1, lr, **train_metrics, **val_metrics,
+                                 seconds=round(time.perf_counter() - epoch_started, 3))
             history.append(record)
             reporter.note(_epoch_line(record, options.epochs))
-            if best is None or "val_acc" not in record or record["val_acc"] > best.get("val_acc", -1.0):
-                best = dict(record)
+            if record.beats(best):
+                best = record
                 if dist.is_main:
                     payload = _payload(recipe, spec, options, context, cpu_state_dict(module), history, best)
                     save_checkpoint(final_path, payload, force=True)
@@ -168,24 +171,22 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             save_resume_state(resume_file, {
                 "options": options.to_dict(), "epoch": epoch, "state_dict": cpu_state_dict(module),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "history": history, "best": best,
+                "scaler": scaler.state_dict(), "history": [r.to_dict() for r in history], "best": best.to_dict(),
                 "data_fingerprint": str(context.data_info.fingerprint),
             })
             interrupt_for_test(epoch + 1)
         if not dist.is_main:
             barrier(dist)  # rank 0 writes the final files
-            return TrainResult(name, final_path, {}, history, best or {}, start_epoch,
-                               time.perf_counter() - started)
-        if payload is None or payload["history"] != history:
+            return TrainResult(name, final_path, {}, history, best, start_epoch, time.perf_counter() - started)
+        if payload is None or payload["history"] != [r.to_dict() for r in history]:
             # The best epoch was earlier (or in an earlier session): its weights are on disk (the
             # payload's tensors may alias the module's, which kept training); add the full history.
             payload = read_checkpoint(final_path)
-            payload["history"] = history
+            payload["history"] = [r.to_dict() for r in history]
             save_checkpoint(final_path, payload, force=True)
         resume_file.unlink(missing_ok=True)
         barrier(dist)
-        return TrainResult(name, final_path, payload, history, best or {}, start_epoch,
-                           time.perf_counter() - started)
+        return TrainResult(name, final_path, payload, history, best, start_epoch, time.perf_counter() - started)
     finally:
         recipe.close()
 
@@ -265,17 +266,17 @@ def _validate(recipe: Recipe, runtime: Runtime, dist: DistContext) -> dict[str, 
     return {"val_loss": loss_sum / seen, "val_acc": correct / seen}
 
 
-def _epoch_line(record: dict[str, Any], epochs: int) -> str:
-    line = f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}"
-    if "train_acc" in record:
-        line += f" acc {record['train_acc']:.1%}"
-    if "val_acc" in record:
-        line += f", val loss {record['val_loss']:.4f} acc {record['val_acc']:.1%}"
-    return line + f", lr {record['lr']:.3g}, {record['seconds']:.1f}s"
+def _epoch_line(record: EpochRecord, epochs: int) -> str:
+    line = f"epoch {record.epoch}/{epochs}: loss {record.train_loss:.4f}"
+    if record.train_acc is not None:
+        line += f" acc {record.train_acc:.1%}"
+    if record.val_acc is not None:
+        line += f", val loss {record.val_loss:.4f} acc {record.val_acc:.1%}"
+    return line + f", lr {record.lr:.3g}, {record.seconds:.1f}s"
 
 
 def _payload(recipe: Recipe, spec: RecipeSpec, options: TrainOptions, context: TrainContext, state_dict: dict[str, torch.Tensor],
-             history: list[dict[str, Any]], best: dict[str, Any]) -> dict[str, Any]:
+             history: list[EpochRecord], best: EpochRecord) -> dict[str, Any]:
     info = context.data_info
     return {
         "format": CHECKPOINT_FORMAT,
@@ -290,8 +291,8 @@ def _payload(recipe: Recipe, spec: RecipeSpec, options: TrainOptions, context: T
                  "class_ids": list(info.class_ids), "class_names": list(info.class_names),
                  "image_size": int(info.image_size)},
         "hparams": options.to_dict(),
-        "history": [dict(r) for r in history],
-        "best": dict(best),
+        "history": [r.to_dict() for r in history],
+        "best": best.to_dict(),
         "provenance": {"seed": options.seed, "software_version": __version__,
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        "parents": recipe.parents()},

@@ -22,6 +22,7 @@ from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.training.data import TrainBatch
+from defendr_cli.core.training.history import EpochRecord
 from defendr_cli.core.training.options import MethodOptions, TrainOptions
 from defendr_cli.core.workspace import Workspace
 
@@ -97,7 +98,7 @@ class Recipe(abc.ABC):
         checkpoint_config() -> payload["config"]: enough for the checkpoint kind's builder to
             rebuild the module with no CLI flags (plain values only).
         parents() -> [{"role", "name", "fingerprint"}]: artefacts this model depends on (default none).
-        summary(best) -> one line for `defendr ls` (best has val_acc, epoch, ...).
+        summary(best) -> one line for `defendr ls` (best: the best epoch's EpochRecord).
         close(): release files (default: close train_batches).
     """
 
@@ -120,7 +121,7 @@ class Recipe(abc.ABC):
         return []
 
     @abc.abstractmethod
-    def summary(self, best: dict[str, Any]) -> str: ...
+    def summary(self, best: EpochRecord) -> str: ...
 
     def close(self) -> None:
         self.train_batches.close()

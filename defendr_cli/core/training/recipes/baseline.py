@@ -21,6 +21,7 @@ from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.models.defenses import defense_spec
 from defendr_cli.core.models.registry import DEFAULT_ARCH, TINY_ARCHS, build_classifier
 from defendr_cli.core.training.data import BatchSource, TrainBatch
+from defendr_cli.core.training.history import EpochRecord
 from defendr_cli.core.training.options import SMALL_IMAGE_PX, MethodOptions, TrainOptions, check_choice, option
 from defendr_cli.core.training.recipes.base import Recipe, RecipeSpec, StepResult, TrainContext
 
@@ -137,12 +138,11 @@ class ClassifierRecipe(Recipe):
     def describe_method(self) -> str:
         return self.options.method
 
-    def summary(self, best: dict[str, Any]) -> str:
+    def summary(self, best: EpochRecord) -> str:
         info = self.context.data_info
-        acc = best.get("val_acc")
-        acc_text = f"val acc {acc:.1%}" if acc is not None else "no validation"
+        acc_text = f"val acc {best.val_acc:.1%}" if best.val_acc is not None else "no validation"
         return (f"{self.describe_method()} {self.method_options.arch} classifier, {info.num_classes} classes "
-                f"{info.image_size}px, {acc_text} (epoch {best.get('epoch', '?')}/{self.options.epochs})")
+                f"{info.image_size}px, {acc_text} (epoch {best.epoch}/{self.options.epochs})")
 
     def close(self) -> None:
         self.train_batches.close()

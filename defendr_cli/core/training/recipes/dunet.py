@@ -43,6 +43,7 @@ from defendr_cli.core.models.denoised import denoised_config, freeze
 from defendr_cli.core.models.dunet import DUNet, DUNetConfig
 from defendr_cli.core.models.references import make_reference
 from defendr_cli.core.training.data import BatchSource, TrainBatch, resolve_adv_sets
+from defendr_cli.core.training.history import EpochRecord
 from defendr_cli.core.training.options import TrainOptions, check_choice, option
 from defendr_cli.core.training.recipes.adversarial_source import (
     AdversarialSourceOptions,
@@ -232,11 +233,10 @@ class DunetRecipe(Recipe):
         data = {"role": "data", "name": Path(self.context.data_path).stem, "fingerprint": str(info.fingerprint)}
         return [self.target_reference, data, *self.adv_parents]
 
-    def summary(self, best: dict[str, Any]) -> str:
+    def summary(self, best: EpochRecord) -> str:
         pairs = f"online {self.method_options.online}" if self.online else "+".join(p.stem for p in self.adv_paths)
         val = "cached " + ",".join(self.val_adv) if getattr(self, "val_adv", None) else "online FGSM"
-        acc = best.get("val_acc")
-        acc_text = f"{acc:.3f}" if isinstance(acc, (int, float)) else "n/a"
+        acc_text = f"{best.val_acc:.3f}" if best.val_acc is not None else "n/a"
         return (f"DUNET x{self.method_options.width_mult:g} ({self.guide}-guided) in front of '{self.target_name}', "
                 f"trained on {pairs}; val adv acc {acc_text} ({val})")
 
