@@ -20,8 +20,12 @@ def test_grids_in_the_default_report_folder(stage_ws):
     assert result.count == 3 and [t.label for t in result.targets] == ["baseline"]
     assert (result.folder / result.targets[0].figure).exists()
     assert all(path.exists() for path in result.files)
-    assert json.loads((result.folder / "gradcam.json").read_text())["count"] == 3
-    assert result.to_dict()["folder"] == str(result.folder)
+    stored = json.loads((result.folder / "gradcam.json").read_text())
+    assert stored == result.report() and stored["count"] == 3  # the typed result is what the file holds
+    assert list(stored) == ["model", "adv_set", "select", "count", "fooled_available", "rows", "true", "targets",
+                            "figures", "files"]
+    assert list(stored["targets"][0]) == ["label", "figure", "clean_pred", "adv_pred", "mean_abs_difference"]
+    assert result.to_dict() == {**stored, "folder": str(result.folder)}
 
 
 def test_explicit_folder_and_ambiguous_prefix(stage_ws, tmp_path):
