@@ -9,7 +9,7 @@ import pytest
 
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.attacks.set_names import label_of_set, sibling_set_name
-from defendr_cli.core.evaluation.transfer import describe_adv_set
+from defendr_cli.core.evaluation.transfer.inputs import describe_adv_set
 from defendr_cli.core.io.adversarial import read_adv_info
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages.attack import AttackStageConfig, planned_sets, run_attack
