@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 
 from defendr_cli.core.attacks.eps import parse_eps_list
-from defendr_cli.core.attacks.set_names import label_of_set, sibling_set_name
+from defendr_cli.core.attacks.registry import get_attack
+from defendr_cli.core.attacks.set_names import attack_set_label, label_of_set, sibling_set_name
 from defendr_cli.core.evaluation.transfer.inputs import describe_adv_set
 from defendr_cli.core.io.adversarial import read_adv_info
 from defendr_cli.core.runtime import Runtime
@@ -44,3 +45,10 @@ def test_a_set_of_an_unregistered_attack_has_no_label(ws):
     config = AttackStageConfig(attack="fgsm", eps=parse_eps_list("8/255"), batch_size=16, preview=False)
     info = replace(read_adv_info(run_attack(ws, config, Runtime())[0].path), attack="not-an-attack")
     assert label_of_set(info) is None and describe_adv_set(info).label == info.name
+
+
+def test_a_label_from_the_resolved_spec_is_the_label_from_its_name():
+    # the stage passes its validated config's AttackSpec (config.attack_spec), reports pass the stored name
+    options = {"steps": 10, "restarts": 2}
+    assert attack_set_label(get_attack("pgd"), "8/255", options=options, targeted="least-likely") \
+        == attack_set_label("pgd", "8/255", options=options, targeted="least-likely") == "pgd-eps8_255-s10-r2-tll"
