@@ -40,12 +40,32 @@ RUNTIME_PARAMETERS = [
 
 
 class TrainGroup(TyperGroup):
-    """`defendr train`: an unknown METHOD is a one-line InputError (exit 1) naming the known ones."""
+    """`defendr train`: an unknown METHOD, or a flag of other methods only (`train dunet --arch
+    resnet50`), is a one-line InputError (exit 1) naming the known methods or those that take it."""
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
             raise InputError(f"unknown training method '{args[0]}': use one of {', '.join(recipe_names())}")
+        if args and args[0] in RECIPES:
+            check_own_flags(args[0], args[1:])
         return super().resolve_command(ctx, args)
+
+
+def method_flags(method: str) -> set[str]:
+    """The flags of `defendr train METHOD` that come from its own options class."""
+    return {flag_of(f) for f in cli_fields(RECIPES[method].options_class)}
+
+
+def check_own_flags(method: str, args: list[str]) -> None:
+    """InputError naming the flags in `args` that other methods take and `method` does not, and
+    the methods that take them (e.g. --arch: the classifier methods, not dunet)."""
+    shared = {flag_of(f) for f in cli_fields(TrainOptions)}
+    given = {arg.split("=", 1)[0] for arg in args if arg.startswith("--")}
+    foreign = sorted(given - method_flags(method) - shared)
+    takers = [name for name in recipe_names() if name != method and set(foreign) & method_flags(name)]
+    if foreign and takers:
+        raise InputError(f"`train {method}` does not take {', '.join(foreign)}: "
+                         f"{'it is an option' if len(foreign) == 1 else 'they are options'} of {', '.join(takers)}")
 
 
 def split_list(values: list[str] | None) -> list[str]:
@@ -121,17 +141,18 @@ def train_and_report(ctx: typer.Context, options: TrainOptions, device: str, pre
         return
     if as_json:
         print_json({"name": result.name, "path": str(result.path), "summary": result.payload["summary"],
-                    "best": result.best, "history": result.history, "start_epoch": result.start_epoch,
+                    "best": result.best.to_dict() if result.best else {},
+                    "history": [record.to_dict() for record in result.history], "start_epoch": result.start_epoch,
                     "seconds": round(result.seconds, 2), "hparams": result.payload["hparams"]})
         return
     table = Table(title=f"train {options.method} -> {result.name}")
     for column in ("epoch", "loss", "acc", "val loss", "val acc", "lr", "s"):
         table.add_column(column, justify="right")
     for record in result.history:
-        best = record["epoch"] == result.best.get("epoch")
-        table.add_row(f"{record['epoch']}{' *' if best else ''}", f"{record['train_loss']:.4f}",
-                      _fmt(record.get("train_acc"), "{:.1%}"), _fmt(record.get("val_loss"), "{:.4f}"),
-                      _fmt(record.get("val_acc"), "{:.1%}"), f"{record['lr']:.3g}", f"{record['seconds']:.1f}")
+        best = result.best is not None and record.epoch == result.best.epoch
+        table.add_row(f"{record.epoch}{' *' if best else ''}", f"{record.train_loss:.4f}",
+                      _fmt(record.train_acc, "{:.1%}"), _fmt(record.val_loss, "{:.4f}"),
+                      _fmt(record.val_acc, "{:.1%}"), f"{record.lr:.3g}", f"{record.seconds:.1f}")
     app_state.console.print(table)
     app_state.console.print(result.payload["summary"])
     app_state.console.print(f"wrote {result.path} in {result.seconds:.1f}s (* = best epoch, saved)")

@@ -84,8 +84,8 @@ def plan_stages(env: st.StageEnv) -> list[Stage]:
     plan.append(Stage("train:baseline", {**common, "model": settings["model"], "train": settings["train"]},
                       data_path, lambda: st.pipeline_train(env, "baseline", {"method": "baseline"})))
     for spec, splits in st.attack_specs(settings):
-        prefix = st.attack_set_prefix(spec)
-        plan.append(Stage(f"attack:{prefix}:{','.join(splits)}", {**common, "spec": spec, "splits": splits},
+        labels = "+".join(dict.fromkeys(p.label for p in st.planned_sets(settings, spec, splits)))
+        plan.append(Stage(f"attack:{labels}:{','.join(splits)}", {**common, "spec": spec, "splits": splits},
                           lambda: data_path() + baseline(),
                           lambda spec=spec, splits=splits: st.pipeline_attack(env, spec, splits)))
     for name, spec in st.method_specs(settings).items():
