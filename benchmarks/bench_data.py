@@ -93,7 +93,7 @@ def bench_reader(tmp: Path, rows: int, batch: int = 64, size: int = 299, epochs:
             n = min(250, rows - start)
             writer.append("train", block[:n], np.arange(n) % 2, [str(start + i) for i in range(n)])
     out = {"rows": rows, "batch_size": batch, "image_size": size, "file_MiB": round(path.stat().st_size / 2**20)}
-    for mode, in_memory in (("memory", True), ("memmap", False)):
+    for mode, in_memory in (("memory", True), ("stream", False)):  # stream: pread (core/io/reader.py)
         with SplitReader(path, "train", in_memory=in_memory) as reader:
             for _ in reader.iter_batches(batch, shuffle=True, seed=99):  # warm: load / page cache
                 pass
@@ -137,7 +137,7 @@ def main() -> None:
               f"naive with bilinear {prepare['naive_bilinear_images_per_s']:.0f}/s, prepare with 1 worker "
               f"{prepare['prepare_one_worker_images_per_s']:.0f}/s")
         reader = bench_reader(Path(tmp), args.reader_images)
-        for mode in ("memory", "memmap"):
+        for mode in ("memory", "stream"):
             print(f"reader ({mode}, shuffled batches of 64 at 299px, warm): "
                   f"{reader[f'{mode}_uint8_images_per_s']:.0f} images/s uint8, "
                   f"{reader[f'{mode}_float_images_per_s']:.0f} images/s float [0,1], "

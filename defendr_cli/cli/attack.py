@@ -20,11 +20,16 @@ from defendr_cli.cli.common import (
     JsonOpt,
     PrecisionOpt,
     SeedOpt,
+    make_runtime,
     print_json,
     state,
     warn_eps,
 )
 from defendr_cli.cli.distributed import run_distributed_stage
+from defendr_cli.cli.plan import GpuOpt, PlanOpt, print_plan
+from defendr_cli.core.calibration import cached_calibration
+from defendr_cli.core.pipeline.command_plan import plan_attack
+from defendr_cli.core.pipeline.plan import check_disk
 from defendr_cli.core.attacks.eps import parse_eps, parse_eps_list
 from defendr_cli.core.attacks.registry import ATTACKS, attack_names
 from defendr_cli.core.stages.attack import AttackStageConfig, parse_option_pairs, run_attack, validate_config
@@ -75,6 +80,8 @@ def attack_command(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
+    plan: PlanOpt = False,
+    gpu: GpuOpt = "H100",
     as_json: JsonOpt = False,
 ) -> None:
     """Write one adversarial set per (attack, eps, split) to adv/, with a preview PNG beside each."""
@@ -86,6 +93,12 @@ def attack_command(
         splits=_splits(split), batch_size=batch_size, dtype=dtype, resume=resume, force=force, seed=seed,
         options=parse_option_pairs(option or [])))
     warn_eps(config.eps, eps_space)
+    if plan:
+        runtime = make_runtime(device, precision)
+        attack_plan = plan_attack(app_state.workspace, config, runtime, cached_calibration(runtime.device), gpu=gpu)
+        print_plan(app_state.console, attack_plan, as_json=as_json)
+        check_disk(attack_plan)
+        return
     dist, results = run_distributed_stage(
         device, precision, app_state.err_console, enabled=not as_json,
         call=lambda runtime, reporter, dist: run_attack(app_state.workspace, config, runtime, reporter=reporter,

@@ -53,7 +53,9 @@ def evaluate_command(
     adaptive: Annotated[bool, typer.Option(
         "--adaptive", help="Also run the white-box attack suite through the whole defense, with masking checks.")] = False,
     suite: Annotated[str, typer.Option(
-        "--suite", help="auto (rand for randomized models, else standard) | standard | rand | quick | custom.")] = "auto",
+        "--suite", help="auto (rand for randomized models, else standard) | standard | fast | rand | quick | custom. "
+        "fast is a screening evaluation: its robust accuracy was within 0.5 points of standard on the models of "
+        "benchmarks/bench_fast.py at a fraction of the passes; for a claim in a paper, run standard.")] = "auto",
     attacks: Annotated[str | None, typer.Option(
         "--attacks", help="Attacks of --suite custom, e.g. apgd-ce,square; 'pgd' adds the PGD steps x restarts sweep.")] = None,
     square_queries: Annotated[int | None, typer.Option("--square-queries", help="Square Attack queries per image.")] = None,
@@ -75,7 +77,11 @@ def evaluate_command(
     precision: PrecisionOpt = "fp32",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 128,
     resume: Annotated[bool, typer.Option("--resume", help="Reuse the adaptive results an interrupted run "
-                                         "saved (predictions are always reused).")] = False,
+                                         "saved and continue its suite from the per-image record (predictions "
+                                         "are always reused).")] = False,
+    chunk_size: Annotated[int | None, typer.Option(
+        "--chunk-size", help="Images per chunk of the adaptive suite (default: --batch-size): the unit of "
+                             "--resume and of sharding over torchrun ranks; the numbers depend on it.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Transfer tables (paper Tables 1-6), optional adaptive white-box sweeps, report in reports/NAME/."""
@@ -84,14 +90,14 @@ def evaluate_command(
     ensembles = [split_names(e) for e in ensemble or []]
     if not refs and not ensembles:
         raise InputError("nothing to evaluate: give --model M, --models a,b,c or --ensemble a,b,c")
-    if batch_size < 1:
-        raise InputError("--batch-size must be at least 1")
+    if batch_size < 1 or (chunk_size is not None and chunk_size < 1):
+        raise InputError("--batch-size and --chunk-size must be at least 1")
     config = EvaluateConfig(
         models=refs, ensembles=ensembles, data=data, adv=adv, defense=defense, defense_variant=defense_variant,
         name=name, seed=seed, batch_size=batch_size, adaptive=adaptive,
         extra_eps=parse_eps_list(eps) if eps else [], suite=suite, attacks=split_names(attacks),
         square_queries=square_queries, draws=draws, eot=eot, steps=parse_int_list(steps, "--steps"),
-        restarts=parse_int_list(restarts, "--restarts"), subset=subset, resume=resume)
+        restarts=parse_int_list(restarts, "--restarts"), subset=subset, resume=resume, chunk_size=chunk_size)
     warn_eps(config.extra_eps, command="evaluate")
     dist, result = run_distributed_stage(
         device, precision, app_state.err_console,
@@ -112,6 +118,7 @@ def _print(app_state, result: EvaluateResult, as_json: bool) -> None:
     app_state.console.print(f"predictions: {transfer.cache_misses} computed, {transfer.cache_hits} from cache")
     app_state.console.print(f"report: {files.markdown}  (results.json, {len(files.csvs)} CSV tables, "
                             f"{len(files.figures)} figures)")
+    app_state.console.print(f"page: {result.html}  (one file, opens offline)")
 
 
 def register(app: typer.Typer) -> None:

@@ -40,6 +40,7 @@ def gradcam_command(
                             f"({result.fooled_available} correct-then-fooled available)")
     for target in result.targets:
         app_state.console.print(f"  {target.label}: {result.folder / target.figure}")
+    app_state.console.print(f"page: {result.folder / 'report.html'}  (one file, opens offline)")
 
 
 def register(app: typer.Typer) -> None:

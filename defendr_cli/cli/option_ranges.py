@@ -34,6 +34,7 @@ RANGES: dict[str, Range] = {
     "--restarts": Range(1, cap=1_000),
     "--eot": Range(1, cap=10_000),
     "--subset": Range(1, cap=100_000_000),
+    "--chunk-size": Range(1, cap=1_000_000),
     "--square-queries": Range(1, cap=1_000_000),
     "--draws": Range(1, cap=10_000),
     "--count": Range(1, cap=100_000),

@@ -9,9 +9,11 @@ from rich.table import Table
 
 from defendr_cli.cli.common import JsonOpt, print_json, state
 from defendr_cli.cli.progress import RichReporter
-from defendr_cli.core.calibration import calibration_line
+from defendr_cli.cli.plan import GpuOpt, PlanOpt, print_plan
+from defendr_cli.core.calibration import cached_calibration, calibration_line
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.pipeline.paper_report import format_check_values
+from defendr_cli.core.pipeline.plan import check_disk, plan_reproduce
 from defendr_cli.core.pipeline.profile import resolve_settings
 from defendr_cli.core.pipeline.reproduce import reproduce
 from defendr_cli.core.runtime import Runtime
@@ -25,6 +27,8 @@ def reproduce_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted training runs and attack sets.")] = False,
     device: Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda[:N] (default: the profile's).")] = None,
     precision: Annotated[str | None, typer.Option("--precision", help="fp32 | bf16 | fp16 (default: the profile's).")] = None,
+    plan: PlanOpt = False,
+    gpu: GpuOpt = "H100",
     as_json: JsonOpt = False,
 ) -> None:
     """Run every stage (prepare, train, attack, defenses, ensembles, evaluate, gradcam) and write one report.
@@ -40,6 +44,13 @@ def reproduce_command(
                              settings.get("memory_format", "auto"))
     settings["device"], settings["precision"] = str(runtime.device), runtime.precision
     console = app_state.err_console
+    if plan:
+        run_plan = plan_reproduce(app_state.workspace, settings, runtime, cached_calibration(runtime.device),
+                                  resume=resume, gpu=gpu)
+        print_plan(app_state.console, run_plan, as_json=as_json)
+        check_disk(run_plan)
+        return
+    check_disk(plan_reproduce(app_state.workspace, settings, runtime, None, resume=resume, gpu=gpu))
 
     def on_stage(record) -> None:
         mark = "[green]ran[/green]" if record.status == "ran" else "[dim]current, skipped[/dim]"
@@ -65,6 +76,7 @@ def reproduce_command(
         app_state.console.print(f"machine: {calibration_line(result.calibration)}")
     app_state.console.print(f"report: {result.report_dir / 'report.md'}  ({result.seconds:.0f}s, "
                             f"{sum(r.cpu_seconds for r in result.stages):.0f}s CPU)")
+    app_state.console.print(f"page: {result.report_dir / 'report.html'}  (one file, opens offline)")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,8 +17,12 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from defendr_cli.cli.common import DeviceOpt, JsonOpt, PrecisionOpt, print_json, state, warn_eps
+from defendr_cli.cli.common import DeviceOpt, JsonOpt, PrecisionOpt, make_runtime, print_json, state, warn_eps
 from defendr_cli.cli.distributed import run_distributed_stage
+from defendr_cli.cli.plan import GpuOpt, PlanOpt, print_plan
+from defendr_cli.core.calibration import cached_calibration
+from defendr_cli.core.pipeline.command_plan import plan_train
+from defendr_cli.core.pipeline.plan import check_disk
 from defendr_cli.core.attacks.eps import EpsValue, parse_eps
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.stages.train import run_train
@@ -29,17 +33,39 @@ from defendr_cli.core.training.recipes.registry import RECIPES, recipe_names, tr
 RUNTIME_PARAMETERS = [
     inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, annotation=DeviceOpt, default="auto"),
     inspect.Parameter("precision", inspect.Parameter.KEYWORD_ONLY, annotation=PrecisionOpt, default="fp32"),
+    inspect.Parameter("plan", inspect.Parameter.KEYWORD_ONLY, annotation=PlanOpt, default=False),
+    inspect.Parameter("gpu", inspect.Parameter.KEYWORD_ONLY, annotation=GpuOpt, default="H100"),
     inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=JsonOpt, default=False),
 ]
 
 
 class TrainGroup(TyperGroup):
-    """`defendr train`: an unknown METHOD is a one-line InputError (exit 1) naming the known ones."""
+    """`defendr train`: an unknown METHOD, or a flag of other methods only (`train dunet --arch
+    resnet50`), is a one-line InputError (exit 1) naming the known methods or those that take it."""
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
             raise InputError(f"unknown training method '{args[0]}': use one of {', '.join(recipe_names())}")
+        if args and args[0] in RECIPES:
+            check_own_flags(args[0], args[1:])
         return super().resolve_command(ctx, args)
+
+
+def method_flags(method: str) -> set[str]:
+    """The flags of `defendr train METHOD` that come from its own options class."""
+    return {flag_of(f) for f in cli_fields(RECIPES[method].options_class)}
+
+
+def check_own_flags(method: str, args: list[str]) -> None:
+    """InputError naming the flags in `args` that other methods take and `method` does not, and
+    the methods that take them (e.g. --arch: the classifier methods, not dunet)."""
+    shared = {flag_of(f) for f in cli_fields(TrainOptions)}
+    given = {arg.split("=", 1)[0] for arg in args if arg.startswith("--")}
+    foreign = sorted(given - method_flags(method) - shared)
+    takers = [name for name in recipe_names() if name != method and set(foreign) & method_flags(name)]
+    if foreign and takers:
+        raise InputError(f"`train {method}` does not take {', '.join(foreign)}: "
+                         f"{'it is an option' if len(foreign) == 1 else 'they are options'} of {', '.join(takers)}")
 
 
 def split_list(values: list[str] | None) -> list[str]:
@@ -74,12 +100,16 @@ def make_command(spec: RecipeSpec) -> Any:
 
     def command(ctx: typer.Context, **values: Any) -> None:
         device, precision, as_json = values.pop("device"), values.pop("precision"), values.pop("as_json")
+        plan, gpu = values.pop("plan"), values.pop("gpu")
         for name in list_fields:
             values[name] = split_list(values[name])
         options = train_options(spec.name, values)
         online = options.method_options
         if getattr(online, "online", None):  # the online attack's eps (adv, alp, dunet)
             warn_eps([EpsValue(online.eps, parse_eps(online.eps))], online.eps_space)
+        if plan:
+            print_train_plan(ctx, options, device, precision, gpu, as_json)
+            return
         train_and_report(ctx, options, device, precision, as_json)
 
     ctx_parameter = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
@@ -88,6 +118,16 @@ def make_command(spec: RecipeSpec) -> Any:
     command.__doc__ = f"{spec.help}\n\nWrites models/<name>.pt (best validation epoch)."
     command.__name__ = f"train_{spec.name}"
     return command
+
+
+def print_train_plan(ctx: typer.Context, options: TrainOptions, device: str, precision: str, gpu: str,
+                     as_json: bool) -> None:
+    """`--plan`: the run's work, time, disk and memory; nothing trains (refused when it does not fit)."""
+    app_state = state(ctx)
+    runtime = make_runtime(device, precision)
+    train_plan = plan_train(app_state.workspace, options, runtime, cached_calibration(runtime.device), gpu=gpu)
+    print_plan(app_state.console, train_plan, as_json=as_json)
+    check_disk(train_plan)
 
 
 def train_and_report(ctx: typer.Context, options: TrainOptions, device: str, precision: str, as_json: bool) -> None:
@@ -101,17 +141,18 @@ def train_and_report(ctx: typer.Context, options: TrainOptions, device: str, pre
         return
     if as_json:
         print_json({"name": result.name, "path": str(result.path), "summary": result.payload["summary"],
-                    "best": result.best, "history": result.history, "start_epoch": result.start_epoch,
+                    "best": result.best.to_dict() if result.best else {},
+                    "history": [record.to_dict() for record in result.history], "start_epoch": result.start_epoch,
                     "seconds": round(result.seconds, 2), "hparams": result.payload["hparams"]})
         return
     table = Table(title=f"train {options.method} -> {result.name}")
     for column in ("epoch", "loss", "acc", "val loss", "val acc", "lr", "s"):
         table.add_column(column, justify="right")
     for record in result.history:
-        best = record["epoch"] == result.best.get("epoch")
-        table.add_row(f"{record['epoch']}{' *' if best else ''}", f"{record['train_loss']:.4f}",
-                      _fmt(record.get("train_acc"), "{:.1%}"), _fmt(record.get("val_loss"), "{:.4f}"),
-                      _fmt(record.get("val_acc"), "{:.1%}"), f"{record['lr']:.3g}", f"{record['seconds']:.1f}")
+        best = result.best is not None and record.epoch == result.best.epoch
+        table.add_row(f"{record.epoch}{' *' if best else ''}", f"{record.train_loss:.4f}",
+                      _fmt(record.train_acc, "{:.1%}"), _fmt(record.val_loss, "{:.4f}"),
+                      _fmt(record.val_acc, "{:.1%}"), f"{record.lr:.3g}", f"{record.seconds:.1f}")
     app_state.console.print(table)
     app_state.console.print(result.payload["summary"])
     app_state.console.print(f"wrote {result.path} in {result.seconds:.1f}s (* = best epoch, saved)")

@@ -159,16 +159,29 @@ def format_number(value: float | Fraction | str) -> str:
     return text
 
 
-def adv_set_name(attack: str, eps_label: str, source_model: str, split: str, *,
-                 steps: int | None = None, eps_space: str = "pixel", extra: str = "") -> str:
-    """Name of an adversarial set: `<attack>-eps<eps>[n][-s<steps>]<extra>-<model>-<split>`.
+def adv_set_label(attack: str, eps_label: str, *, steps: int | None = None, eps_space: str = "pixel",
+                  extra: str = "") -> str:
+    """Label of an adversarial set (its name without model and split): `<attack>-eps<eps>[n][-s<steps>]<extra>`.
 
     eps_label is the eps as the user gave it ('0.12', '8/255'); a trailing 'n' marks eps given
-    in normalized space (--eps-space normalized). Example: 'pgd-eps8_255-s10-baseline-test'.
+    in normalized space (--eps-space normalized). Example: 'pgd-eps8_255-s10'. The attack stage
+    makes labels through core/attacks/set_names.py (the attack's own suffix as `extra`).
     """
     label = format_number(eps_label) + ("n" if eps_space == "normalized" else "")
     parts = [attack, f"eps{label}"]
     if steps is not None:
         parts.append(f"s{steps}")
-    name = "-".join(parts) + extra
-    return f"{name}-{source_model}-{split}"
+    return "-".join(parts) + extra
+
+
+def labelled_set_name(label: str, source_model: str, split: str) -> str:
+    """Name of the adversarial set with this label made from `source_model` on `split`."""
+    return f"{label}-{source_model}-{split}"
+
+
+def adv_set_name(attack: str, eps_label: str, source_model: str, split: str, *,
+                 steps: int | None = None, eps_space: str = "pixel", extra: str = "") -> str:
+    """Name of an adversarial set: `<attack>-eps<eps>[n][-s<steps>]<extra>-<model>-<split>`,
+    e.g. 'pgd-eps8_255-s10-baseline-test' (see `adv_set_label`)."""
+    label = adv_set_label(attack, eps_label, steps=steps, eps_space=eps_space, extra=extra)
+    return labelled_set_name(label, source_model, split)

@@ -86,7 +86,7 @@ def test_restarts_draw_from_the_generator(comparison):
 
 def test_registered_with_the_reference_defaults():
     spec = get_attack("FAB-T")
-    assert spec.name == "fab-t" and not spec.takes_targets and not spec.takes_loss
+    assert spec.name == "fab-t" and not spec.accepts("targeted") and not spec.accepts("loss")
     assert {k: spec.defaults[k] for k in ("steps", "restarts", "n_target_classes", "alpha_max", "eta", "beta")} == {
         "steps": 100, "restarts": 1, "n_target_classes": 9, "alpha_max": 0.1, "eta": 1.05, "beta": 0.9}
     assert get_attack("fab").defaults["steps"] == 100

@@ -53,6 +53,10 @@ def test_evaluate_adaptive_json(ws):
     assert payload["adaptive"]["settings"]["eps"] == ["4/255", "32/255"]
     assert {c["name"] for c in models[0]["checks"]} >= {"eps0-equals-clean", "large-eps-near-zero"}
     assert models[0]["checks"][0]["passed"]
+    # the RobustBench-style entry: printed with --json (results.json's 'robustbench') and written beside the report
+    saved = json.loads((ws.reports_dir / "adaptive" / "robustbench-baseline.json").read_text())
+    assert payload["robustbench"] == [saved] and saved["robust_accuracy"] == models[0]["robust"]["4/255"]
+    assert saved["eps_label"] == "4/255" and saved["n_examples"] == 8 and saved["norm"] == "Linf"
 
 
 def test_evaluate_errors_are_one_line(ws):

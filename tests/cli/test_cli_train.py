@@ -78,4 +78,12 @@ def test_each_method_help_lists_its_own_options(method):
 
 def test_a_flag_of_another_method_is_refused(ws):
     result = invoke(ws, "baseline", "--pair-weight", "0.5", *QUICK)
-    assert result.exit_code == 2 and "--pair-weight" in result.output
+    assert result.exit_code == 1 and "--pair-weight" in result.output and "alp, clp" in result.output
+
+
+def test_classifier_options_are_a_one_line_error_for_dunet(ws):
+    result = invoke(ws, "dunet", "--arch", "resnet50", "--freeze-backbone")
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "`train dunet` does not take --arch, --freeze-backbone" in result.output
+    assert "baseline, adv, alp, clp, lsq" in result.output
+    assert not ws.path_for("model", "dunet", create_dir=False).exists()

@@ -25,6 +25,9 @@ TRAIN = ["train", "baseline", "--arch", "tinycnn", "--epochs", "2", "--batch-siz
 ATTACK = ["attack", "pgd", "--eps", "8/255,0.02", "--steps", "3", "--batch-size", "8", "--targeted", "random"]
 EVALUATE = ["evaluate", "--models", "baseline", "--adaptive", "--attacks", "pgd", "--steps", "1,2", "--restarts", "1", "--subset", "12",
             "--batch-size", "8", "--name", "report"]
+# the attack suite in 3 chunks of 4 images: rank 0 runs chunks 0 and 2, rank 1 chunk 1; rank 0 merges the record
+SUITE = ["evaluate", "--models", "baseline", "--adaptive", "--suite", "quick", "--square-queries", "20", "--subset", "12",
+         "--batch-size", "8", "--chunk-size", "4", "--adv", "none", "--name", "suite"]
 
 
 def _cli(ws: Workspace, args: list[str]) -> str:
@@ -48,9 +51,10 @@ def runs(tmp_path_factory):
         _cli(single, TRAIN + ["--name", "again"])  # what the parallel run's --name changes, nothing else
         _cli(single, ATTACK)
         _cli(single, EVALUATE)
+        _cli(single, SUITE)
     finally:
         torch.set_num_threads(threads)
-    done = torchrun_sequence(parallel.root, [TRAIN + ["--name", "again"], ATTACK, EVALUATE])
+    done = torchrun_sequence(parallel.root, [TRAIN + ["--name", "again"], ATTACK, EVALUATE, SUITE])
     return single, parallel, done.stdout
 
 
@@ -94,7 +98,28 @@ def test_evaluate_two_processes_gives_the_single_process_tables(runs):
     assert single == parallel
     for csv in sorted((single_ws.reports_dir / "report").glob("*.csv")):
         assert csv.read_text() == (parallel_ws.reports_dir / "report" / csv.name).read_text(), csv.name
-    assert stdout.count("report: ") == 1
+    assert stdout.count("report: ") == 2  # one per evaluate (this one and SUITE), rank 0 alone prints
+
+
+def test_adaptive_suite_two_processes_gives_the_single_process_record_and_report(runs):
+    single_ws, parallel_ws, _ = runs
+    single, parallel = single_ws.reports_dir / "suite", parallel_ws.reports_dir / "suite"
+    def results(ws, folder):
+        out = json.loads((folder / "results.json").read_text(encoding="utf-8").replace(str(ws.root), "WS"))
+        assert out.pop("created")
+        return out
+    saved = results(single_ws, single)
+    [row] = saved["adaptive"]["models"]
+    assert list(row["attacks"]) == ["apgd-ce", "apgd-t", "square"] and row["passes"]["8/255"]["total"]["forward"] > 0
+    assert saved == results(parallel_ws, parallel)
+    [record] = row["records"].values()
+    assert_same_h5(single / record, parallel / record)
+    names = ["report.md", "robustbench-baseline.json", record.replace(".h5", ".csv"), "tables/adaptive-cost.csv"]
+    for name in names:
+        text = [(folder / name).read_text().replace(str(ws.root), "WS")
+                for ws, folder in ((single_ws, single), (parallel_ws, parallel))]
+        assert text[0] == text[1], name
+    assert not list(parallel.glob(".*partial"))
 
 
 def test_python_m_defendr_cli_under_torchrun_inits_its_own_group_and_rank0_alone_prints(tmp_path):

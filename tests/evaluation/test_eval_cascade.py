@@ -81,9 +81,12 @@ def test_draws_measure_mean_and_all_draws_rate_on_a_randomized_model():
 
 
 def test_suites_are_data_and_choose_suite_picks_by_randomness():
-    assert [e.label for e in SUITES["standard"]] == ["apgd-ce", "apgd-t", "square"]
-    assert [e.attack for e in SUITES["standard"]] == ["apgd", "apgd-t", "square"]
-    assert SUITES["standard"][2].params["n_queries"] == 5000
+    # AutoAttack's standard version: APGD-CE -> APGD-T (9 targets) -> FAB-T (9 targets) -> Square (5000 queries)
+    assert [e.label for e in SUITES["standard"]] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert [e.attack for e in SUITES["standard"]] == ["apgd", "apgd-t", "fab-t", "square"]
+    assert [e.params.get("steps") for e in SUITES["standard"][:3]] == [100, 100, 100]
+    assert SUITES["standard"][1].params["n_target_classes"] == SUITES["standard"][2].params["n_target_classes"] == 9
+    assert SUITES["standard"][3].params["n_queries"] == 5000
     assert all(e.params["eot"] == 20 for e in SUITES["rand"])
     assert [e.params.get("loss") for e in SUITES["rand"]] == ["ce", "dlr"]
     assert choose_suite("auto", stochastic=True) == "rand"

@@ -92,10 +92,10 @@ def test_gradcam_pairs_writes_grids(eval_ws, tmp_path):
     out = tmp_path / "gc"
     result = gradcam_pairs(model, eval_ws.path_for("data", "synth"),
                            eval_ws.path_for("adv", "pgd-eps32_255-s5-baseline-test"), out, runtime=Runtime(), count=4)
-    assert result["count"] == 4 and result["fooled_available"] >= 4
-    png = out / result["figures"][0]
+    assert result.count == 4 and result.fooled_available >= 4
+    png = out / result.figures[0]
     assert Image.open(png).size[0] > 100
     assert json.loads((out / "gradcam.json").read_text())["model"] == "baseline"
     # correct-then-fooled: every chosen clean image is classified right and its copy wrongly
-    target = result["targets"][0]
-    assert target["clean_pred"] == result["true"] and all(a != t for a, t in zip(target["adv_pred"], result["true"]))
+    target = result.targets[0]
+    assert target.clean_pred == result.true and all(a != t for a, t in zip(target.adv_pred, result.true))

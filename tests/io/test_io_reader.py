@@ -33,7 +33,7 @@ def test_sorted_runs():
     assert sorted_runs(np.array([], dtype=np.int64)) == []
 
 
-@pytest.mark.parametrize("mode", ["memory", "memmap", "hdf5"])
+@pytest.mark.parametrize("mode", ["memory", "pread", "hdf5"])
 def test_random_batches_match_the_stored_rows(synthetic_cache, tmp_path, mode):
     path = _chunked_copy(synthetic_cache, tmp_path / "chunked.h5") if mode == "hdf5" else synthetic_cache
     images, labels = _reference(path, "train")
@@ -75,7 +75,7 @@ def test_out_of_range_and_bad_split(synthetic_cache):
         SplitReader(synthetic_cache, "holdout")
 
 
-@pytest.mark.parametrize("mode", ["memmap", "hdf5"])
+@pytest.mark.parametrize("mode", ["pread", "hdf5"])
 def test_dataloader_with_forked_workers_reads_the_same_rows(synthetic_cache, tmp_path, mode):
     path = synthetic_cache
     if mode == "hdf5":  # chunked copy of the test split: rows are read through h5py in the workers
@@ -119,3 +119,36 @@ def test_a_split_whose_images_are_missing_is_a_corrupt_artefact(tmp_path, synthe
     with pytest.raises(CorruptArtefactError):
         with SplitReader(damaged, "test", in_memory=True) as reader:
             reader.read_uint8([0])
+
+
+def test_a_split_above_the_in_memory_limit_streams_without_mapping_the_file(synthetic_cache, monkeypatch):
+    """Resident memory must not grow with the split: the default backing of a large split reads
+    with pread (page cache only), never a memmap whose touched pages count as the process's."""
+    import defendr_cli.core.io.reader as reader_module
+
+    monkeypatch.setattr(reader_module, "IN_MEMORY_BYTES", 1)
+    images, _ = _reference(synthetic_cache, "train")
+    with SplitReader(synthetic_cache, "train") as reader:
+        assert reader.backing_mode == "pread"
+        for batch in reader.iter_batches(16, shuffle=True, seed=0):
+            np.testing.assert_array_equal((batch.images * 255).round().to(torch.uint8).numpy(),
+                                          images[batch.indices.numpy()])
+        try:
+            maps = open("/proc/self/maps").read()
+        except OSError:
+            pytest.skip("no /proc/self/maps on this system")
+        assert str(synthetic_cache) not in maps and synthetic_cache.name not in maps
+
+
+def test_a_truncated_contiguous_cache_is_a_corrupt_artefact_when_streamed(tmp_path, synthetic_cache):
+    from defendr_cli.core.errors import CorruptArtefactError
+
+    truncated = tmp_path / "truncated.h5"
+    shutil.copy(synthetic_cache, truncated)
+    with SplitReader(truncated, "train", in_memory=False) as reader:
+        size = truncated.stat().st_size
+        with open(truncated, "r+b") as handle:
+            handle.truncate(reader._open().offset + 3 * 32 * 32 * 3 // 2)
+        with pytest.raises(CorruptArtefactError):
+            reader.read_uint8([len(reader) - 1])
+    assert size > truncated.stat().st_size

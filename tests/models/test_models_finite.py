@@ -11,6 +11,7 @@ from defendr_cli.core.errors import CorruptArtefactError, InputError
 from defendr_cli.core.models.finite import guard_finite_logits, require_finite_logits
 from defendr_cli.core.models.imported import normalization
 from defendr_cli.core.models.loading import load_model
+from defendr_cli.core.models.pretrained import _state_dict_from_file as state_dict_from_file
 from defendr_cli.core.models.weights_file import read_state_dict
 from defendr_cli.core.workspace import Workspace
 from tests.evaluation import eval_builders as B
@@ -93,3 +94,9 @@ def test_nan_weights_and_normalization_are_refused_at_import(tmp_path):
     assert code == 1 and len(lines) == 1 and "finite" in lines[0], lines
     assert not ws.path_for("model", "n", create_dir=False).exists()
 
+
+
+def test_nan_pretrained_weights_are_refused(tmp_path):
+    torch.save({"conv1.weight": torch.full((2, 3), float("inf"))}, tmp_path / "p.pth")
+    with pytest.raises(InputError, match="conv1.weight.*NaN or Inf"):
+        state_dict_from_file(tmp_path / "p.pth")

@@ -20,9 +20,11 @@ from torch import nn
 from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
-from defendr_cli.core.errors import InputError, MissingArtefactError
+from defendr_cli.core.errors import CorruptArtefactError, InputError, MissingArtefactError
+from defendr_cli.core.io.checkpoint import read_checkpoint
 from defendr_cli.core.models import exported as E
-from defendr_cli.core.models import zip_entries as Z
+from defendr_cli.core.models.weights_file import read_state_dict
+from defendr_cli.core.io import zip_entries as Z
 from defendr_cli.core.workspace import Workspace
 
 runner = CliRunner()
@@ -245,3 +247,20 @@ def test_cli_import_of_a_duplicate_entry_archive_is_one_line_and_runs_nothing(go
     assert result.exit_code == 1 and "twice" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not marker.exists() and not (ws.root / "models" / "x.pt").exists()
+
+
+def test_checkpoints_and_weights_files_that_are_bombs_or_duplicated_zips_are_refused(tmp_path, monkeypatch):
+    torch.save(Tiny().state_dict(), tmp_path / "w.pth")
+    with zipfile.ZipFile(tmp_path / "w.pth") as archive:
+        items = [(n, archive.read(n)) for n in archive.namelist()]
+    bomb = write_zip(tmp_path / "bomb.pth", items + [(items[0][0].split("/")[0] + "/data/99", bytes(64 << 20))],
+                     compress=zipfile.ZIP_DEFLATED)
+    dup = write_zip(tmp_path / "dup.pth", items[:1] + items)
+    monkeypatch.setattr(Z, "_inflate", lambda *a: pytest.fail("inflated"))
+    with pytest.raises(InputError, match="decompression bomb"):
+        read_state_dict(bomb)
+    with pytest.raises(InputError, match="twice"):
+        read_state_dict(dup)
+    with pytest.raises(CorruptArtefactError, match="decompression bomb"):
+        read_checkpoint(bomb)
+    assert set(read_state_dict(tmp_path / "w.pth")[0]) == set(Tiny().state_dict())

@@ -92,6 +92,17 @@ def test_report_has_the_stage_time_table_and_the_machines_calibration(first_run)
     assert "matmul fp32" in section and "GFLOP/s" in section
 
 
+def test_report_html_shows_the_checks_the_timing_and_the_command(first_run):
+    workdir, _ = first_run
+    page = (workdir / "reports" / "reproduce" / "report.html").read_text()
+    for anchor in ("summary", "phenomena", "paper-tables", "adaptive", "plots", "gallery", "gradcam", "per-class",
+                   "provenance"):
+        assert f'<section id="{anchor}">' in page, anchor
+    assert "Stage times" in page and "matmul fp32" in page
+    assert f"defendr --workdir {workdir} reproduce --profile quick --device cpu" in page
+    assert "--set data.classes=4" in page and "--set gradcam.count=2" in page
+
+
 def test_second_run_skips_everything_and_a_changed_setting_reruns_only_its_dependents(first_run):
     workdir, _ = first_run
     again = _run(workdir)

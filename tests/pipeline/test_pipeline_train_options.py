@@ -45,7 +45,7 @@ def test_unknown_method_option_names_the_method_and_its_options(workspace):
     settings["methods"]["clp"]["guide"] = "logits"
     env = env_for(workspace, settings)
     with pytest.raises(InputError, match=r"profile methods.clp: method 'clp' does not take guide \(its own "
-                                         r"options: pair_weight"):
+                                         r"options: arch, .*pair_weight"):
         stages.train_options(env, "clp", stages.method_specs(settings)["clp"])
 
 
@@ -59,3 +59,14 @@ def test_training_precision_comes_from_the_method_then_the_train_block(tmp_path)
     assert stages.training_runtime(env, {"method": "adv"}) is env.runtime
     # 'precision' is a stage setting, not a recipe option
     stages.train_options(env, "dunet", {"method": "dunet", "precision": "bf16", "width_mult": 0.25})
+
+
+def test_the_pipeline_takes_set_names_from_the_attack_stage(workspace):
+    settings = load_profile("quick")
+    assert stages.adv_set_name(settings, "pgd-eps8_255-s10", "train") == "pgd-eps8_255-s10-baseline-train"
+    assert stages.adv_set_name(settings, "fgsm-eps4_255", "train") is None  # an extra attack: test split only
+    with pytest.raises(InputError, match="'pgd-eps8_255', which none of its attacks makes"):
+        stages.adv_set_name(settings, "pgd-eps8_255", "test")
+    settings["attacks"][1].pop("steps")  # the stage fills in pgd's default steps, and names the set by them
+    assert [p.name for p in stages.planned_sets(settings, settings["attacks"][1], ["test"])] \
+        == ["pgd-eps8_255-s10-baseline-test"]

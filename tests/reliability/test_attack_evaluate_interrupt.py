@@ -87,9 +87,10 @@ def _numbers(ws: Workspace) -> dict:
     return {k: v for k, v in results.items() if k != "created"}
 
 
-@pytest.mark.parametrize("stop_after", [2, 5], ids=["during-transfer", "after-one-adaptive-model"])
+@pytest.mark.parametrize("stop_after", [2, 6], ids=["during-transfer", "after-one-adaptive-model"])
 def test_evaluate_ctrl_c_then_resume_equals_one_uninterrupted_run(trained, tmp_path, stop_after):
-    """Saved units in order: 2 models x (clean + 1 set) predictions, then one adaptive result per model."""
+    """Saved units in order: 2 models x (clean + 1 set) predictions, then per model the suite's record
+    chunk (3 images, one chunk at the one eps) and the model's adaptive result."""
     once, cut = _copy(trained, tmp_path / "once"), _copy(trained, tmp_path / "cut")
     for ws in (once, cut):
         run_ok(ws, "attack", "fgsm", "--eps", "8/255", "--device", "cpu", "--batch-size", "4")
@@ -99,11 +100,11 @@ def test_evaluate_ctrl_c_then_resume_equals_one_uninterrupted_run(trained, tmp_p
     run_interrupted(cut, *EVALUATE, env={INTERRUPT_ENV: str(stop_after)})
     assert not (cut.reports_dir / "rep" / "results.json").exists()
     saved = list((cut.reports_dir / "rep" / ".partial").glob("adaptive-*.json"))
-    assert len(saved) == (1 if stop_after == 5 else 0)
+    assert len(saved) == (1 if stop_after == 6 else 0)
     resumed = defendr(cut, *EVALUATE, "--resume")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert ("adaptive result of the interrupted run reused" in err) == (stop_after == 5), err
+    assert ("adaptive result of the interrupted run reused" in err) == (stop_after == 6), err
     assert ("2 computed, 2 from cache" if stop_after == 2 else "0 computed, 4 from cache") in out
     assert _numbers(once) == _numbers(cut)
     assert len(_numbers(cut)["adaptive"]["models"]) == 2
@@ -111,7 +112,7 @@ def test_evaluate_ctrl_c_then_resume_equals_one_uninterrupted_run(trained, tmp_p
 
 def test_resume_ignores_an_adaptive_result_saved_with_other_settings(trained, tmp_path):
     ws = _copy(trained, tmp_path / "ws")
-    run_interrupted(ws, *EVALUATE, env={INTERRUPT_ENV: "3"})  # after the first model's adaptive result
+    run_interrupted(ws, *EVALUATE, env={INTERRUPT_ENV: "4"})  # 2 predictions, the first model's record chunk and result
     (saved,) = (ws.reports_dir / "rep" / ".partial").glob("adaptive-*.json")
     payload = json.loads(saved.read_text())
     payload["row"]["clean"] = 7.0  # would show in results.json if it were reused

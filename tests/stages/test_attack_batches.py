@@ -6,7 +6,8 @@ import torch
 
 from defendr_cli.core.progress import NullReporter
 from defendr_cli.core.runtime import Runtime
-from defendr_cli.core.stages.attack_batches import attack_batch, batch_generator
+from defendr_cli.core.attacks.base import AttackResult
+from defendr_cli.core.stages.attack_batches import AttackedBatch, attack_batch, batch_generator
 
 
 class _OomAttacker:
@@ -21,16 +22,18 @@ class _OomAttacker:
         self.sizes.append(images.shape[0])
         if images.shape[0] > 4:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return labels.clone(), [{"adv": images + 1, "adv_pred": labels, "success": labels > 0, "targets": None}]
+        return AttackedBatch(labels.clone(), [AttackResult(images + 1, labels > 0, labels, None), None])
 
 
 def test_cuda_oom_halves_the_chunk_and_keeps_going():
     attacker, reporter, chunk = _OomAttacker(), NullReporter(), [16]
     images, labels = torch.rand(10, 3, 2, 2), torch.arange(10)
-    clean_pred, outs = attack_batch(attacker, images, labels, seed=0, split="test", batch_index=0, active=[True],
-                                     chunk=chunk, reporter=reporter)
+    batch = attack_batch(attacker, images, labels, seed=0, split="test", batch_index=0, active=[True, False],
+                         chunk=chunk, reporter=reporter)
     assert chunk == [2] and attacker.sizes == [10, 5, 2, 2, 2, 2, 2]
-    assert torch.equal(outs[0]["adv"], images + 1) and torch.equal(clean_pred, labels)
+    assert torch.equal(batch.results[0].adv, images + 1) and torch.equal(batch.clean_pred, labels)
+    assert torch.equal(batch.results[0].success, labels > 0) and batch.results[0].targets is None
+    assert batch.results[1] is None  # an inactive eps stays None
     assert "retrying with 5" in reporter.notes[0] and "retrying with 2" in reporter.notes[1]
 
 

@@ -18,15 +18,15 @@ from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages.train import run_train
 from defendr_cli.core.training.data import TrainBatch
-from defendr_cli.core.training.options import MethodOptions, option
+from defendr_cli.core.training.options import option
 from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult
-from defendr_cli.core.training.recipes.baseline import ClassifierRecipe
+from defendr_cli.core.training.recipes.baseline import ClassifierOptions, ClassifierRecipe
 from defendr_cli.core.training.recipes.registry import recipe_names, register_recipe, train_options, unregister_recipe
 from tests.training.train_helpers import write_tiny_cache
 
 
 @dataclass
-class SmoothingOptions(MethodOptions):
+class SmoothingOptions(ClassifierOptions):
     smoothing: float = option(0.1, help="Label smoothing of the cross-entropy, in [0, 1).")
 
     def validate(self) -> "SmoothingOptions":
@@ -39,8 +39,8 @@ class SmoothingOptions(MethodOptions):
 class SmoothingRecipe(ClassifierRecipe):
     method_options: SmoothingOptions
 
-    def batch_loss(self, batch: TrainBatch) -> StepResult:
-        logits = self.forward_module(batch.images)
+    def batch_loss(self, batch: TrainBatch, forward) -> StepResult:
+        logits = forward(batch.images)
         loss = F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.method_options.smoothing)
         return StepResult(loss, logits, batch.labels)
 
@@ -65,7 +65,7 @@ def test_toy_recipe_trains_through_the_stage(workspace, smoothing_recipe):
     options = train_options("smooth-test", {"smoothing": 0.2, "arch": "tinycnn", "epochs": 2, "batch_size": 12,
                                             "lr": 0.02})
     result = run_train(workspace, options, Runtime())
-    losses = [record["train_loss"] for record in result.history]
+    losses = [record.train_loss for record in result.history]
     assert losses[-1] < losses[0], losses
     payload = read_checkpoint(result.path)
     assert payload["method"] == "smooth-test" and payload["hparams"]["smoothing"] == 0.2

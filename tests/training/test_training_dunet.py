@@ -41,7 +41,7 @@ def trained(tmp_path_factory):
 
 def test_guided_loss_decreases_and_checkpoint_is_denoised(trained):
     ws, result, _, _ = trained
-    losses = [r["train_loss"] for r in result.history]
+    losses = [r.train_loss for r in result.history]
     assert losses[-1] < 0.8 * losses[0], losses
     assert result.payload["kind"] == "denoised"
     roles = [p["role"] for p in result.payload["provenance"]["parents"]]
@@ -79,7 +79,7 @@ def test_other_guides_and_online_pairs_train(trained, guide):
     result = train(options, make_context(ws, Runtime()))
     assert result.payload["config"]["guide"] == guide
     assert "online fgsm" in result.payload["summary"] and "online FGSM" in result.payload["summary"]
-    assert np.isfinite(result.history[-1]["train_loss"]) and "val_acc" in result.history[-1]
+    assert np.isfinite(result.history[-1].train_loss) and result.history[-1].val_acc is not None
 
 
 def test_bad_requests_are_clear_errors(trained):
@@ -109,9 +109,9 @@ def test_clean_logits_computed_once_equal_the_per_batch_ones(trained):
         batch = next(iter(recipe.train_batches.epoch(0, 0)))
         assert batch.clean_rows is not None and len(batch.clean_rows) == len(batch)
         with torch.no_grad():
-            cached = recipe.batch_loss(batch).loss
+            cached = recipe.batch_loss(batch, recipe.module).loss
             recipe._clean_logits = None
-            recomputed = recipe.batch_loss(batch).loss
+            recomputed = recipe.batch_loss(batch, recipe.module).loss
             wrong = guided_loss("logits", recipe.target, None, batch.images, recipe.module(batch.adv_images),
                                 torch.zeros(len(batch), table.shape[1]))[0]
         assert torch.allclose(cached, recomputed, atol=1e-6) and not torch.allclose(cached, wrong)

@@ -45,7 +45,7 @@ def with_adv_set(workspace, tiny_cache):
 ])
 def test_each_method_decreases_its_loss(with_adv_set, method, extra):
     result = run(with_adv_set, method=method, name=f"{method}-{len(extra)}", **extra)
-    losses = [record["train_loss"] for record in result.history]
+    losses = [record.train_loss for record in result.history]
     assert losses[-1] < losses[0], losses
     payload = read_checkpoint(result.path)
     assert payload["method"] == method and payload["kind"] == "classifier"
@@ -136,6 +136,18 @@ def test_resume_with_another_method_or_setting_is_a_mismatch(workspace, tiny_cac
     assert resumed.start_epoch == 1 and len(resumed.history) == 3
 
 
+@pytest.mark.parametrize("change", [{"epoch": "1"}, {"epoch": -1}, {"options": ["x"]}, {"history": None},
+                                    {"options": {"method": "nope"}}, {"options": {"method": "baseline", "lr": "x"}}])
+def test_a_damaged_resume_state_is_one_line_corrupt(workspace, tiny_cache, change):
+    with pytest.raises(KeyboardInterrupt):
+        run(workspace, reporter=InterruptAfter(5), name="r")
+    path = resume_path(workspace, "r")
+    torch.save({**torch.load(path, weights_only=True), **change}, path)
+    with pytest.raises(CorruptArtefactError) as info:
+        train(TrainOptions(name="r", resume=True), make_context(workspace, Runtime(), None))
+    assert "\n" not in str(info.value)
+
+
 def test_existing_model_needs_force(workspace, tiny_cache):
     run(workspace, epochs=1)
     with pytest.raises(ArtefactExistsError, match="--force.*--resume"):
@@ -164,8 +176,8 @@ class DivergingRecipe(ClassifierRecipe):
 
     calls = 0
 
-    def batch_loss(self, batch):
-        out = super().batch_loss(batch)
+    def batch_loss(self, batch, forward):
+        out = super().batch_loss(batch, forward)
         DivergingRecipe.calls += 1
         if DivergingRecipe.calls > 4:
             return StepResult(out.loss * float("nan"), out.logits, out.labels)
@@ -234,7 +246,7 @@ def test_worker_processes_give_the_same_weights_as_in_process_loading(workspace,
 
 def test_bf16_autocast_trains_with_finite_loss(workspace, tiny_cache):
     result = train(train_options("baseline", {**QUICK, "epochs": 2}), make_context(workspace, Runtime(precision="bf16"), None))
-    losses = [record["train_loss"] for record in result.history]
+    losses = [record.train_loss for record in result.history]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
     assert all(v.dtype != torch.bfloat16 for v in read_checkpoint(result.path)["state_dict"].values())
 

@@ -21,14 +21,26 @@ from defendr_cli.core.training.recipes.registry import (
 
 
 def test_defaults_follow_the_paper_for_large_images_and_the_quick_profile_for_small():
-    paper = TrainOptions(method="alp").resolved(299)
-    assert (paper.arch, paper.epochs, paper.batch_size, paper.lr, paper.optimizer) == ("resnet101", 15, 128, 1e-3, "adam")
+    paper = train_options("alp", {}).resolved(299)
+    assert (paper.method_options.arch, paper.epochs, paper.batch_size, paper.lr, paper.optimizer) \
+        == ("resnet101", 15, 128, 1e-3, "adam")
     assert paper.name == "alp"
-    quick = TrainOptions().resolved(32)
-    assert (quick.arch, quick.epochs, quick.batch_size) == ("tinyresnet", 8, 64)
-    assert TrainOptions(pretrained="imagenet").resolved(32).arch == "resnet101"
-    given = TrainOptions(arch="resnet18", epochs=2, batch_size=8, name="r").resolved(32)
-    assert (given.arch, given.epochs, given.batch_size, given.name) == ("resnet18", 2, 8, "r")
+    quick = train_options("baseline", {}).resolved(32)
+    assert (quick.method_options.arch, quick.epochs, quick.batch_size) == ("tinyresnet", 8, 64)
+    assert train_options("baseline", {"pretrained": "imagenet"}).resolved(32).method_options.arch == "resnet101"
+    given = train_options("baseline", dict(arch="resnet18", epochs=2, batch_size=8, name="r")).resolved(32)
+    assert (given.method_options.arch, given.epochs, given.batch_size, given.name) == ("resnet18", 2, 8, "r")
+    big = train_options("baseline", dict(arch="resnet18")).resolved(32)  # not a tiny arch: the paper's sizes
+    assert (big.epochs, big.batch_size) == (15, 128)
+
+
+def test_dunet_takes_no_classifier_option_and_keeps_its_defaults():
+    assert (train_options("dunet", {}).resolved(32).epochs, train_options("dunet", {}).resolved(299).epochs) == (8, 15)
+    for name, value in (("arch", "resnet50"), ("freeze_backbone", True), ("pretrained", "imagenet"),
+                        ("defense", "random-resize-pad"), ("defense_variant", "paper"), ("passes", 2)):
+        with pytest.raises(InputError, match=f"method 'dunet' does not take {name}"):
+            train_options("dunet", {name: value}, where="profile methods.dunet")
+    assert "arch" not in train_options("dunet", {}).to_dict() and "arch" not in SHARED_FIELDS
 
 
 @pytest.mark.parametrize("method, field, value, flag", [
@@ -70,7 +82,8 @@ def test_flags_of_another_method_are_refused_naming_the_allowed_ones(method):
 
 @pytest.mark.parametrize("method", recipe_names())
 def test_round_trip_through_a_weights_only_file(method):
-    options = train_options(method, {"epochs": 3, "passes": 3, "seed": 5})
+    classifier = "passes" in {f.name for f in fields(get_recipe(method).options_class)}
+    options = train_options(method, {"epochs": 3, "seed": 5, **({"passes": 3} if classifier else {})})
     buffer = io.BytesIO()
     torch.save({"options": options.to_dict()}, buffer)
     buffer.seek(0)

@@ -12,6 +12,7 @@ from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages.train import run_train
 from defendr_cli.core.training.recipes.adversarial_source import AdversarialSourceOptions
+from defendr_cli.core.training.recipes.baseline import ClassifierOptions
 from defendr_cli.core.training.recipes.registry import get_recipe, options_from_dict, recipe_names, train_options
 from defendr_cli.core.workspace import Workspace
 from tests.training.train_helpers import write_tiny_cache
@@ -30,8 +31,11 @@ def target_workspace(tmp_path_factory) -> Workspace:
 
 
 def tiny_values(method: str) -> dict:
-    """Shared tiny settings; recipes with an adversarial source attack each batch with FGSM."""
+    """Shared tiny settings (the tiny arch for classifiers); recipes with an adversarial source
+    attack each batch with FGSM."""
     values = {**TINY, "name": f"r-{method}"}
+    if not issubclass(get_recipe(method).options_class, ClassifierOptions):
+        values.pop("arch")  # a classifier's option: dunet refuses it
     if issubclass(get_recipe(method).options_class, AdversarialSourceOptions):
         values |= {"online": "fgsm", "eps": "8/255"}
     return values

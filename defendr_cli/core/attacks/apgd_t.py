@@ -8,7 +8,8 @@ not yet misclassified, so per image the first success is kept (else the highest-
 
 The goal is untargeted robustness: success means the prediction differs from the label (as in
 AutoAttack), and the result carries no targets. Images already misclassified are returned
-unchanged. Randomness comes from `generator`.
+unchanged. Randomness comes from `generator`. `early_stop=True` (default off: the reference
+behaviour, bit-identical) stops each image's iterations once it is misclassified (see `apgd`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ DEFAULT_TARGET_CLASSES = 9
 def apgd_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLike, steps: int = 100,
            restarts: int = 1, eot: int = 1, *, n_target_classes: int = DEFAULT_TARGET_CLASSES, rho: float = 0.75,
            label_mode: str = "true", generator: torch.Generator | None = None, runtime: Runtime | None = None,
-           eval_mode: bool = True, check_success: bool = True) -> AttackResult:
+           eval_mode: bool = True, check_success: bool = True, early_stop: bool = False) -> AttackResult:
     """APGD-T; see the module docstring. images (N, 3, H, W) in [0, 1], labels int64 (N,).
 
     Runs up to n_target_classes * restarts APGD runs of `steps` steps. Returns AttackResult(adv,
@@ -50,13 +51,14 @@ def apgd_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
         tracker = BestPerImage(clean, clean_logits.argmax(dim=1) != goal.classes)
         eps_t = as_channel_tensor(eps, clean)
         for rank in range(1, min(n_target_classes, clean_logits.shape[1] - 1) + 1):
-            for _ in range(restarts):
+            for restart in range(restarts):
                 index = tracker.pending()
                 if index.numel() == 0:
                     break
                 own, target = goal.classes[index], ranked[index, rank]
                 with on_rows(ctx.model, index):
                     run = apgd_run(ctx, clean[index], lambda logits: dlr_targeted(logits, own, target),
-                                   lambda pred: pred != own, eps_t, steps, eot, rho, generator)
-                tracker.update(index, run)
-        return ctx.result(tracker.adv, goal) if check_success else ctx.unchecked(tracker.adv, goal)
+                                   lambda pred: pred != own, eps_t, steps, eot, rho, generator, early_stop)
+                tracker.update(index, run, (rank - 1) * restarts + restart)
+        result = ctx.result(tracker.adv, goal) if check_success else ctx.unchecked(tracker.adv, goal)
+        return result.with_progress(tracker.iteration, tracker.restart)

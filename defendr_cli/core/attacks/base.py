@@ -32,12 +32,23 @@ class AttackResult:
     """adv: float32 (N, 3, H, W) in [0, 1]; success: bool (N,) (untargeted: prediction differs
     from the attacked label; targeted: prediction equals the target; None only when the caller
     asked to skip the check); adv_pred: int64 (N,) predicted classes on `adv`; targets: int64 (N,)
-    the targets of a targeted attack, else None."""
+    the targets of a targeted attack, else None. broken_at_iteration / restart: int64 (N,), filled
+    by attacks that can tell (APGD, APGD-T, FAB, FAB-T, Square): the first iteration (1-based; 0 =
+    the run's start point) at which the image was misclassified, and the run that did it (APGD-T
+    and FAB-T count runs over targets: (target rank - 1) * restarts + restart); -1 for images the
+    attack did not break (or that were misclassified before it); None when the attack cannot tell."""
 
     adv: torch.Tensor
     success: torch.Tensor | None
     adv_pred: torch.Tensor | None = None
     targets: torch.Tensor | None = None
+    broken_at_iteration: torch.Tensor | None = None
+    restart: torch.Tensor | None = None
+
+    def with_progress(self, iteration: torch.Tensor, restart: torch.Tensor) -> AttackResult:
+        """This result with `broken_at_iteration` and `restart` (int64 (N,), -1: not broken) set."""
+        self.broken_at_iteration, self.restart = iteration.long(), restart.long()
+        return self
 
 
 @dataclass

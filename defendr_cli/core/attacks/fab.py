@@ -198,15 +198,16 @@ def fab_step(x1: torch.Tensor, x0: torch.Tensor, df: torch.Tensor, dg: torch.Ten
 
 def fab_run(ctx: AttackContext, space: SearchSpace, x0: torch.Tensor, labels: torch.Tensor,
             linearise: Linearisation, steps: int, start: torch.Tensor, alpha_max: float, eta: float,
-            beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+            beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One FAB run in `space` on images x0 (n, C, H, W, in that space) from `start`; returns (best
-    adversarial, else x0; found bool (n,)), in that space. Costs per image: steps x (2 forward +
-    the linearisation's backward passes)."""
+    adversarial, else x0; found bool (n,); the step (1-based) that found the best, int64 (n,), -1
+    if none), in that space. Costs per image: steps x (2 forward + the linearisation's backward passes)."""
     upper = space.upper(x0)
     best = x0.clone()
     best_norm = torch.full((x0.shape[0],), NOT_FOUND, device=x0.device)
+    best_at = torch.full((x0.shape[0],), -1, dtype=torch.long, device=x0.device)
     x1 = start
-    for _ in range(steps):
+    for i in range(steps):
         with torch.no_grad():
             df, dg = linearise(x1)
             x1 = fab_step(x1, x0, df, dg, alpha_max, eta, upper)
@@ -215,8 +216,9 @@ def fab_run(ctx: AttackContext, space: SearchSpace, x0: torch.Tensor, labels: to
             improved = is_adv & (norm < best_norm)
             best = torch.where(improved.view(-1, 1, 1, 1), x1, best)
             best_norm = torch.where(improved, norm, best_norm)
+            best_at = torch.where(improved, i + 1, best_at)
             x1 = torch.where(is_adv.view(-1, 1, 1, 1), x0 + (x1 - x0) * beta, x1)
-    return best, best_norm < NOT_FOUND
+    return best, best_norm < NOT_FOUND, best_at
 
 
 def check_fab_options(steps: int, restarts: int, alpha_max: float, eta: float, beta: float) -> None:
@@ -233,9 +235,11 @@ def _run_on_pending(ctx: AttackContext, clean: torch.Tensor, labels: torch.Tenso
                     standing: torch.Tensor, eps: torch.Tensor,
                     make: Callable[[SearchSpace, torch.Tensor], Linearisation],
                     steps: int, restarts: int, options: tuple[float, float, float],
-                    generator: torch.Generator | None) -> None:
+                    generator: torch.Generator | None, progress: tuple[torch.Tensor, torch.Tensor], first_run: int = 0
+                    ) -> None:
     """`restarts` FAB runs, each on the images still standing (updates adv and standing in place):
-    an image falls when the run's adversarial is misclassified on a fresh pass and inside the ball."""
+    an image falls when the run's adversarial is misclassified on a fresh pass and inside the ball.
+    progress: (iteration, run) int64 (N,), set for the images that fall (run = first_run + restart)."""
     space = SearchSpace.for_eps(eps)
     for restart in range(restarts):
         index = standing.nonzero().squeeze(1)
@@ -244,7 +248,7 @@ def _run_on_pending(ctx: AttackContext, clean: torch.Tensor, labels: torch.Tenso
         x0, own = clean[index], labels[index]
         with on_rows(ctx.model, index):
             start = fab_start(x0, eps, generator) if restart > 0 else x0.clone()
-            best, _ = fab_run(ctx, space, space.from_pixels(x0), own, make(space, index), steps,
+            best, _, best_at = fab_run(ctx, space, space.from_pixels(x0), own, make(space, index), steps,
                               space.from_pixels(start), *options)
             run_adv = space.to_pixels(best).clamp(0.0, 1.0)
             wrong = ctx.logits(run_adv).argmax(dim=1) != own
@@ -252,6 +256,14 @@ def _run_on_pending(ctx: AttackContext, clean: torch.Tensor, labels: torch.Tenso
         fell = wrong & inside
         adv[index] = torch.where(fell.view(-1, 1, 1, 1), run_adv, adv[index])
         standing[index] = ~fell
+        progress[0][index] = torch.where(fell, best_at, progress[0][index])
+        progress[1][index] = torch.where(fell, first_run + restart, progress[1][index])
+
+
+def _no_progress(standing: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(iteration, run) int64 (N,), all -1: nothing broken yet."""
+    return torch.full(standing.shape, -1, dtype=torch.long, device=standing.device), \
+        torch.full(standing.shape, -1, dtype=torch.long, device=standing.device)
 
 
 def fab_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLike, steps: int = 100,
@@ -276,6 +288,7 @@ def fab_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Eps
         ranked = clean_logits.sort(dim=1)[1]  # ascending; rank r is column -r (the reference's order)
         standing = clean_logits.argmax(dim=1) == goal.classes
         adv, eps_t = clean.clone(), as_channel_tensor(eps, clean)
+        progress = _no_progress(standing)
         for rank in range(2, min(n_target_classes, clean_logits.shape[1] - 1) + 2):
             targets = ranked[:, -rank]
 
@@ -283,8 +296,9 @@ def fab_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Eps
                 return targeted_linearisation(ctx, space, goal.classes[index], targets[index])
 
             _run_on_pending(ctx, clean, goal.classes, adv, standing, eps_t, make, steps, restarts,
-                            (alpha_max, eta, beta), generator)
-        return ctx.result(adv, goal) if check_success else ctx.unchecked(adv, goal)
+                            (alpha_max, eta, beta), generator, progress, (rank - 2) * restarts)
+        result = ctx.result(adv, goal) if check_success else ctx.unchecked(adv, goal)
+        return result.with_progress(*progress)
 
 
 def fab(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLike, steps: int = 100,
@@ -303,10 +317,12 @@ def fab(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLi
         goal = ctx.goal(clean, labels, label_mode=label_mode)
         standing = ctx.logits(clean).argmax(dim=1) == goal.classes
         adv, eps_t = clean.clone(), as_channel_tensor(eps, clean)
+        progress = _no_progress(standing)
 
         def make(space: SearchSpace, index: torch.Tensor) -> Linearisation:
             return untargeted_linearisation(ctx, space, goal.classes[index])
 
         _run_on_pending(ctx, clean, goal.classes, adv, standing, eps_t, make, steps, restarts,
-                        (alpha_max, eta, beta), generator)
-        return ctx.result(adv, goal) if check_success else ctx.unchecked(adv, goal)
+                        (alpha_max, eta, beta), generator, progress)
+        result = ctx.result(adv, goal) if check_success else ctx.unchecked(adv, goal)
+        return result.with_progress(*progress)

@@ -72,12 +72,14 @@ def square_masks(n: int, height: int, width: int, side: int, generator: torch.Ge
 
 
 def square_run(ctx: AttackContext, clean: torch.Tensor, goal: Goal, eps: torch.Tensor, n_queries: int,
-               p_init: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Square Attack run on `clean` (n, C, H, W) for `goal`; returns (adv, margin (n,))."""
+               p_init: float, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Square Attack run on `clean` (n, C, H, W) for `goal`; returns (adv, margin (n,), broken_at
+    int64 (n,): the query (1-based; 0 = the start) after which the margin first fell below 0, -1 if never)."""
     n, channels, height, width = clean.shape
     lower, upper = ball_bounds(clean, eps)
     best = project(clean + eps * _signs((n, channels, 1, width), generator, clean.device), lower, upper)
     margin = -ctx.losses(best, goal)[0]
+    broken_at = torch.where(margin < 0, 0, -1)
     for i in range(n_queries):
         active = (margin >= 0).nonzero().squeeze(1)
         if active.numel() == 0:
@@ -92,7 +94,8 @@ def square_run(ctx: AttackContext, clean: torch.Tensor, goal: Goal, eps: torch.T
         better = new_margin < margin[active]
         best[active] = torch.where(better.view(-1, 1, 1, 1), proposal, current)
         margin[active] = torch.where(better, new_margin, margin[active])
-    return best, margin
+        broken_at[active] = torch.where((margin[active] < 0) & (broken_at[active] < 0), i + 1, broken_at[active])
+    return best, margin, broken_at
 
 
 def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLike, n_queries: int = 5000,
@@ -115,13 +118,18 @@ def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
         eps_t = as_channel_tensor(eps, clean)
         adv = clean.clone()
         pending = ctx.losses(clean, goal)[0] <= 0  # margin loss > 0 means already fooled
-        for _ in range(restarts):
+        iteration = torch.full(pending.shape, -1, dtype=torch.long, device=clean.device)
+        run_of = torch.full(pending.shape, -1, dtype=torch.long, device=clean.device)
+        for restart in range(restarts):
             index = pending.nonzero().squeeze(1)
             if index.numel() == 0:
                 break
             with on_rows(ctx.model, index):
-                run_adv, margin = square_run(ctx, clean[index], Goal(goal.classes[index], goal.targeted), eps_t,
-                                             n_queries, p_init, generator)
+                run_adv, margin, broken_at = square_run(ctx, clean[index], Goal(goal.classes[index], goal.targeted),
+                                                        eps_t, n_queries, p_init, generator)
             adv[index] = run_adv
             pending[index] = margin >= 0
-        return ctx.result(adv, goal) if check_success else ctx.unchecked(adv, goal)
+            iteration[index] = torch.where(margin < 0, broken_at, iteration[index])
+            run_of[index] = torch.where(margin < 0, restart, run_of[index])
+        result = ctx.result(adv, goal) if check_success else ctx.unchecked(adv, goal)
+        return result.with_progress(iteration, run_of)

@@ -8,14 +8,16 @@ its checkpoint payload.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from defendr_cli.core.attacks.set_names import label_of_set
+from defendr_cli.core.errors import CorruptArtefactError
 from defendr_cli.core.evaluation.predictions import safe_key
+from defendr_cli.core.io.adversarial import read_adv_info
 from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.models.defenses import wrap_defense
 from defendr_cli.core.models.ensemble import Ensemble
@@ -70,37 +72,28 @@ class EvalModel:
                 "defense": self.defense, "members": self.members}
 
 
-_ATTACK_NAME = re.compile(r"^(?P<attack>[a-z]+)-(?P<eps>eps[^-]+)(?:-(?P<steps>s\d+))?")
+def _set_label(workspace: Workspace, name: str) -> str:
+    """The label of the adversarial set `name` from its stored attributes (core/attacks/set_names.py);
+    the name itself when the set is gone, unreadable or made by an attack this build lacks."""
+    path = workspace.path_for("adv", name, create_dir=False)
+    try:
+        return (label_of_set(read_adv_info(path)) if path.exists() else None) or name
+    except CorruptArtefactError:
+        return name
 
 
-def attack_label_from_set_name(name: str) -> str | None:
-    """'pgd-eps8_255-s10-baseline-train' -> 'pgd-eps8_255-s10'; None when the name does not parse."""
-    match = _ATTACK_NAME.match(name)
-    if not match:
-        return None
-    return "-".join(part for part in (match["attack"], match["eps"], match["steps"]) if part)
+def training_attack(payload: dict, workspace: Workspace) -> str | None:
+    """The adversarial sets a model was trained on, as set labels joined by '+', or None.
 
-
-def training_attack(payload: dict) -> str | None:
-    """The adversarial sets a model was trained on, as attack labels joined by '+', or None.
-
-    Looks at hparams 'adv' (list of set names or attack prefixes, as in the quick profile) and
-    at provenance parents whose role mentions 'adv'.
+    The sets are the provenance parents whose role mentions 'adv' (else hparams 'adv'); each is
+    labelled from its stored attributes (`_set_label`), never by parsing its name.
     """
-    labels: list[str] = []
-    hparams = payload.get("hparams") or {}
-    adv = hparams.get("adv") or hparams.get("adv_sets") or []
-    if isinstance(adv, str):
-        adv = [a for a in adv.split(",") if a]
-    for name in adv:
-        label = attack_label_from_set_name(str(name))
-        if label and label not in labels:
-            labels.append(label)
-    for parent in (payload.get("provenance") or {}).get("parents") or []:
-        if "adv" in str(parent.get("role", "")):
-            label = attack_label_from_set_name(str(parent.get("name", "")))
-            if label and label not in labels:
-                labels.append(label)
+    names = [str(p.get("name", "")) for p in (payload.get("provenance") or {}).get("parents") or []
+             if "adv" in str(p.get("role", ""))]
+    if not names:
+        adv = (payload.get("hparams") or {}).get("adv") or []
+        names = [a for a in adv.split(",") if a] if isinstance(adv, str) else [str(a) for a in adv]
+    labels = list(dict.fromkeys(_set_label(workspace, name) for name in names if name))
     return "+".join(labels) if labels else None
 
 
@@ -120,7 +113,7 @@ def load_eval_model(workspace: Workspace, ref: str, *, device: torch.device,
                if p.get("role") == "member"] if loaded.kind == "ensemble" else []
     module.eval()
     return EvalModel(name=name, module=module, fingerprint=loaded.fingerprint, kind=loaded.kind,
-                     defense=defense, method=payload.get("method"), train_attack=training_attack(payload),
+                     defense=defense, method=payload.get("method"), train_attack=training_attack(payload, workspace),
                      members=members, payload=payload)
 
 

@@ -3,14 +3,17 @@
 `gradcam_pairs(model, data_path, adv_path, out_dir, ...)` picks `count` test images (by default
 ones the model classifies correctly when clean and wrongly when attacked, in a seeded order),
 computes Grad-CAM maps for each explain target of the model (core.explain.gradcam) on both
-versions, and writes one PNG grid per target plus gradcam.json into `out_dir`.
+versions, writes one PNG grid per target plus gradcam.json into `out_dir`, and returns a
+`GradcamResult` (gradcam.json is its `report()`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +31,48 @@ from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
 
 SELECTIONS = ("fooled", "all")
+
+
+@dataclass
+class GradcamTarget:
+    """One explained module (the model, or an ensemble member): its grid's file name, the predicted
+    class names of the clean and the adversarial images, and the mean |adv map - clean map| (maps in [0, 1])."""
+
+    label: str
+    figure: str
+    clean_pred: list[str]
+    adv_pred: list[str]
+    mean_abs_difference: float
+
+
+@dataclass
+class GradcamResult:
+    """What one paired Grad-CAM run drew into `folder`: `count` test images of the adversarial set
+    `adv_set` (clean split rows `rows`, true class names `true`), chosen by `select`
+    (`fooled_available`: how many were correct-then-fooled), one grid per target; `files`: the
+    grids and gradcam.json."""
+
+    folder: Path
+    model: str
+    adv_set: str
+    select: str
+    count: int
+    fooled_available: int
+    rows: list[int]
+    true: list[str]
+    targets: list[GradcamTarget]
+    figures: list[str]
+    files: list[Path] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        """gradcam.json's content (plain values)."""
+        return {"model": self.model, "adv_set": self.adv_set, "select": self.select, "count": self.count,
+                "fooled_available": self.fooled_available, "rows": self.rows, "true": self.true,
+                "targets": [asdict(t) for t in self.targets], "figures": self.figures,
+                "files": [str(f) for f in self.files]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.report(), "folder": str(self.folder)}
 
 
 def choose_rows(clean_ok: np.ndarray, adv_ok: np.ndarray, count: int, select: str, seed: int) -> tuple[np.ndarray, int]:
@@ -65,8 +110,8 @@ def cam_maps(target, images: torch.Tensor, runtime: Runtime, batch_size: int) ->
 
 def gradcam_pairs(model: EvalModel, data_path: Path, adv_path: Path, out_dir: Path, *, runtime: Runtime,
                   count: int = 16, select: str = "fooled", seed: int = 0, batch_size: int = 32,
-                  reporter: Reporter | None = None) -> dict:
-    """Write paired Grad-CAM grids for `model` into `out_dir`; return what was done (JSON-able)."""
+                  reporter: Reporter | None = None) -> GradcamResult:
+    """Write paired Grad-CAM grids and gradcam.json for `model` into `out_dir`; return what was drawn."""
 
     if count < 1:
         raise InputError(f"--count must be at least 1, got {count}")
@@ -100,14 +145,12 @@ def gradcam_pairs(model: EvalModel, data_path: Path, adv_path: Path, out_dir: Pa
             path = paired_grid_png(rows, out_dir / f"gradcam-{_safe(target.label)}.png",
                                    title=f"Grad-CAM {target.label}: clean vs {adv_reader.info.name}")
             figures.append(path.name)
-            targets.append({"label": target.label, "figure": path.name,
-                            "clean_pred": [names[c] for c in clean_p], "adv_pred": [names[a] for a in adv_p],
-                            "mean_abs_difference": float(np.abs(adv_maps - clean_maps).mean())})
+            targets.append(GradcamTarget(target.label, path.name, [names[c] for c in clean_p],
+                                         [names[a] for a in adv_p], float(np.abs(adv_maps - clean_maps).mean())))
             task.advance(1)
-    result = {"model": model.name, "adv_set": adv_reader.info.name, "select": select, "count": len(positions),
-              "fooled_available": fooled, "rows": clean_rows[positions].tolist(),
-              "true": [names[labels[p]] for p in positions], "targets": targets, "figures": figures,
-              "files": [str(out_dir / f) for f in figures] + [str(out_dir / "gradcam.json")]}
+    result = GradcamResult(out_dir, model.name, adv_reader.info.name, select, len(positions), fooled,
+                           clean_rows[positions].tolist(), [names[labels[p]] for p in positions], targets, figures,
+                           [out_dir / f for f in figures] + [out_dir / "gradcam.json"])
     with atomic_path(out_dir / "gradcam.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(result.report(), indent=2), encoding="utf-8")
     return result

@@ -11,7 +11,9 @@ Only tensors, numbers, strings, lists, dicts, bools and None may appear: `torch.
 `weights_only=True`, so a file that asks to build any other object (a pickle whose `__reduce__`
 would run code) is refused before anything runs. The file is read once: the fingerprint is the
 hash of the very bytes that were loaded (`read_checkpoint_and_fingerprint`), so a file replaced
-between two reads cannot pair one model's weights with another's fingerprint.
+between two reads cannot pair one model's weights with another's fingerprint. Before torch reads
+the zip, its entry names, sizes and compression ratios are checked (core.io.zip_entries), so a
+deflate bomb or a duplicate entry is refused without inflating anything.
 
 `complete` (bool, optional; absent means complete): False on the best-epoch side file of a
 training run that has not finished (core.training.resume.best_path). `check_complete` refuses
@@ -28,10 +30,11 @@ from typing import Any
 import torch
 
 from defendr_cli.core.atomic import write_bytes_atomic
-from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.errors import CorruptArtefactError, InputError
 from defendr_cli.core.fingerprint import bytes_fingerprint
 from defendr_cli.core.io.checkpoint_schema import checkpoint_fields
 from defendr_cli.core.io.files import require_regular_file
+from defendr_cli.core.io.zip_entries import check_zip_container
 
 CHECKPOINT_FORMAT = "defendr-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -59,6 +62,13 @@ def read_checkpoint_and_fingerprint(path: Path | str) -> tuple[dict[str, Any], s
     require_regular_file(path, what="checkpoint", hint="make it with: defendr train")  # never a FIFO/device
     try:
         data = path.read_bytes()
+    except OSError as exc:
+        raise CorruptArtefactError(f"cannot read checkpoint {path}: {exc}") from exc
+    try:
+        check_zip_container(data, "checkpoint", path)
+    except InputError as exc:
+        raise CorruptArtefactError(exc.message) from exc
+    try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip/EOF/OS errors of many kinds all mean "unreadable"
         raise CorruptArtefactError(f"cannot read checkpoint {path}: {type(exc).__name__}: "

@@ -4,7 +4,11 @@ Rows are fetched in sorted order (duplicates read once) and returned in the orde
 A split is served from one of three backings, chosen on first use in each process:
 
 * memory  - the whole split's uint8 images loaded once (default when it is < IN_MEMORY_BYTES);
-* memmap  - a numpy memmap of the contiguous HDF5 dataset (the OS page cache does the caching);
+* pread   - positional reads (os.preadv) of sorted index runs straight from the contiguous HDF5
+            dataset into the batch: the OS page cache does the caching, and since no page of the
+            file is mapped into the process, resident memory stays one batch deep however large
+            the split (a memmap's touched pages count as resident: an epoch over a 3 GB split
+            grew the process by 3 GB);
 * hdf5    - hyperslab reads of sorted index runs (never h5py fancy indexing), for chunked files.
 
 The file handle is opened lazily and reopened when the process id changes, so a reader created
@@ -24,10 +28,10 @@ import torch
 
 from defendr_cli.core.io.cache import FORMAT_NAME, FORMAT_VERSION, SPLITS
 from defendr_cli.core.errors import CorruptArtefactError, InputError
-from defendr_cli.core.io.h5 import Batch, as_str_list, batch_rows, check_rows, open_h5, read_sorted_runs
+from defendr_cli.core.io.h5 import Batch, as_str_list, batch_rows, check_rows, open_h5, read_sorted_runs, sorted_runs
 from defendr_cli.core.io.schema import Fields, check_dataset, damaged_file_errors, read_h5_attrs
 
-IN_MEMORY_BYTES = 1 << 30  # auto in-memory load for splits smaller than 1 GiB
+IN_MEMORY_BYTES = 1 << 28  # auto in-memory load for splits smaller than 256 MiB (bounded, not data-sized)
 
 
 @dataclass(frozen=True)
@@ -135,16 +139,18 @@ def read_cache_info(path: Path | str) -> CacheInfo:
 class _Backing:
     pid: int
     handle: h5py.File | None
-    array: np.ndarray | None  # in-memory or memmap (N,3,H,W) uint8; None -> hdf5 runs
+    array: np.ndarray | None  # in-memory (N,3,H,W) uint8; None -> pread or hdf5 runs
     dataset: h5py.Dataset | None
     mode: str = field(default="hdf5")
+    fd: int | None = None  # pread: this process's descriptor of the file
+    offset: int = 0  # pread: byte offset of the images dataset in the file
 
 
 class SplitReader:
     """Reads one split of a clean cache. Use as a context manager (or call close()).
 
     in_memory: True loads the whole split into RAM; False never does; None (default) loads it
-    when its images take less than IN_MEMORY_BYTES, else memory-maps it.
+    when its images take less than IN_MEMORY_BYTES, else streams it (pread, or hdf5 for chunked files).
     """
 
     def __init__(self, path: Path | str, split: str, in_memory: bool | None = None) -> None:
@@ -170,8 +176,11 @@ class SplitReader:
 
     def close(self) -> None:
         backing, self._backing = self._backing, None
-        if backing is not None and backing.handle is not None and backing.pid == os.getpid():
-            backing.handle.close()
+        if backing is not None and backing.pid == os.getpid():
+            if backing.handle is not None:
+                backing.handle.close()
+            if backing.fd is not None:
+                os.close(backing.fd)
 
     def __getstate__(self) -> dict:  # picklable for spawn-started DataLoader workers
         state = self.__dict__.copy()
@@ -187,7 +196,7 @@ class SplitReader:
 
     @property
     def backing_mode(self) -> str:
-        """'memory', 'memmap' or 'hdf5' (opens the split if needed)."""
+        """'memory', 'pread' or 'hdf5' (opens the split if needed)."""
         return self._open().mode
 
     def _open(self) -> _Backing:
@@ -195,8 +204,8 @@ class SplitReader:
         if backing is not None and backing.pid == os.getpid():
             return backing
         if backing is not None and backing.array is not None:
-            # Forked child: the in-memory array / memmap is inherited and valid; only an h5py
-            # handle is not fork-safe, and an array backing does not read through one.
+            # Forked child: the in-memory array is inherited and valid; h5py handles are not
+            # fork-safe, and pread reopens its own descriptor below.
             self._backing = _Backing(os.getpid(), None, backing.array, None, backing.mode)
             return self._backing
         handle = open_h5(self.path)
@@ -212,7 +221,7 @@ class SplitReader:
         return backing
 
     def _backing_from(self, handle: h5py.File) -> _Backing:
-        """Load the split into memory, memory-map it, or keep reading through `handle`."""
+        """Load the split into memory, stream it with pread, or keep reading through `handle`."""
         dataset = handle[self.split]["images"]
         nbytes = int(np.prod(self._shape))
         load = self.in_memory if self.in_memory is not None else nbytes < IN_MEMORY_BYTES
@@ -224,8 +233,9 @@ class SplitReader:
             return _Backing(os.getpid(), None, array, None, "memory")
         offset = dataset.id.get_offset() if dataset.chunks is None and dataset.compression is None else None
         if offset is not None and self._shape[0]:
-            array = np.memmap(self.path, dtype=np.uint8, mode="r", offset=offset, shape=self._shape)
-            return _Backing(os.getpid(), handle, array, dataset, "memmap")
+            handle.close()
+            fd = os.open(self.path, os.O_RDONLY)
+            return _Backing(os.getpid(), None, None, None, "pread", fd=fd, offset=int(offset))
         return _Backing(os.getpid(), handle, None, dataset, "hdf5")
 
     # -- reading -----------------------------------------------------------------------------
@@ -239,13 +249,25 @@ class SplitReader:
         if backing.mode == "memory":
             return np.take(backing.array, idx, axis=0)  # one gather in the order asked for
         unique, inverse = np.unique(idx, return_inverse=True)
-        if backing.array is not None:  # memmap: ascending offsets
-            rows = np.take(backing.array, unique, axis=0)
+        if backing.fd is not None:
+            rows = self._pread_runs(backing, unique)
         else:
             rows = read_sorted_runs(backing.dataset, unique)
         if unique.size == idx.size and np.array_equal(unique, idx):
             return rows
         return np.take(rows, inverse.reshape(-1), axis=0)
+
+    def _pread_runs(self, backing: _Backing, unique: np.ndarray) -> np.ndarray:
+        """uint8 rows `unique` (sorted, unique), one positional read per run of consecutive rows."""
+        rows = np.empty((unique.size, *self._shape[1:]), dtype=np.uint8)
+        row_bytes = int(np.prod(self._shape[1:]))
+        flat = memoryview(rows.reshape(-1))
+        at = 0
+        for start, stop in sorted_runs(unique):
+            pread_exact(backing.fd, flat[at * row_bytes:(at + stop - start) * row_bytes],
+                        backing.offset + start * row_bytes, self.path)
+            at += stop - start
+        return rows
 
     def read(self, indices: Sequence[int] | np.ndarray | torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """float32 (n,3,H,W) in [0,1] (= uint8 / 255), rows in the order given.
@@ -271,6 +293,18 @@ class SplitReader:
         order = np.arange(len(self), dtype=np.int64) if indices is None else self._check(indices)
         for rows in batch_rows(order, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last):
             yield Batch(self.read(rows), torch.from_numpy(self.labels[rows]), torch.from_numpy(rows.copy()))
+
+
+def pread_exact(fd: int, buffer: memoryview, offset: int, path: Path) -> None:
+    """Fill `buffer` from byte `offset` of the file (short reads continued); CorruptArtefactError
+    when the file ends first (a truncated cache)."""
+    done = 0
+    while done < len(buffer):
+        got = os.preadv(fd, [buffer[done:]], offset + done)
+        if got <= 0:
+            raise CorruptArtefactError(f"{path} ends inside its image data (truncated file)",
+                                       hint="make it again with: defendr prepare --force")
+        done += got
 
 
 class CacheDataset(torch.utils.data.Dataset):

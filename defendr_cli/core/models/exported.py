@@ -8,7 +8,7 @@ graph itself may also name any callable under `torch.*`, `math.*` or `operator.*
 target, which would run when the program is called. And a zip can read differently to Python's
 zipfile and to torch's reader (duplicate names: first vs last). So:
 
-0. the file is read ONCE into memory; those bytes are checked by core.models.zip_entries (no
+0. the file is read ONCE into memory; those bytes are checked by core.io.zip_entries (no
    duplicate, colliding or non-normalised names, no overlapping records, capped sizes and
    compression ratio, streamed decompression) and only the checked entries go further;
 1. the entries are exactly those of a plain exported program (models/model.json, the weights
@@ -40,7 +40,7 @@ from torch import nn
 from torch.export.pt2_archive import PT2ArchiveWriter
 
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.models.zip_entries import DEFAULT_LIMITS, ZipLimits, read_regular_file, read_zip_entries
+from defendr_cli.core.io.zip_entries import DEFAULT_LIMITS, ZipLimits, read_regular_file, read_zip_entries
 
 MODEL_NAME = "model"  # torch.export.save writes one program, models/model.json
 _FIXED_FILES = ("archive_format", "archive_version", "byteorder")

@@ -9,6 +9,7 @@ neither works the error names the exact file to download and where to put it.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import torch
 from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError, SourceError
+from defendr_cli.core.io.zip_entries import check_zip_container, read_regular_file
+from defendr_cli.core.models.finite import require_finite_tensors
 from defendr_cli.core.models.weights_file import key_mismatch_text
 
 HEAD_PREFIX = "fc."
@@ -25,14 +28,17 @@ def _state_dict_from_file(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise MissingArtefactError(f"no pretrained weights file at {path}",
                                    hint="pass a torchvision state-dict .pth file or 'imagenet'")
+    data = read_regular_file(path, "pretrained weights")  # one read; its zip checked before torch inflates it
+    check_zip_container(data, "pretrained weights", path)
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for unreadable files
         raise CorruptArtefactError(f"cannot read pretrained weights {path}: {exc}") from exc
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CorruptArtefactError(f"{path} is not a state dict of tensors")
+    require_finite_tensors(loaded, f"pretrained weights {path}")
     return {key.removeprefix("module."): value for key, value in loaded.items()}
 
 

@@ -12,12 +12,14 @@ A tensor holding NaN or Inf is refused (InputError naming it): such a model read
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from defendr_cli.core.errors import InputError, MismatchError, MissingArtefactError
+from defendr_cli.core.io.zip_entries import check_zip_container, read_regular_file
 from defendr_cli.core.models.finite import require_finite_tensors
 
 STATE_DICT_SUFFIXES = (".pth", ".pt", ".bin")
@@ -46,8 +48,10 @@ def read_state_dict(path: Path | str) -> tuple[dict[str, torch.Tensor], list[str
         except (SafetensorError, OSError, ValueError) as exc:
             raise InputError(f"cannot read safetensors file {path}: {str(exc).splitlines()[0]}") from exc
     elif path.suffix in STATE_DICT_SUFFIXES:
+        data = read_regular_file(path, "weights file")
+        check_zip_container(data, "weights file", path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle, zip and EOF errors of many kinds all mean "not a plain state dict"
             raise InputError(f"cannot read {path} as a state dict with weights_only=True "
                              f"({type(exc).__name__}); save model.state_dict() instead of the model object"

@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from defendr_cli.core.attacks.eps import parse_eps_list
+from defendr_cli.core.errors import InputError
 from defendr_cli.core.pipeline import stages as st
-from defendr_cli.core.pipeline.paper_report import write_paper_comparison
+from defendr_cli.core.pipeline.paper_report import reference_set, write_paper_comparison
 from defendr_cli.core.stages.evaluate import EvaluateConfig, run_evaluate
 from defendr_cli.core.stages.gradcam import GradcamConfig, run_gradcam
 
@@ -26,8 +27,20 @@ def _model_names(env: st.StageEnv) -> list[str]:
 
 
 def _test_sets(env: st.StageEnv) -> list[Path]:
-    paths = [st.adv_path(env, st.attack_set_prefix(spec), "test") for spec, _ in st.attack_specs(env.settings)]
+    """The test sets the profile's attacks write (as the attack stage names them) that exist."""
+    names = [planned.name for spec, splits in st.attack_specs(env.settings)
+             for planned in st.planned_sets(env.settings, spec, splits) if planned.split == "test"]
+    paths = [env.workspace.path_for("adv", name, create_dir=False) for name in names]
     return [p for p in paths if p.exists()]
+
+
+def _gradcam_set(env: st.StageEnv) -> Path:
+    """The test set of the profile's `gradcam.attack` label."""
+    label = env.settings["gradcam"]["attack"]
+    path = st.adv_path(env, label, "test")
+    if path is None:
+        raise InputError(f"the profile's gradcam.attack '{label}' is not attacked on the test split")
+    return path
 
 
 def evaluation_inputs(env: st.StageEnv) -> list[Path]:
@@ -48,7 +61,7 @@ def evaluate_config(env: st.StageEnv, report_name: str) -> EvaluateConfig:
         adv_paths=_test_sets(env), defense_variant=rand.get("variant", "paper"), passes=rand.get("passes"),
         name=report_name, seed=env.seed, batch_size=int(settings.get("batch_size", 128)),
         adaptive=bool(settings.get("adaptive", True)), adaptive_models=settings.get("adaptive_models") or None,
-        eps_from_sets=[st.adv_path_name(env.settings["checks"]["reference_set"], "test")],
+        eps_from_sets=[name for name in [reference_set(env.settings)] if name],
         extra_eps=parse_eps_list(",".join(settings["eps"])), eot=int(settings["eot"]),
         suite=str(settings.get("suite", "auto")), attacks=[str(a) for a in settings.get("attacks", ["pgd"])],
         square_queries=settings.get("square_queries"), draws=int(settings.get("draws", 10)),
@@ -66,7 +79,7 @@ def pipeline_evaluate(env: st.StageEnv, report_name: str) -> list[Path]:
 def gradcam_inputs(env: st.StageEnv) -> list[Path]:
     spec = env.settings["gradcam"]
     return [env.workspace.path_for("model", spec["model"], create_dir=False),
-            st.adv_path(env, spec["attack"], "test")]
+            _gradcam_set(env)]
 
 
 def gradcam_outputs(env: st.StageEnv, report_name: str) -> list[Path]:
@@ -76,7 +89,7 @@ def gradcam_outputs(env: st.StageEnv, report_name: str) -> list[Path]:
 
 def pipeline_gradcam(env: st.StageEnv, report_name: str) -> list[Path]:
     spec = env.settings["gradcam"]
-    config = GradcamConfig(model=spec["model"], attack=str(st.adv_path(env, spec["attack"], "test")),
+    config = GradcamConfig(model=spec["model"], attack=str(_gradcam_set(env)),
                            count=int(spec["count"]), seed=env.seed, batch_size=GRADCAM_BATCH_SIZE,
                            data=env.workspace.path_for("data", st.data_name(env.settings), create_dir=False),
                            folder=env.workspace.dir_for("report", create=True) / report_name / "gradcam")

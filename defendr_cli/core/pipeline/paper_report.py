@@ -16,6 +16,7 @@ from defendr_cli.core.atomic import atomic_path
 from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult
 from defendr_cli.core.evaluation.transfer.results import SetScores, TransferResult, TransferRow
 from defendr_cli.core.io.report_file import read_phenomena_file
+from defendr_cli.core.pipeline import stages as st
 
 PAPER_TABLES = "paper_tables.json"
 PHENOMENA_FILE = "phenomena.json"
@@ -49,8 +50,10 @@ def _cell(row: TransferRow | None, set_name: str) -> SetScores | None:
     return row.sets.get(set_name) if row else None
 
 
-def _set_name(prefix: str) -> str:
-    return f"{prefix}-baseline-test"
+def reference_set(settings: dict[str, Any]) -> str | None:
+    """The name of the profile's reference set (`checks.reference_set`, a label such as
+    'fgsm-eps8_255') on the test split, as the attack stage names it."""
+    return st.adv_set_name(settings, settings["checks"]["reference_set"], "test")
 
 
 def _pct(value: float | None) -> str:
@@ -62,10 +65,10 @@ def _paper(value: float | None) -> str:
 
 
 def phenomena(transfer: TransferResult, adaptive: AdaptiveResult | None,
-              checks: dict[str, Any]) -> list[dict[str, Any]]:
-    """The checks of the quick profile, each {'name', 'value', 'threshold', 'passed', 'detail'}."""
+              checks: dict[str, Any], ref: str | None) -> list[dict[str, Any]]:
+    """The checks of the quick profile, each {'name', 'value', 'threshold', 'passed', 'detail'};
+    `ref` is the name of the reference set (`reference_set`)."""
     rows = _rows_by_name(transfer)
-    ref = _set_name(checks["reference_set"])
     out: list[dict[str, Any]] = []
 
     def add(name: str, value: float | None, threshold: float, detail: str, unit: str = "pts") -> None:
@@ -119,10 +122,9 @@ def robust_control_margin(adaptive: AdaptiveResult | None, control: dict[str, An
             f"({best}, {100 * others[best]:.1f}%) at eps {eps_label}")
 
 
-def _comparison_markdown(transfer: TransferResult, settings: dict[str, Any]) -> list[str]:
+def _comparison_markdown(transfer: TransferResult, settings: dict[str, Any], ref: str | None) -> list[str]:
     paper = paper_tables()
     rows = _rows_by_name(transfer)
-    ref = _set_name(settings["checks"]["reference_set"])
     lines = ["## Our numbers beside the paper's", "",
              f"Paper: {paper['source']}", "",
              f"Ours: profile `{settings.get('profile')}`, reference adversarial set `{ref}`. "
@@ -184,13 +186,14 @@ def write_paper_comparison(folder: Path, transfer: TransferResult, adaptive: Ada
                            settings: dict[str, Any]) -> list[Path]:
     """Append the comparison and phenomena sections to report.md; write phenomena.json."""
     folder = Path(folder)
-    results = phenomena(transfer, adaptive, settings["checks"])
+    ref = reference_set(settings)
+    results = phenomena(transfer, adaptive, settings["checks"], ref)
     path = folder / PHENOMENA_FILE
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(results, indent=2))
     report = folder / "report.md"
     text = report.read_text(encoding="utf-8") if report.exists() else ""
-    extra = "\n".join(_comparison_markdown(transfer, settings) + _phenomena_markdown(results)
+    extra = "\n".join(_comparison_markdown(transfer, settings, ref) + _phenomena_markdown(results)
                       + _gradcam_markdown(folder))
     head, marker, tail = text.partition(SETTINGS_HEADING)  # our sections go before the settings dump
     text = f"{head.rstrip()}\n\n{extra}\n{marker}{tail}" if marker else f"{text.rstrip()}\n\n{extra}"

@@ -30,6 +30,7 @@ from defendr_cli.core.calibration import cached_calibration
 from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.pipeline import evaluation_stage as ev
 from defendr_cli.core.pipeline import stages as st
+from defendr_cli.core.pipeline.html_report import write_reproduce_html
 from defendr_cli.core.pipeline.paper_report import read_phenomena
 from defendr_cli.core.pipeline.state import PipelineLedger, stage_key
 from defendr_cli.core.pipeline.timing import write_timing
@@ -83,8 +84,8 @@ def plan_stages(env: st.StageEnv) -> list[Stage]:
     plan.append(Stage("train:baseline", {**common, "model": settings["model"], "train": settings["train"]},
                       data_path, lambda: st.pipeline_train(env, "baseline", {"method": "baseline"})))
     for spec, splits in st.attack_specs(settings):
-        prefix = st.attack_set_prefix(spec)
-        plan.append(Stage(f"attack:{prefix}:{','.join(splits)}", {**common, "spec": spec, "splits": splits},
+        labels = "+".join(dict.fromkeys(p.label for p in st.planned_sets(settings, spec, splits)))
+        plan.append(Stage(f"attack:{labels}:{','.join(splits)}", {**common, "spec": spec, "splits": splits},
                           lambda: data_path() + baseline(),
                           lambda spec=spec, splits=splits: st.pipeline_attack(env, spec, splits)))
     for name, spec in st.method_specs(settings).items():
@@ -147,5 +148,6 @@ def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, 
                 reporter.note("calibrating the machine (matmul and conv GFLOP/s) for the report")
                 figures = calibration(runtime.device)
             ledger.refresh_outputs(write_timing(report_dir, records, stages_seconds, figures))
+        write_reproduce_html(workspace, settings, report_dir)  # last: it shows the timing and the checks
         phenomena = read_phenomena(report_dir)
         return ReproduceResult(settings, records, report_dir, phenomena, stages_seconds, figures)

@@ -14,17 +14,20 @@ from typing import Any
 
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.data.prepare import cache_name
+from defendr_cli.core.errors import InputError
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
+from defendr_cli.core.stages import attack_config
 from defendr_cli.core.stages.attack import run_attack
-from defendr_cli.core.stages.attack_config import AttackStageConfig
+from defendr_cli.core.stages.attack_config import AttackStageConfig, PlannedSet
 from defendr_cli.core.stages.ensemble import EnsembleConfig, run_ensemble
 from defendr_cli.core.stages.prepare import SYNTHETIC, PrepareConfig, run_prepare
 from defendr_cli.core.stages.train import run_train
 from defendr_cli.core.training.options import TrainOptions
+from defendr_cli.core.training.recipes.registry import method_option_names
 from defendr_cli.core.training.recipes.registry import train_options as recipe_train_options
 from defendr_cli.core.training.resume import resume_path
-from defendr_cli.core.workspace import Workspace, adv_set_name, format_number
+from defendr_cli.core.workspace import Workspace, format_number
 
 
 @dataclass
@@ -50,19 +53,38 @@ def data_name(settings: dict[str, Any]) -> str:
                       resize=str(data.get("resize", "stretch")), seed=int(settings.get("seed", 0)))
 
 
-def attack_set_prefix(spec: dict[str, Any]) -> str:
-    """'fgsm-eps8_255', 'pgd-eps0.12n-s10': an adv set name without '-<model>-<split>'."""
-    name = adv_set_name(spec["attack"], spec["eps"], "x", "y", steps=spec.get("steps"),
-                        eps_space=spec.get("eps_space", "pixel"))
-    return name[: -len("-x-y")]
+def attack_stage_config(settings: dict[str, Any], spec: dict[str, Any], splits: list[str], *,
+                        resume: bool = False) -> AttackStageConfig:
+    """The `attack` stage config of one of the profile's attacks (`attack_specs`), on the baseline."""
+    return AttackStageConfig(
+        attack=spec["attack"], eps=parse_eps_list(str(spec["eps"])), eps_space=spec.get("eps_space", "pixel"),
+        steps=spec.get("steps"), model="baseline", data=data_name(settings), splits=splits,
+        batch_size=int(settings["evaluate"].get("batch_size", 128)), seed=int(settings.get("seed", 0)),
+        # resuming keeps a complete set and continues a partial one; otherwise rewrite
+        resume=resume, force=not resume,
+    )
 
 
-def adv_path_name(prefix: str, split: str, model: str = "baseline") -> str:
-    return f"{prefix}-{model}-{split}"
+def planned_sets(settings: dict[str, Any], spec: dict[str, Any], splits: list[str]) -> list[PlannedSet]:
+    """The sets one of the profile's attacks writes, as the attack stage names them."""
+    return attack_config.planned_sets(attack_stage_config(settings, spec, splits), "baseline")
 
 
-def adv_path(env: StageEnv, prefix: str, split: str, model: str = "baseline") -> Path:
-    return env.workspace.path_for("adv", adv_path_name(prefix, split, model), create_dir=False)
+def adv_set_name(settings: dict[str, Any], label: str, split: str) -> str | None:
+    """The name of the set with this label (e.g. 'pgd-eps8_255-s10') that the profile's attacks
+    write on `split` (None when they make this label on other splits only); InputError when no
+    attack of the profile makes it."""
+    planned = [p for spec, splits in attack_specs(settings) for p in planned_sets(settings, spec, splits)]
+    if label not in {p.label for p in planned}:
+        raise InputError(f"the profile names the adversarial set '{label}', which none of its attacks makes "
+                         f"(they make {', '.join(dict.fromkeys(p.label for p in planned))})")
+    return next((p.name for p in planned if p.label == label and p.split == split), None)
+
+
+def adv_path(env: StageEnv, label: str, split: str) -> Path | None:
+    """The file of the profile's set with this label on `split` (see `adv_set_name`)."""
+    name = adv_set_name(env.settings, label, split)
+    return None if name is None else env.workspace.path_for("adv", name, create_dir=False)
 
 
 def method_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -90,12 +112,15 @@ def pipeline_prepare(env: StageEnv) -> list[Path]:
 def train_options(env: StageEnv, model_name: str, spec: dict[str, Any]) -> TrainOptions:
     """TrainOptions for `model_name` from the profile's model/train blocks and its `methods.<name>`
     dict, which may set shared options (epochs, lr, ...) and the method's own (recipe options
-    dataclass); any other key is an InputError naming the method and its allowed options."""
+    dataclass); any other key is an InputError naming the method and its allowed options. The
+    model block (arch, pretrained, freeze_backbone) goes to the methods that train a classifier."""
     settings = env.settings
     method = spec.get("method", model_name)
+    model = settings["model"]
+    classifier = dict(arch=model["arch"], pretrained=model.get("pretrained"),
+                      freeze_backbone=bool(model.get("freeze_backbone")))
     values: dict[str, Any] = dict(
-        name=model_name, arch=settings["model"]["arch"],
-        pretrained=settings["model"].get("pretrained"), freeze_backbone=bool(settings["model"].get("freeze_backbone")),
+        name=model_name, **{k: v for k, v in classifier.items() if k in method_option_names(method)},
         epochs=int(settings["train"]["epochs"]), batch_size=int(settings["train"]["batch_size"]),
         lr=float(settings["train"]["lr"]), optimizer=settings["train"]["optimizer"],
         weight_decay=float(settings["train"].get("weight_decay", 0.0)), schedule=settings["train"]["schedule"],
@@ -103,7 +128,7 @@ def train_options(env: StageEnv, model_name: str, spec: dict[str, Any]) -> Train
     )
     overrides = {k: v for k, v in spec.items() if k not in ("method", "precision")}
     if "adv" in overrides:
-        overrides["adv"] = [f"{prefix}-baseline-train" for prefix in overrides["adv"]]
+        overrides["adv"] = [adv_set_name(settings, label, "train") or label for label in overrides["adv"]]
     return recipe_train_options(method, {**values, **overrides}, where=f"profile methods.{model_name}")
 
 
@@ -118,10 +143,10 @@ def check_train_settings(env: StageEnv) -> None:
 def training_inputs(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list[Path]:
     """Files a training run reads: the clean cache, its cached adversarial sets, its target."""
     inputs = [env.workspace.path_for("data", data_name(env.settings), create_dir=False)]
-    for prefix in spec.get("adv", []):
-        inputs.append(adv_path(env, prefix, "train"))
-        val = adv_path(env, prefix, "val")
-        if val.exists():
+    for label in spec.get("adv", []):
+        train, val = adv_path(env, label, "train"), adv_path(env, label, "val")
+        inputs += [train] if train is not None else []
+        if val is not None and val.exists():
             inputs.append(val)
     for model in train_options(env, model_name, spec).method_options.model_inputs():
         inputs.append(env.workspace.path_for("model", model, create_dir=False))
@@ -141,7 +166,7 @@ def pipeline_train(env: StageEnv, model_name: str, spec: dict[str, Any]) -> list
     if options.resume and not resume_path(env.workspace, model_name).exists():
         options = replace(options, resume=False)  # nothing interrupted: start this run afresh
     result = run_train(env.workspace, options, training_runtime(env, spec), reporter=env.reporter)
-    best = result.best or {}
+    best = result.best.to_dict() if result.best else {}
     env.reporter.note(f"trained {model_name}: {_fmt_metrics(best)} in {result.seconds:.0f}s")
     return [Path(result.path)]
 
@@ -154,13 +179,7 @@ def attack_specs(settings: dict[str, Any]) -> list[tuple[dict[str, Any], list[st
 
 
 def pipeline_attack(env: StageEnv, spec: dict[str, Any], splits: list[str]) -> list[Path]:
-    config = AttackStageConfig(
-        attack=spec["attack"], eps=parse_eps_list(str(spec["eps"])), eps_space=spec.get("eps_space", "pixel"),
-        steps=spec.get("steps"), model="baseline", data=data_name(env.settings), splits=splits,
-        batch_size=int(env.settings["evaluate"].get("batch_size", 128)), seed=env.seed,
-        # resuming keeps a complete set and continues a partial one; otherwise rewrite
-        resume=env.resume, force=not env.resume,
-    )
+    config = attack_stage_config(env.settings, spec, splits, resume=env.resume)
     results = run_attack(env.workspace, config, env.runtime, reporter=env.reporter)
     for item in results:
         env.reporter.note(f"{item.name}: accuracy {item.clean_accuracy:.1%} -> {item.adv_accuracy:.1%}")
@@ -178,4 +197,5 @@ def _fmt_metrics(metrics: dict[str, Any]) -> str:
     return " ".join(parts[:6])
 
 
-__all__ = ["StageEnv", "data_name", "attack_set_prefix", "adv_path", "method_specs", "format_number"]
+__all__ = ["StageEnv", "data_name", "attack_stage_config", "planned_sets", "adv_set_name", "adv_path", "method_specs",
+           "format_number"]

@@ -1,8 +1,9 @@
 """Attacking one batch of a clean split for every eps of an `attack` stage run, with results
 measured on the images as they will be stored.
 
-`SplitAttacker.attack` returns the model's clean predictions and, per eps, the adversarial images
-with predictions and success measured on the stored-precision images (float16/uint8). The goal
+`SplitAttacker.attack` returns an `AttackedBatch`: the model's clean predictions and, per eps, an
+`AttackResult` (core/attacks/base.py) whose predictions and success are measured on the
+stored-precision images (float16/uint8). The goal
 (attacked labels or targets) and the success check are `AttackContext.goal` and `.result`, the
 same code the attacks use. `attack_batch` runs it over a logical batch in chunks, halving the
 chunk on CUDA out-of-memory; each chunk's random stream comes from `batch_generator(seed, split,
@@ -13,18 +14,47 @@ starts from the same state of that stream.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from defendr_cli.core.attacks.base import AttackContext
+from defendr_cli.core.attacks.base import AttackContext, AttackResult
 from defendr_cli.core.io.adversarial import round_to_storage
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages.attack_config import AttackStageConfig, attack_options
 
-BatchOutput = dict[str, torch.Tensor | None]
+
+
+@dataclass
+class AttackedBatch:
+    """One batch of N rows attacked at every eps of a run.
+
+    clean_pred: int64 (N,) the model's predictions on the clean images. results: per eps (None
+    where inactive) an AttackResult: adv float32 (N, 3, H, W) in [0, 1] (not yet rounded to the
+    storage dtype), adv_pred int64 (N,) and success bool (N,) of the stored-precision images,
+    targets int64 (N,) of a targeted run, else None.
+    """
+
+    clean_pred: torch.Tensor
+    results: list[AttackResult | None]
+
+
+def _cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    return None if parts[0] is None else torch.cat(parts)
+
+
+def _concat(parts: list[AttackedBatch]) -> AttackedBatch:
+    """The chunks of one batch, in row order, as one AttackedBatch."""
+    results: list[AttackResult | None] = []
+    for k, first in enumerate(parts[0].results):
+        rows = [part.results[k] for part in parts]
+        results.append(None if first is None else AttackResult(
+            _cat([r.adv for r in rows]), _cat([r.success for r in rows]), _cat([r.adv_pred for r in rows]),
+            _cat([r.targets for r in rows])))
+    return AttackedBatch(torch.cat([part.clean_pred for part in parts]), results)
 
 
 def batch_generator(seed: int, split: str, batch_index: int, offset: int = 0) -> torch.Generator:
@@ -54,9 +84,9 @@ class SplitAttacker:
         self.context = AttackContext(model, runtime, loss=None)  # classifies only; the attack has its loss
 
     def attack(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
-               active: list[bool]) -> tuple[torch.Tensor, list[BatchOutput | None]]:
-        """Clean predictions (N,) and, per eps (None where inactive), the stored-precision results:
-        {'adv': float32 (N, 3, H, W), 'adv_pred': int64 (N,), 'success': bool (N,), 'targets': int64 (N,) or None}."""
+               active: list[bool]) -> AttackedBatch:
+        """Clean predictions and, per eps (None where inactive), the results on the stored-precision
+        images (see `AttackedBatch`)."""
         cfg, ctx = self.config, self.context
         images = self.runtime.to_device(images)
         clean_logits = ctx.logits(images)
@@ -66,15 +96,14 @@ class SplitAttacker:
                         loss=cfg.loss, runtime=self.runtime)
         attacked = labels.to(images.device) if goal.targeted else goal.classes  # untargeted: the labels attacked
         adv_list = self._adversarial(images, attacked, generator, active, keywords)
-        outputs: list[BatchOutput | None] = []
+        results: list[AttackResult | None] = []
         for adv in adv_list:
             if adv is None:
-                outputs.append(None)
+                results.append(None)
                 continue
-            result = ctx.result(round_to_storage(adv, cfg.dtype), goal)  # success on the stored images
-            outputs.append({"adv": adv, "adv_pred": result.adv_pred, "success": result.success,
-                            "targets": result.targets})
-        return clean_logits.argmax(dim=1), outputs
+            stored = ctx.result(round_to_storage(adv, cfg.dtype), goal)  # success on the stored images
+            results.append(AttackResult(adv, stored.success, stored.adv_pred, stored.targets))
+        return AttackedBatch(clean_logits.argmax(dim=1), results)
 
     def _adversarial(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
                      active: list[bool], keywords: dict) -> list[torch.Tensor | None]:
@@ -111,7 +140,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 def attack_batch(attacker: SplitAttacker, images: torch.Tensor, labels: torch.Tensor, *, seed: int,
                  split: str, batch_index: int, active: list[bool], chunk: list[int],
-                 reporter: Reporter) -> tuple[torch.Tensor, list[BatchOutput | None]]:
+                 reporter: Reporter) -> AttackedBatch:
     """Attack one logical batch, in chunks of chunk[0] rows; on CUDA OOM halve it and retry."""
     while True:
         size = min(chunk[0], images.shape[0])
@@ -126,13 +155,4 @@ def attack_batch(attacker: SplitAttacker, images: torch.Tensor, labels: torch.Te
             torch.cuda.empty_cache()
             chunk[0] = max(1, size // 2)
             reporter.note(f"out of GPU memory at batch size {size}: retrying with {chunk[0]}")
-    clean_pred = torch.cat([p[0] for p in parts])
-    merged: list[BatchOutput | None] = []
-    for k, on in enumerate(active):
-        if not on:
-            merged.append(None)
-            continue
-        rows = [p[1][k] for p in parts]
-        merged.append({key: None if rows[0][key] is None else torch.cat([r[key] for r in rows])
-                       for key in rows[0]})
-    return clean_pred, merged
+    return _concat(parts)

@@ -17,10 +17,11 @@ from defendr_cli import __version__
 from defendr_cli.core.attacks.base import normalize_target_mode
 from defendr_cli.core.attacks.eps import EPS_SPACES, EpsValue
 from defendr_cli.core.attacks.registry import ATTACKS, AttackSpec, attack_names, get_attack
+from defendr_cli.core.attacks.set_names import attack_set_label
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.io.adversarial import STORAGE_DTYPES
 from defendr_cli.core.io.cache import SPLITS
-from defendr_cli.core.workspace import adv_set_name
+from defendr_cli.core.workspace import labelled_set_name
 
 # The options with their own command-line flags (and their own AttackStageConfig fields).
 FLAGS = {"steps": "--steps", "step_size": "--step-size", "random_start": "--random-start", "restarts": "--restarts"}
@@ -192,18 +193,36 @@ def attack_options(config: AttackStageConfig) -> dict[str, Any]:
     return {**standard, **config.options}
 
 
+def set_label(config: AttackStageConfig, eps: EpsValue) -> str:
+    """The label of the set a validated run writes for `eps` (core/attacks/set_names.py):
+    `<attack>-eps<eps>[n]<attack suffix><run suffix>`, the attack's suffix (`AttackSpec.suffix`,
+    e.g. '-s10-r2'), then '-trand'/'-tll' (targeted), '-pred' (predicted labels) and '-<loss>'
+    (a loss other than ce)."""
+    return attack_set_label(config.attack_spec, eps.label, eps_space=config.eps_space, options=attack_options(config),
+                            targeted=config.targeted, label_mode=config.label_mode, loss=config.loss)
+
+
 def set_name(config: AttackStageConfig, eps: EpsValue, model_name: str, split: str) -> str:
-    """`<attack>-eps<eps>[n]<attack suffix><run suffix>-<model>-<split>`: the attack's suffix
-    (`AttackSpec.suffix`, e.g. '-s10-r2'), then '-trand'/'-tll' (targeted), '-pred' (predicted
-    labels) and '-<loss>' (a loss other than ce)."""
-    extra = config.attack_spec.suffix(attack_options(config))
-    if config.targeted != "none":
-        extra += "-tll" if config.targeted == "least-likely" else "-trand"
-    if config.label_mode == "predicted":
-        extra += "-pred"
-    if config.loss != "ce":
-        extra += f"-{config.loss}"
-    return adv_set_name(config.attack, eps.label, model_name, split, eps_space=config.eps_space, extra=extra)
+    """`<label>-<model>-<split>`: the name of the set a validated run writes (see `set_label`)."""
+    return labelled_set_name(set_label(config, eps), model_name, split)
+
+
+@dataclass(frozen=True)
+class PlannedSet:
+    """One set a run will write (or keep): its name, label, split and eps label."""
+
+    name: str
+    label: str
+    split: str
+    eps_label: str
+
+
+def planned_sets(config: AttackStageConfig, model_name: str) -> list[PlannedSet]:
+    """The sets `run_attack(config)` writes when the model's name is `model_name`, split by split
+    and eps by eps (its order); validates `config` first (InputError as `run_attack`)."""
+    config = validate_config(config)
+    return [PlannedSet(set_name(config, eps, model_name, split), set_label(config, eps), split, eps.label)
+            for split in config.splits for eps in config.eps]
 
 
 def as_attr(value: float | torch.Tensor) -> float | list[float]:

@@ -1,7 +1,9 @@
-"""Writing the sets of one `attack` stage run: what every split shares (`AttackRun`), the writers,
-the batch loop over a range of rows, and the results of finished or kept sets.
+"""Writing the sets of one `attack` stage run: what every split shares (`AttackRun`), the plan of
+one split (`SplitPlan`: names, kept sets), the writers, the batch loop over a range of rows, and
+the results of finished or kept sets.
 
-Used by core/stages/attack.py (one process) and core/stages/attack_shards.py (data-parallel).
+Used by core/stages/attack.py (the per-split function) and core/stages/attack_shards.py (the
+shard files of a data-parallel run).
 Predictions, success and accuracies describe the images as stored (float16 or uint8).
 """
 
@@ -20,7 +22,7 @@ from defendr_cli.core.io.reader import CacheInfo, SplitReader
 from defendr_cli.core.progress import Reporter, saved_for_test
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages.attack_batches import SplitAttacker, attack_batch
-from defendr_cli.core.stages.attack_config import AttackSetResult, AttackStageConfig, set_attributes
+from defendr_cli.core.stages.attack_config import AttackSetResult, AttackStageConfig, set_attributes, set_name
 from defendr_cli.core.workspace import Workspace
 
 
@@ -38,6 +40,29 @@ class AttackRun:
     model_fingerprint: str
     attacker: SplitAttacker
     chunk: list[int]  # current chunk size, shared so an OOM halving sticks
+
+
+@dataclass
+class SplitPlan:
+    """The sets of one split, per eps: name, final path and whether --resume keeps it (complete,
+    same settings); `kept` holds the results of the kept sets."""
+
+    split: str
+    names: list[str]
+    finals: list[Path]
+    keep: list[bool]
+    kept: list[AttackSetResult]
+
+
+def plan_split(run: AttackRun, split: str) -> SplitPlan:
+    """Name every set of `split` and find those --resume keeps (MismatchError for a complete set
+    made with other settings)."""
+    config = run.config
+    names = [set_name(config, eps, run.model_name, split) for eps in config.eps]
+    finals = [run.workspace.path_for("adv", name) for name in names]
+    keep = [config.resume and not config.force and path.exists() for path in finals]
+    kept = [kept_result(run, k, finals[k], names[k], split) for k in range(len(finals)) if keep[k]]
+    return SplitPlan(split, names, finals, keep, kept)
 
 
 def run_attributes(run: AttackRun, eps: EpsValue, k: int, name: str, split: str) -> dict[str, Any]:
@@ -80,14 +105,13 @@ def attack_rows(run: AttackRun, reader: SplitReader, split: str, writers: list[A
             start = int(rows[0])
             active = [w is not None and w.done == start - first_row for w in writers]
             images, labels = reader.read(rows), torch.from_numpy(reader.labels[rows])
-            clean_pred, outs = attack_batch(run.attacker, images, labels, seed=config.seed, split=split,
-                                            batch_index=batch_index, active=active, chunk=run.chunk,
-                                            reporter=run.reporter)
-            for writer, out in zip(writers, outs):
-                if out is not None:
-                    writer.write(start - first_row, out["adv"], labels=labels, clean_indices=torch.from_numpy(rows),
-                                 success=out["success"], clean_pred=clean_pred, adv_pred=out["adv_pred"],
-                                 targets=out["targets"])
+            batch = attack_batch(run.attacker, images, labels, seed=config.seed, split=split,
+                                 batch_index=batch_index, active=active, chunk=run.chunk, reporter=run.reporter)
+            for writer, result in zip(writers, batch.results):
+                if result is not None:
+                    writer.write(start - first_row, result.adv, labels=labels, clean_indices=torch.from_numpy(rows),
+                                 success=result.success, clean_pred=batch.clean_pred, adv_pred=result.adv_pred,
+                                 targets=result.targets)
             task.advance(len(rows))
             saved_for_test()
 

@@ -1,27 +1,26 @@
-"""The attack stage in a data-parallel run: every rank attacks a shard, rank 0 assembles the sets.
+"""The shard files of a data-parallel `attack` run: every rank attacks a shard, rank 0 assembles the sets.
 
 Rank r of W attacks the contiguous rows `shard_range(N, dist, align=batch_size)` of a split: whole
 batches, so every batch has the same index, rows and random stream (batch_generator(seed, split,
 batch index, offset)) as in a single-process run, and its results are the same. Each rank writes
 one shard file per set, `adv/.<set>.shard-<r>-of-<W>.h5.partial` (an AdvSetWriter partial file
 whose parameters include the shard's rows), so `--resume` continues every shard where it
-stopped; shards of another world size are not reused. After all shards of every split are
+stopped; shards of another world size are not reused. After all shards of a split are
 written (a barrier), rank 0 copies them in order into the final set with the same writer and
 computes the success rate and accuracies over all rows: the file holds the same data and
-attributes as a single-process run's. The shard files are then deleted, and all ranks return
-together (the other ranks wait at a barrier; see DEFENDR_DIST_TIMEOUT_MIN in core.distributed
-for very large sets).
+attributes as a single-process run's. The shard files are then deleted. The per-split function that
+calls this is `attack_split` (core/stages/attack.py); all ranks return together (the other ranks
+wait at a barrier; see DEFENDR_DIST_TIMEOUT_MIN in core.distributed for very large sets).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from defendr_cli.core.atomic import check_writable
 from defendr_cli.core.attacks.eps import EpsValue
 from defendr_cli.core.io.adv_fingerprint import seal_path
 from defendr_cli.core.distributed import DistContext, all_gather_objects, barrier, shard_range
@@ -29,9 +28,9 @@ from defendr_cli.core.errors import CorruptArtefactError
 from defendr_cli.core.io.adversarial import AdvSetWriter, from_storage, partial_adv_path
 from defendr_cli.core.io.h5 import open_h5
 from defendr_cli.core.io.reader import SplitReader
-from defendr_cli.core.stages.attack_config import AttackSetResult, set_name
+from defendr_cli.core.stages.attack_config import AttackSetResult
 from defendr_cli.core.stages.attack_preview import write_preview
-from defendr_cli.core.stages.attack_sets import AttackRun, attack_rows, finish_set, kept_result, run_attributes
+from defendr_cli.core.stages.attack_sets import AttackRun, SplitPlan, finish_set, run_attributes
 
 _COLUMNS = ("labels", "clean_indices", "success", "clean_pred", "adv_pred", "targets")
 
@@ -46,64 +45,8 @@ def shard_file(final: Path, rank: int, world_size: int) -> Path:
     return partial_adv_path(_shard_final(final, rank, world_size))
 
 
-@dataclass
-class _SplitPlan:
-    """What rank 0 needs to assemble one split: per eps the set name and final path, whether it is
-    kept (--resume, complete, same settings) and the results of the kept sets."""
-
-    split: str
-    names: list[str]
-    finals: list[Path]
-    keep: list[bool]
-    kept: list[AttackSetResult]
-    count: int
-    resumed: list[bool]  # per eps: some rank continued an interrupted shard
-
-
-def run_sharded(run: AttackRun, dist: DistContext) -> list[AttackSetResult]:
-    """Attack this rank's shard of every split, then (rank 0) assemble; see the module docstring."""
-    plans = [_attack_shard(run, split, dist) for split in run.config.splits]
-    barrier(dist)  # every shard of every split is written
-    results: list[AttackSetResult] = []
-    if dist.is_main:
-        for plan in plans:
-            results += _assemble(run, plan, dist)
-    barrier(dist)  # the sets exist when the command returns on any rank
-    return results
-
-
-def _attack_shard(run: AttackRun, split: str, dist: DistContext) -> _SplitPlan:
-    config = run.config
-    names = [set_name(config, eps, run.model_name, split) for eps in config.eps]
-    finals = [run.workspace.path_for("adv", name) for name in names]
-    keep = [config.resume and not config.force and path.exists() for path in finals]
-    kept = [kept_result(run, k, finals[k], names[k], split) for k in range(len(finals)) if keep[k]]
-    with SplitReader(run.cache_path, split) as reader:
-        count = len(reader)
-        resumed = [False] * len(finals)
-        if not all(keep):
-            for k, path in enumerate(finals):
-                if not keep[k]:
-                    check_writable(path, force=config.force)
-            first, stop = shard_range(count, dist, align=config.batch_size)
-            writers: list[AdvSetWriter | None] = []
-            try:
-                for k, eps in enumerate(config.eps):
-                    writers.append(None if keep[k] else _shard_writer(run, reader, eps, k, names[k], finals[k],
-                                                                      split, first, stop, dist))
-                resumed = [w is not None and w.resumed_from > 0 for w in writers]
-                if stop > first:
-                    attack_rows(run, reader, split, writers, first_row=first, stop_row=stop)
-            finally:
-                for writer in writers:
-                    if writer is not None:
-                        writer.close()
-    resumed = [any(flags) for flags in zip(*all_gather_objects(resumed, dist))]
-    return _SplitPlan(split, names, finals, keep, kept, count, resumed)
-
-
-def _shard_writer(run: AttackRun, reader: SplitReader, eps: EpsValue, k: int, name: str, final: Path, split: str,
-                  first: int, stop: int, dist: DistContext) -> AdvSetWriter:
+def shard_writer(run: AttackRun, reader: SplitReader, eps: EpsValue, k: int, name: str, final: Path, split: str,
+                 first: int, stop: int, dist: DistContext) -> AdvSetWriter:
     """The writer of this rank's shard: the set's parameters plus the shard's rows (resumable)."""
     params = {**run_attributes(run, eps, k, name, split), "shard_rows": [first, stop], "world_size": dist.world_size}
     return AdvSetWriter(_shard_final(final, dist.rank, dist.world_size), count=stop - first,
@@ -111,13 +54,20 @@ def _shard_writer(run: AttackRun, reader: SplitReader, eps: EpsValue, k: int, na
                         resume=run.config.resume, force=True)
 
 
-def _assemble(run: AttackRun, plan: _SplitPlan, dist: DistContext) -> list[AttackSetResult]:
+def assemble_split(run: AttackRun, plan: SplitPlan, resumed: list[bool], dist: DistContext) -> list[AttackSetResult]:
+    """After every rank wrote its shards of `plan.split` (`resumed`: per eps, this rank continued
+    an interrupted shard): rank 0 assembles the sets and returns their results, the others []."""
+    resumed = [any(flags) for flags in zip(*all_gather_objects(resumed, dist))]
+    barrier(dist)  # every shard of this split is written
+    return _assemble(run, plan, resumed, dist) if dist.is_main else []
+
+
+def _assemble(run: AttackRun, plan: SplitPlan, resumed: list[bool], dist: DistContext) -> list[AttackSetResult]:
     """Rank 0: the final set of every eps from the shards, in row order, then the results."""
     config = run.config
     results = list(plan.kept)
-    if all(plan.keep):
-        return results
     with SplitReader(run.cache_path, plan.split) as reader:
+        count = len(reader)
         for k, eps in enumerate(config.eps):
             if plan.keep[k]:
                 continue
@@ -125,10 +75,10 @@ def _assemble(run: AttackRun, plan: _SplitPlan, dist: DistContext) -> list[Attac
             final_writer = _open_final_writer(run, reader, eps, k, plan)
             try:
                 for rank, path in enumerate(shards):
-                    copy_shard(path, final_writer, expected=shard_range(plan.count, replace(dist, rank=rank),
+                    copy_shard(path, final_writer, expected=shard_range(count, replace(dist, rank=rank),
                                                                           align=config.batch_size))
                 result = finish_set(final_writer, config, plan.names[k], plan.split, eps, run.model_name,
-                                 status="resumed" if plan.resumed[k] else "written")
+                                    status="resumed" if resumed[k] else "written")
             finally:
                 final_writer.close()
             for path in shards:
@@ -140,7 +90,7 @@ def _assemble(run: AttackRun, plan: _SplitPlan, dist: DistContext) -> list[Attac
     return results
 
 
-def _open_final_writer(run: AttackRun, reader: SplitReader, eps: EpsValue, k: int, plan: _SplitPlan) -> AdvSetWriter:
+def _open_final_writer(run: AttackRun, reader: SplitReader, eps: EpsValue, k: int, plan: SplitPlan) -> AdvSetWriter:
     """A fresh writer of the whole set with exactly the single-process parameters."""
     return AdvSetWriter(plan.finals[k], count=len(reader), image_shape=reader.image_shape, dtype=run.config.dtype,
                         params=run_attributes(run, eps, k, plan.names[k], plan.split), resume=False,

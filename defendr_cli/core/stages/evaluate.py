@@ -9,6 +9,7 @@ computes its share; only rank 0 writes the report.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 
 from dataclasses import dataclass, field
@@ -22,13 +23,17 @@ from defendr_cli.core.evaluation.adaptive.eps import AdaptiveEps, sweep_eps
 from defendr_cli.core.evaluation.adaptive.partial import PARTIAL_DIRNAME
 from defendr_cli.core.evaluation.adaptive.plan import SuitePlan
 from defendr_cli.core.evaluation.adaptive.run import AdaptiveConfig, run_adaptive_suite
+from defendr_cli.core.evaluation.html.gallery import GALLERY_DIR, write_gallery
+from defendr_cli.core.evaluation.html.writer import write_html_report
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
 from defendr_cli.core.evaluation.report.folder import ReportFiles, all_tables, write_report
+from defendr_cli.core.evaluation.report.robustbench import RobustBenchEntry, robustbench_entries, write_robustbench
 from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult
 from defendr_cli.core.evaluation.transfer.results import TransferResult
 from defendr_cli.core.evaluation.selection import load_eval_models, select_adv_sets
 from defendr_cli.core.evaluation.report.table import Table
 from defendr_cli.core.evaluation.transfer.run import run_transfer
+from defendr_cli.core.io.adversarial import read_adv_info
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.locks import artefact_lock
 from defendr_cli.core.models.defenses import defense_spec
@@ -51,14 +56,16 @@ class EvaluateConfig:
     reports/ (None: derived from the model names). batch_size: images per forward pass.
     Adaptive evaluation (when `adaptive`): eps are those of the evaluated sets (only the sets named
     in `eps_from_sets` when given), then `extra_eps` (pixel units); `adaptive_models` restricts the
-    models attacked (None: all); `suite` 'auto' | 'standard' | 'rand' | 'quick' | 'custom' with
+    models attacked (None: all); `suite` 'auto' | 'standard' | 'fast' | 'rand' | 'quick' | 'custom' with
     `attacks` (custom; 'pgd' adds the PGD steps x restarts sweep to any suite); `square_queries`
     overrides Square's budget; `eot` gradient samples for randomized models (None: 20 for the
     suite, 30 for the PGD sweep); `draws` random draws of the final images (randomized models);
     `subset` seeded test images (None: all). report_settings: the settings dump written into the
     report (None: this config's evaluation settings). resume: reuse the adaptive results of models
     an interrupted run of the same settings saved under reports/<name>/.partial/ (predictions are
-    always reused from the prediction cache).
+    always reused from the prediction cache), and continue an interrupted suite from its per-image
+    record. chunk_size: images per chunk of the suite (None: batch_size; the unit of resume and of
+    sharding over ranks); record: write the per-image records (per_image-<model>-<eps>.h5/.csv).
     """
 
     models: list[str] = field(default_factory=list)
@@ -86,11 +93,15 @@ class EvaluateConfig:
     subset: int | None = 200
     report_settings: dict[str, Any] | None = None
     resume: bool = False
+    chunk_size: int | None = None
+    record: bool = True
 
 
 @dataclass
 class EvaluateResult:
-    """The results, their tables and the report written (files is None on ranks other than 0)."""
+    """The results, their tables and the report written (files is None on ranks other than 0);
+    robustbench: one RobustBench-style entry per attacked model (also robustbench-<model>.json and
+    results.json's 'robustbench' key)."""
 
     report_name: str
     report_dir: Path
@@ -99,13 +110,15 @@ class EvaluateResult:
     tables: list[Table]
     files: ReportFiles | None
     notes: list[str] = field(default_factory=list)
+    html: Path | None = None  # reports/<name>/report.html (rank 0)
+    robustbench: list[RobustBenchEntry] = field(default_factory=list)
 
 
 def _check(config: EvaluateConfig) -> None:
     if not config.models and not config.ensembles:
         raise InputError("nothing to evaluate: give --model M, --models a,b,c or --ensemble a,b,c")
-    if config.batch_size < 1:
-        raise InputError("--batch-size must be at least 1")
+    if config.batch_size < 1 or (config.chunk_size is not None and config.chunk_size < 1):
+        raise InputError("--batch-size and --chunk-size must be at least 1")
     if config.name is not None:
         validate_name(config.name)
     if config.adaptive:
@@ -171,18 +184,62 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
         if config.adaptive:
             wanted = config.adaptive_models
             attacked = [m for m in models if m.name in wanted] if wanted else models
-            # every rank runs the same seeded suite (not sharded); only rank 0 writes the report
+            # the suite's chunks are dealt to ranks; every rank gets every result; rank 0 writes the
+            # per-image records (next to the report) and the report
             adaptive_config = AdaptiveConfig(
                 eps_values=_adaptive_eps(config, transfer, reporter), plan=_plan(config), subset=config.subset,
                 seed=config.seed, batch_size=config.batch_size, transfer_sets=adv_paths,
-                partial_dir=folder / PARTIAL_DIRNAME, resume=config.resume, save_partials=dist.is_main)
+                partial_dir=folder / PARTIAL_DIRNAME, resume=config.resume, save_partials=dist.is_main,
+                chunk_size=config.chunk_size, record_dir=folder if config.record else None, dist=dist)
             adaptive = run_adaptive_suite(attacked, data_path, adaptive_config, runtime=runtime, reporter=reporter)
-        files = None
+        files, html = None, None
         if dist.is_main:
             settings = config.report_settings
             if settings is None:
                 settings = _report_settings(config, data_path, [m.name for m in models], runtime, spec)
-            files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings)
+            entries = robustbench_entries(adaptive, Path(data_path).stem)
+            files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings,
+                                 extra={"robustbench": [e.to_dict() for e in entries]} if entries else None)
+            write_robustbench(folder, entries)
             shutil.rmtree(folder / PARTIAL_DIRNAME, ignore_errors=True)  # the report holds them now
+            html = _write_html(workspace, config, folder, models, data_path, adv_paths, transfer, runtime)
     return EvaluateResult(report_name=report_name, report_dir=folder, transfer=transfer, adaptive=adaptive,
-                          tables=all_tables(transfer, adaptive), files=files, notes=notes)
+                          tables=all_tables(transfer, adaptive), files=files, notes=notes,
+                          html=html, robustbench=robustbench_entries(adaptive, Path(data_path).stem))
+
+
+def _write_html(workspace: Workspace, config: EvaluateConfig, folder: Path, models: list, data_path: Path,
+                adv_paths: list[Path], transfer: TransferResult, runtime: Runtime) -> Path:
+    """The gallery (on the primary cached set; none without one) and report.html."""
+    primary = next((p for p in adv_paths if read_adv_info(p).name == transfer.primary_set), None)
+    if primary is not None:
+        write_gallery(folder, models, data_path, primary, runtime, seed=config.seed)
+    else:
+        shutil.rmtree(folder / GALLERY_DIR, ignore_errors=True)
+    return write_html_report(folder, command=command_line(workspace, config, folder.name, runtime, adv_paths))
+
+
+def command_line(workspace: Workspace, config: EvaluateConfig, report_name: str, runtime: Runtime,
+                 adv_paths: list[Path]) -> str:
+    """The `defendr evaluate` command that makes this report again (shell-quoted)."""
+    parts = ["defendr", "--workdir", str(workspace.root), "evaluate"]
+    parts += ["--models", ",".join(config.models)] if config.models else []
+    for members in config.ensembles:
+        parts += ["--ensemble", ",".join(members)]
+    parts += ["--adv", ",".join(p.stem for p in adv_paths) or "none"] if config.adv_paths is not None else \
+        ["--adv", config.adv]
+    parts += ["--data", str(config.data)] if config.data else []
+    if config.defense:
+        parts += ["--defense", config.defense, "--defense-variant", config.defense_variant]
+    parts += ["--seed", str(config.seed), "--batch-size", str(config.batch_size), "--device", str(runtime.device),
+              "--precision", runtime.precision, "--name", report_name]
+    if config.adaptive:
+        parts += ["--adaptive", "--suite", config.suite, "--draws", str(config.draws),
+                  "--steps", ",".join(map(str, config.steps)), "--restarts", ",".join(map(str, config.restarts))]
+        parts += ["--attacks", ",".join(config.attacks)] if config.attacks else []
+        parts += ["--square-queries", str(config.square_queries)] if config.square_queries is not None else []
+        parts += ["--eot", str(config.eot)] if config.eot is not None else []
+        parts += ["--subset", str(config.subset)] if config.subset is not None else []
+        parts += ["--chunk-size", str(config.chunk_size)] if config.chunk_size is not None else []
+        parts += ["--eps", ",".join(e.label for e in config.extra_eps)] if config.extra_eps else []
+    return shlex.join(parts)

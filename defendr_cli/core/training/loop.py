@@ -14,8 +14,8 @@ stopped. models/<name>.pt is written once, when the run completes (`complete: Tr
 a previous model of that name (train --force) stays as it was.
 
 Data-parallel (context.dist from core.distributed, under torchrun): every rank builds the recipe
-with the same seed, the module is wrapped in DistributedDataParallel for the loss forward
-(`recipe.forward_module`, which every Recipe has; rank 0's weights are broadcast at wrapping;
+with the same seed, the module is wrapped in DistributedDataParallel for the loss forward (the
+`forward` the loop passes to `recipe.batch_loss`; rank 0's weights are broadcast at wrapping;
 frozen helpers such as the dunet target are never wrapped), each rank reads its share of every global batch (BatchSource),
 losses and metrics are summed over ranks, BatchNorm buffers are taken from rank 0 before
 validation, and only rank 0 writes the checkpoint and the resume state. The resume state holds
@@ -39,12 +39,14 @@ from defendr_cli.core.atomic import check_writable
 from torch.nn.parallel import DistributedDataParallel
 
 from defendr_cli.core.distributed import DistContext, all_reduce_sum, barrier
-from defendr_cli.core.errors import ArtefactExistsError, InputError, MismatchError, TrainingDivergedError
+from defendr_cli.core.errors import (ArtefactExistsError, CorruptArtefactError, InputError, MismatchError,
+                                     TrainingDivergedError)
 from defendr_cli.core.io.reader import read_cache_info
 from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
 from defendr_cli.core.progress import NullReporter, Reporter, interrupt_for_test
 from defendr_cli.core.runtime import Runtime, seed_everything
 from defendr_cli.core.training.data import TrainBatch, epoch_seed
+from defendr_cli.core.training.history import EpochRecord
 from defendr_cli.core.training.options import TrainOptions
 from defendr_cli.core.training.recipes.base import Recipe, RecipeSpec, TrainContext
 from defendr_cli.core.training.recipes.registry import get_recipe, options_from_dict, with_method_options
@@ -59,14 +61,15 @@ EXISTS_HINT = ("pass --force to train it again (the old model stays until the ne
 
 @dataclass
 class TrainResult:
-    """name/path of the written checkpoint, its payload, per-epoch history, the best epoch's record,
-    the epoch the run started from (0 unless resumed) and the wall-clock seconds of this call."""
+    """name/path of the written checkpoint, its payload, per-epoch history, the best epoch's record
+    (None when no epoch ran), the epoch the run started from (0 unless resumed) and the wall-clock
+    seconds of this call."""
 
     name: str
     path: Path
     payload: dict[str, Any]
-    history: list[dict[str, Any]]
-    best: dict[str, Any]
+    history: list[EpochRecord]
+    best: EpochRecord | None
     start_epoch: int
     seconds: float
 
@@ -119,7 +122,11 @@ def _prepare_options(options: TrainOptions, context: TrainContext) -> tuple[Trai
     state = load_resume_state(resume_path(context.workspace, name), name)
     if state.get("data_fingerprint") != str(context.data_info.fingerprint):
         raise MismatchError(f"the interrupted run of '{name}' used another clean cache; pass the same --data")
-    stored = options_from_dict(state["options"])
+    try:
+        stored = with_method_options(options_from_dict(state["options"])).validate()
+    except (TypeError, ValueError, KeyError, InputError) as exc:
+        raise CorruptArtefactError(f"the resume state of '{name}' holds unusable options ({exc})",
+                                   hint="start the run afresh with --force") from exc
     check_resume_matches(options, stored, name)
     context.reporter.note(f"resuming '{name}' after epoch {state['epoch'] + 1}/{stored.epochs} with its saved options")
     return replace(stored, resume=True, force=True, workers=options.workers), state
@@ -137,7 +144,7 @@ def check_resume_matches(given: TrainOptions, stored: TrainOptions, name: str) -
     conflicts = [f"{'--' + key.replace('_', '-')} {now[key]} (the run has {then.get(key)})" for key in now
                  if key not in RESUME_FREE and now[key] != defaults.get(key) and now[key] != then.get(key)]
     if conflicts:
-        raise MismatchError(f"--resume continues the interrupted run of '{name}' with its own settings, but "
+        raise MismatchError(f"--resume continues the interrupted run of '{name}' with its own settings, but you gave "
                             f"{'; '.join(conflicts)}", hint="drop those options, or start afresh with --force")
 
 
@@ -161,8 +168,8 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
         optimizer = make_optimizer(options, params)
         scheduler = make_scheduler(options, optimizer)
         scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.needs_grad_scaler)
-        history: list[dict[str, Any]] = []
-        best: dict[str, Any] | None = None
+        history: list[EpochRecord] = []
+        best: EpochRecord | None = None
         start_epoch = 0
         payload: dict[str, Any] | None = None
         if state is not None:
@@ -170,24 +177,25 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
-            history, best, start_epoch = list(state["history"]), state["best"], int(state["epoch"]) + 1
-        _data_parallel(recipe, dist)
+            history = [EpochRecord.from_dict(record) for record in state["history"]]
+            best, start_epoch = EpochRecord.from_dict(state["best"]), int(state["epoch"]) + 1
+        forward = _data_parallel(module, dist)
         for epoch in range(start_epoch, options.epochs):
             epoch_started = time.perf_counter()
             torch.manual_seed(epoch_seed(options.seed, epoch) + dist.rank)  # rank 0: the single-process stream
             lr = optimizer.param_groups[0]["lr"]
-            train_metrics = _train_epoch(recipe, options, runtime, optimizer, scaler, reporter, epoch,
+            train_metrics = _train_epoch(recipe, forward, options, runtime, optimizer, scaler, reporter, epoch,
                                          has_checkpoint=resume_file.exists(), resume_file=resume_file,
                                          dist=dist)
             _sync_buffers(module, dist)
             val_metrics = _validate(recipe, runtime, dist)
             scheduler.step()
-            record = {"epoch": epoch + 1, "lr": lr, **train_metrics, **val_metrics,
-                      "seconds": round(time.perf_counter() - epoch_started, 3)}
+            record = EpochRecord(epoch + 1, lr, **train_metrics, **val_metrics,
+                                 seconds=round(time.perf_counter() - epoch_started, 3))
             history.append(record)
             reporter.note(_epoch_line(record, options.epochs))
-            if best is None or "val_acc" not in record or record["val_acc"] > best.get("val_acc", -1.0):
-                best = dict(record)
+            if record.beats(best):
+                best = record
                 if dist.is_main:
                     payload = _payload(recipe, spec, options, context, cpu_state_dict(module), history, best)
                     save_checkpoint(best_file, payload, force=True)
@@ -196,32 +204,30 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             save_resume_state(resume_file, {
                 "options": options.to_dict(), "epoch": epoch, "state_dict": cpu_state_dict(module),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "history": history, "best": best,
+                "scaler": scaler.state_dict(), "history": [r.to_dict() for r in history], "best": best.to_dict(),
                 "data_fingerprint": str(context.data_info.fingerprint),
             })
             interrupt_for_test(epoch + 1)
         if not dist.is_main:
             barrier(dist)  # rank 0 writes the final files
-            return TrainResult(name, final_path, {}, history, best or {}, start_epoch,
-                               time.perf_counter() - started)
+            return TrainResult(name, final_path, {}, history, best, start_epoch, time.perf_counter() - started)
         payload = _complete_payload(payload, history, best_file)
         save_checkpoint(final_path, payload, force=True)  # the one write of models/<name>.pt
         best_file.unlink(missing_ok=True)
         resume_file.unlink(missing_ok=True)
         barrier(dist)
-        return TrainResult(name, final_path, payload, history, best or {}, start_epoch,
-                           time.perf_counter() - started)
+        return TrainResult(name, final_path, payload, history, best, start_epoch, time.perf_counter() - started)
     finally:
-        recipe.forward_module = recipe.module
         recipe.close()
 
 
-def _data_parallel(recipe: Recipe, dist: DistContext) -> None:
-    """Make the recipe's loss forward data-parallel: DistributedDataParallel(recipe.module) as its
-    forward_module (rank 0's weights and buffers are broadcast to all ranks at wrapping)."""
-    if dist.is_distributed:
-        device_ids = [dist.device.index] if dist.device.type == "cuda" else None
-        recipe.forward_module = DistributedDataParallel(recipe.module, device_ids=device_ids)
+def _data_parallel(module: torch.nn.Module, dist: DistContext) -> torch.nn.Module:
+    """What the recipe's loss forward calls: `module`, or in a data-parallel run
+    DistributedDataParallel(module) (rank 0's weights and buffers are broadcast to all ranks at wrapping)."""
+    if not dist.is_distributed:
+        return module
+    device_ids = [dist.device.index] if dist.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids)
 
 
 def _sync_buffers(module: torch.nn.Module, dist: DistContext) -> None:
@@ -232,9 +238,9 @@ def _sync_buffers(module: torch.nn.Module, dist: DistContext) -> None:
                 torch.distributed.broadcast(buffer.data, src=0)
 
 
-def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, reporter: Reporter, epoch: int, *, has_checkpoint: bool,
-                 resume_file: Path, dist: DistContext) -> dict[str, float]:
+def _train_epoch(recipe: Recipe, forward: torch.nn.Module, options: TrainOptions, runtime: Runtime,
+                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, reporter: Reporter, epoch: int, *,
+                 has_checkpoint: bool, resume_file: Path, dist: DistContext) -> dict[str, float]:
     module = recipe.module
     module.train()
     loss_sum, correct, seen, scored = 0.0, 0, 0, 0
@@ -243,7 +249,7 @@ def _train_epoch(recipe: Recipe, options: TrainOptions, runtime: Runtime, optimi
         for step, batch in enumerate(recipe.train_batches.epoch(options.seed, epoch)):
             batch = _to_device(batch, runtime)
             with runtime.autocast():
-                out = recipe.batch_loss(batch)
+                out = recipe.batch_loss(batch, forward)
             loss_value = float(out.loss.detach())
             if dist.is_distributed:  # every rank must see a divergence, or the others would hang
                 loss_total, count_total = all_reduce_sum([loss_value * len(batch), len(batch)], dist)
@@ -290,29 +296,30 @@ def _validate(recipe: Recipe, runtime: Runtime, dist: DistContext) -> dict[str, 
     return {"val_loss": loss_sum / seen, "val_acc": correct / seen}
 
 
-def _complete_payload(payload: dict[str, Any] | None, history: list[dict[str, Any]],
+def _complete_payload(payload: dict[str, Any] | None, history: list[EpochRecord],
                       best_file: Path) -> dict[str, Any]:
     """The best epoch's payload with the full history, marked complete.
 
     When the best epoch was earlier (or in an earlier session) its weights are in the side file:
     the in-memory payload's tensors may alias the module's, which kept training.
     """
-    if payload is None or payload["history"] != history:
+    stored = [r.to_dict() for r in history]
+    if payload is None or payload["history"] != stored:
         payload = read_checkpoint(best_file)
-    return {**payload, "history": [dict(r) for r in history], "complete": True}
+    return {**payload, "history": stored, "complete": True}
 
 
-def _epoch_line(record: dict[str, Any], epochs: int) -> str:
-    line = f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}"
-    if "train_acc" in record:
-        line += f" acc {record['train_acc']:.1%}"
-    if "val_acc" in record:
-        line += f", val loss {record['val_loss']:.4f} acc {record['val_acc']:.1%}"
-    return line + f", lr {record['lr']:.3g}, {record['seconds']:.1f}s"
+def _epoch_line(record: EpochRecord, epochs: int) -> str:
+    line = f"epoch {record.epoch}/{epochs}: loss {record.train_loss:.4f}"
+    if record.train_acc is not None:
+        line += f" acc {record.train_acc:.1%}"
+    if record.val_acc is not None:
+        line += f", val loss {record.val_loss:.4f} acc {record.val_acc:.1%}"
+    return line + f", lr {record.lr:.3g}, {record.seconds:.1f}s"
 
 
 def _payload(recipe: Recipe, spec: RecipeSpec, options: TrainOptions, context: TrainContext, state_dict: dict[str, torch.Tensor],
-             history: list[dict[str, Any]], best: dict[str, Any]) -> dict[str, Any]:
+             history: list[EpochRecord], best: EpochRecord) -> dict[str, Any]:
     info = context.data_info
     return {
         "format": CHECKPOINT_FORMAT,
@@ -327,8 +334,8 @@ def _payload(recipe: Recipe, spec: RecipeSpec, options: TrainOptions, context: T
                  "class_ids": list(info.class_ids), "class_names": list(info.class_names),
                  "image_size": int(info.image_size)},
         "hparams": options.to_dict(),
-        "history": [dict(r) for r in history],
-        "best": dict(best),
+        "history": [r.to_dict() for r in history],
+        "best": best.to_dict(),
         "complete": False,
         "provenance": {"seed": options.seed, "software_version": __version__,
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -6,10 +6,12 @@ Every field carries metadata the CLI and the profiles read (see `option`):
     help   one line for `defendr train METHOD --help`
     cli    False for fields that have no flag (method, method_options)
 
-`None` for epochs / batch_size / arch means "the default for this run" (see `resolved`):
-paper settings (resnet101, Adam lr 1e-3, batch 128, 15 epochs) for full-size archs; for caches of
-<= 64 px images (and no --pretrained) arch defaults to tinyresnet with 8 epochs of batch 64
-(the quick CPU profile).
+`None` for epochs / batch_size means "the default for this run" (see `resolved`): paper
+settings (Adam lr 1e-3, batch 128, 15 epochs) for full-size runs; 8 epochs of batch 64 for small
+ones (the quick CPU profile), as the method's options decide (`MethodOptions.small_run`: images of
+<= 64 px; a classifier recipe: its resolved arch is a tiny one). Options that only a classifier
+has (arch, pretrained, freeze_backbone, defense, defense_variant, passes) are the classifier
+recipes' own (`ClassifierOptions`, core/training/recipes/baseline.py), so another method refuses them.
 
 Checkpoints and resume files store `TrainOptions.to_dict()`: one flat dict of plain values, the
 shared fields and the method's fields side by side (core.training.recipes.registry rebuilds the
@@ -22,12 +24,10 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 from typing import Any
 
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.models.registry import DEFAULT_ARCH, TINY_ARCHS
 from defendr_cli.core.workspace import validate_name
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "step", "none")
-DEFENSES = ("none", "random-resize-pad")
 SMALL_IMAGE_PX = 64
 
 
@@ -75,6 +75,14 @@ class MethodOptions:
         """Names of workspace models this method reads (e.g. dunet's target classifier)."""
         return []
 
+    def resolved(self, image_size: int) -> "MethodOptions":
+        """A copy with the method's own defaults for a cache of `image_size` px filled in (here: self)."""
+        return self
+
+    def small_run(self, image_size: int) -> bool:
+        """Whether a run on `image_size` px images takes the small defaults (8 epochs of batch 64)."""
+        return image_size <= SMALL_IMAGE_PX
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (lists copied)."""
         return {k: list(v) if isinstance(v, list) else v for k, v in asdict(self).items()}
@@ -88,22 +96,13 @@ class TrainOptions:
     method: str = field(default="baseline", metadata={"cli": False})
     method_options: MethodOptions | None = field(default=None, metadata={"cli": False})
     name: str | None = option(None, help="Model name in models/ (default: the method).")
-    arch: str | None = option(None, help="resnet18|34|50|101|152, tinyresnet, tinycnn (default: resnet101; "
-                                         "tinyresnet for <= 64 px caches).")
-    epochs: int | None = option(None, help="Epochs (default 15; 8 for tiny archs).")
+    epochs: int | None = option(None, help="Epochs (default 15; 8 for tiny archs or <= 64 px caches).")
     batch_size: int | None = option(None, help="Batch size, global over torchrun processes (default 128; "
-                                               "64 for tiny archs).")
+                                               "64 for tiny archs or <= 64 px caches).")
     lr: float = option(1e-3, help="Learning rate.")
     optimizer: str = option("adam", help="adam | sgd (momentum 0.9).")
     weight_decay: float = option(0.0, help="Weight decay.")
     schedule: str = option("cosine", help="cosine | step (x0.1 every third) | none, per epoch.")
-    pretrained: str | None = option(None, help="torchvision state-dict file, or 'imagenet' (needs the network "
-                                               "or the torch hub cache).")
-    freeze_backbone: bool = option(False, help="Train only the last stage and the head.")
-    defense: str = option("none", help="none | random-resize-pad: inference-time defense recorded in the "
-                                       "checkpoint.")
-    defense_variant: str = option("paper", help="paper | competition (random-resize-pad).")
-    passes: int | None = option(None, help="Randomization passes averaged at inference.")
     seed: int = option(0, help="Seed for every random choice; recorded in artefacts.")
     data: str | None = option(None, help="Clean cache name or path (default: the workspace's only cache).")
     workers: int = option(0, help="Data-loading worker processes (0: in-process).")
@@ -118,7 +117,6 @@ class TrainOptions:
         """InputError on any out-of-range value (shared fields, then the method's); returns self."""
         check_choice("--optimizer", self.optimizer, OPTIMIZERS)
         check_choice("--schedule", self.schedule, SCHEDULES)
-        check_choice("--defense", self.defense, DEFENSES)
         check_at_least("--epochs", self.epochs, 1)
         check_at_least("--batch-size", self.batch_size, 1)
         if not self.lr > 0:
@@ -134,16 +132,16 @@ class TrainOptions:
         return self
 
     def resolved(self, image_size: int) -> "TrainOptions":
-        """A copy with arch / epochs / batch_size filled in for a cache of `image_size` px."""
-        small = image_size <= SMALL_IMAGE_PX and not self.pretrained  # pretrained weights exist for resnets only
-        arch = self.arch or ("tinyresnet" if small else DEFAULT_ARCH)
-        tiny = arch in TINY_ARCHS
+        """A copy with the method's options resolved (a classifier's arch) and epochs / batch_size
+        filled in for a cache of `image_size` px."""
+        own = self.method_options.resolved(image_size) if self.method_options is not None else None
+        small = (own or MethodOptions()).small_run(image_size)
         return replace(
             self,
             name=self.model_name,
-            arch=arch,
-            epochs=self.epochs or (8 if tiny else 15),
-            batch_size=self.batch_size or (64 if tiny else 128),
+            method_options=own,
+            epochs=self.epochs or (8 if small else 15),
+            batch_size=self.batch_size or (64 if small else 128),
         )
 
     def to_dict(self) -> dict[str, Any]:

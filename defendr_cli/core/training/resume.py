@@ -30,6 +30,8 @@ from defendr_cli.core.workspace import Workspace
 
 RESUME_FORMAT = "defendr-resume"
 RESUME_VERSION = 1
+STATE_TYPES = {"options": dict, "epoch": int, "state_dict": dict, "optimizer": dict, "scheduler": dict,
+               "scaler": dict, "history": list, "best": (dict, type(None)), "data_fingerprint": str}
 
 
 def resume_path(workspace: Workspace, name: str) -> Path:
@@ -57,6 +59,11 @@ def load_resume_state(path: Path, name: str) -> dict[str, Any]:
         raise CorruptArtefactError(f"cannot read resume state {path}: {exc}") from exc
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT or state.get("version") != RESUME_VERSION:
         raise CorruptArtefactError(f"{path} is not a defendr resume state of version {RESUME_VERSION}")
+    wrong = [key for key, kinds in STATE_TYPES.items() if not isinstance(state.get(key), kinds)
+             or (kinds is int and isinstance(state.get(key), bool))]
+    if wrong or state["epoch"] < 0:
+        raise CorruptArtefactError(f"resume state {path} is damaged: {', '.join(wrong) or 'epoch'} missing or of "
+                                   f"the wrong type", hint="start the run afresh with --force")
     return state
 
 

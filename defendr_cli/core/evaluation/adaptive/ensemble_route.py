@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.evaluation.adaptive.cascade import (SuiteAttack, SuiteResult, attack_rows, predict_classes,
-                                                          run_suite)
+from defendr_cli.core.evaluation.adaptive.cascade import (AttackDetail, SuiteAttack, SuiteResult, attack_rows_counted,
+                                                          margins, perturbation_norms, predict_logits, run_suite)
 from defendr_cli.core.models.ensemble import Ensemble
 from defendr_cli.core.runtime import Runtime
 
@@ -56,7 +56,8 @@ class EnsembleSuiteResult:
     wins: {'combined': images only the combined suite broke, 'member-loss': only the member-loss
     attack broke, 'both': both broke, 'neither': held against both} (clean-correct images only).
     winner: the attack route with more exclusive wins ('combined', 'member-loss' or 'tie').
-    adv: float32 (N, 3, H, W) in [0, 1], the worst-case image per row."""
+    adv: float32 (N, 3, H, W) in [0, 1], the worst-case image per row. member_detail: the member
+    attack's per-image AttackDetail (its counted passes, run, iteration, margin on the ensemble, norms)."""
 
     combined: SuiteResult
     member_loss_mask: torch.Tensor
@@ -65,6 +66,7 @@ class EnsembleSuiteResult:
     wins: dict[str, int]
     winner: str
     adv: torch.Tensor
+    member_detail: AttackDetail | None = None
 
     def route_summary(self) -> dict:
         """What a report row keeps: {'winner', 'wins', 'combined' (accuracy), 'member_loss' (accuracy)}."""
@@ -93,24 +95,44 @@ def run_ensemble_suite(ensemble: Ensemble, images: torch.Tensor, labels: torch.T
     rows = torch.nonzero(combined.clean_mask).flatten()
     generator = torch.Generator().manual_seed(seed * 1_000_003 + 999)
     member_adv = images.clone()
-    outputs = attack_rows(member_attack, surrogate, images, labels, rows, generator, runtime=runtime,
-                          batch_size=batch_size)
+    out = attack_rows_counted(member_attack, surrogate, images, labels, rows, generator, runtime=runtime,
+                              batch_size=batch_size)
     member_mask = torch.zeros(len(labels), dtype=torch.bool)
+    detail = _empty_detail(len(labels))
     if len(rows):
-        member_adv[rows] = outputs
-        member_mask[rows] = predict_classes(ensemble, member_adv[rows], runtime=runtime, seed=seed + 999,
-                                            batch_size=batch_size) == labels[rows]
-    clean = combined.clean_mask
-    combined_broke = clean & ~combined.robust_mask
-    member_broke = clean & ~member_mask
+        member_adv[rows] = out.adv
+        logits = predict_logits(ensemble, member_adv[rows], runtime=runtime, seed=seed + 999, batch_size=batch_size)
+        member_mask[rows] = logits.argmax(dim=1) == labels[rows]
+        detail.margin[rows] = margins(logits, labels[rows])
+        detail.restart[rows] = torch.where(member_mask[rows], -1, out.restart)
+        detail.iteration[rows] = torch.where(member_mask[rows], -1, out.iteration)
+        detail.forward[rows], detail.backward[rows] = out.forward, out.backward
+    detail.linf, detail.l2 = perturbation_norms(member_adv, images)
+    wins, winner = route_from_masks(combined.clean_mask, combined.robust_mask, member_mask)
+    robust_mask = combined.robust_mask & member_mask
+    take_member = combined.clean_mask & ~member_mask & combined.robust_mask
+    adv = torch.where(take_member[:, None, None, None], member_adv, combined.adv)
+    return EnsembleSuiteResult(combined, member_mask, robust_mask, float(robust_mask.float().mean()),
+                               wins, winner, adv, detail)
+
+
+def _empty_detail(count: int) -> AttackDetail:
+    minus = torch.full((count,), -1, dtype=torch.long)
+    zeros = torch.zeros(count, dtype=torch.long)
+    return AttackDetail(minus, minus.clone(), torch.zeros(count), torch.zeros(count), torch.zeros(count), zeros,
+                        zeros.clone())
+
+
+def route_from_masks(clean: torch.Tensor, combined_robust: torch.Tensor,
+                     member_held: torch.Tensor) -> tuple[dict[str, int], str]:
+    """(wins, winner) of the two routes from bool (N,) masks: clean-correct, held the combined suite,
+    held the member-loss attack (see EnsembleSuiteResult)."""
+    combined_broke = clean & ~combined_robust
+    member_broke = clean & ~member_held
     wins = {"combined": int((combined_broke & ~member_broke).sum()),
             "member-loss": int((member_broke & ~combined_broke).sum()),
             "both": int((combined_broke & member_broke).sum()),
             "neither": int((clean & ~combined_broke & ~member_broke).sum())}
     winner = ("tie" if wins["combined"] == wins["member-loss"]
               else "combined" if wins["combined"] > wins["member-loss"] else "member-loss")
-    robust_mask = combined.robust_mask & member_mask
-    take_member = member_broke & ~combined_broke
-    adv = torch.where(take_member[:, None, None, None], member_adv, combined.adv)
-    return EnsembleSuiteResult(combined, member_mask, robust_mask, float(robust_mask.float().mean()),
-                               wins, winner, adv)
+    return wins, winner

@@ -38,10 +38,15 @@ class AdaptiveRow:
     new attack suite adds columns there without changing the existing keys.
 
     Suite runs (core.evaluation.adaptive.run) also fill, each written only when set: `suite` (the
-    suite used: 'standard', 'rand', 'quick', 'custom'; None for the PGD sweep alone), `eps_values`
+    suite used: 'standard', 'fast', 'rand', 'quick', 'custom'; None for the PGD sweep alone), `eps_values`
     {eps label -> eps in pixel units}, `all_draws` {eps label -> share of images correct in every
     draw} and `draws` {eps label -> accuracy per draw} (randomized models), `route` {eps label ->
-    {'winner', 'wins', 'combined', 'member_loss'}} (ensembles: which attack route broke more).
+    {'winner', 'wins', 'combined', 'member_loss'}} (ensembles: which attack route broke more),
+    `budgets` {attack label -> {'attack': registry name, every parameter it ran with}} (the suite's
+    version with every budget), `passes` {eps label -> {attack label -> {'forward', 'backward':
+    passes counted at the model, summed over the subset; 'images': images it attacked}, 'total':
+    {'forward', 'backward'}}} and `records` {eps label -> file name of the per-image record next to
+    the report} (core.evaluation.adaptive.record).
     """
 
     name: str
@@ -61,6 +66,9 @@ class AdaptiveRow:
     all_draws: dict[str, float] = field(default_factory=dict)
     draws: dict[str, list[float]] = field(default_factory=dict)
     route: dict[str, dict] = field(default_factory=dict)
+    budgets: dict[str, dict] = field(default_factory=dict)
+    passes: dict[str, dict] = field(default_factory=dict)
+    records: dict[str, str] = field(default_factory=dict)
 
     def eps_of(self, label: str) -> StoredEps | None:
         """The eps (pixel units) of an eps label, from `eps_values` or the PGD grid."""
@@ -77,7 +85,8 @@ class AdaptiveRow:
             robust=data["robust"], transfer=data["transfer"], eps0_accuracy=data["eps0_accuracy"],
             large_eps_accuracy=data["large_eps_accuracy"], checks=[Check.from_dict(c) for c in data["checks"]],
             attacks=data.get("attacks", {}), suite=data.get("suite"), eps_values=data.get("eps_values", {}),
-            all_draws=data.get("all_draws", {}), draws=data.get("draws", {}), route=data.get("route", {}))
+            all_draws=data.get("all_draws", {}), draws=data.get("draws", {}), route=data.get("route", {}),
+            budgets=data.get("budgets", {}), passes=data.get("passes", {}), records=data.get("records", {}))
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "stochastic": self.stochastic, "eot": self.eot,
@@ -86,7 +95,7 @@ class AdaptiveRow:
                "large_eps_accuracy": self.large_eps_accuracy, "checks": [c.to_dict() for c in self.checks]}
         if self.attacks:
             out["attacks"] = self.attacks
-        for key in ("suite", "eps_values", "all_draws", "draws", "route"):
+        for key in ("suite", "eps_values", "all_draws", "draws", "route", "budgets", "passes", "records"):
             if getattr(self, key):
                 out[key] = jsonable(getattr(self, key))
         return out

@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.adaptive.cascade import run_suite
-from defendr_cli.core.evaluation.adaptive.ensemble_route import run_ensemble_suite
 from defendr_cli.core.evaluation.adaptive.eps import LARGE_EPS, AdaptiveEps
+from defendr_cli.core.evaluation.adaptive.eps_run import EpsJob, EpsRun, SuiteTarget, run_eps
 from defendr_cli.core.evaluation.adaptive.partial import AdaptivePartials, file_signature
 from defendr_cli.core.evaluation.adaptive.pgd_sweep import attack_correct_mask
-from defendr_cli.core.evaluation.adaptive.plan import (PGD_LABEL, SuiteEntry, SuitePlan, cheap_entry, first_entry,
-                                                       member_entry, resolve_suite)
+from defendr_cli.core.evaluation.adaptive.plan import SuitePlan, cheap_entry, first_entry, resolve_suite
 from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow, AdaptiveSettings, GridPoint
 from defendr_cli.core.evaluation.adaptive.seeds import SeedPlan
 from defendr_cli.core.evaluation.adaptive.subset import (Subset, TransferCopies, correct_mask, read_subset,
@@ -42,7 +42,6 @@ from defendr_cli.core.evaluation.checks import HeldMasks, ModelOutcome, model_ch
 from defendr_cli.core.evaluation.metrics import eps_scalar
 from defendr_cli.core.evaluation.predictions import is_stochastic
 from defendr_cli.core.evaluation.subjects import EvalModel
-from defendr_cli.core.models.ensemble import Ensemble
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
 
@@ -54,7 +53,11 @@ class AdaptiveConfig:
     budget (pixel units); near_zero: the accuracy it must stay under; transfer_sets: cached
     adversarial test sets whose subset copies are scored too; partial_dir: where each model's row
     is saved as it completes (when `save_partials`); resume: reuse a row saved there with the same
-    settings instead of attacking that model again (core.evaluation.adaptive.partial)."""
+    settings instead of attacking that model again (core.evaluation.adaptive.partial).
+    chunk_size: images per chunk of the suite (None: batch_size), the unit of the per-image
+    record's resume and of sharding over ranks (core.evaluation.adaptive.chunked); record_dir:
+    where the per-image records are written (None: none); dist: the process group (chunks are
+    dealt to ranks, every rank gets every result, rank 0 writes the records)."""
 
     eps_values: Sequence[AdaptiveEps]
     plan: SuitePlan = field(default_factory=SuitePlan)
@@ -67,36 +70,13 @@ class AdaptiveConfig:
     partial_dir: Path | None = None
     resume: bool = False
     save_partials: bool = True
+    chunk_size: int | None = None
+    record_dir: Path | None = None
+    dist: DistContext = SINGLE
 
     @property
     def seeds(self) -> SeedPlan:
         return SeedPlan(self.seed)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """One model as attacked: its module, whether it is randomized, its suite and the EOT the
-    suite's attacks use (`common` holds it for every attack that takes it)."""
-
-    model: EvalModel
-    module: torch.nn.Module
-    stochastic: bool
-    suite: str
-    entries: list[SuiteEntry]
-    suite_eot: int
-    common: dict
-
-
-@dataclass
-class _EpsRun:
-    """One eps of one model: per-attack columns, the robust accuracy and what the checks need."""
-
-    columns: dict[str, float] = field(default_factory=dict)
-    robust: float = 0.0
-    all_draws: float | None = None
-    draws: list[float] | None = None
-    route: dict | None = None
-    held: HeldMasks | None = None
 
 
 def run_adaptive_suite(models: list[EvalModel], data_path: Path, config: AdaptiveConfig, *, runtime: Runtime,
@@ -140,7 +120,8 @@ def _partials(config: AdaptiveConfig, data_path: Path, subset: Subset, eps_value
         "data": file_signature(data_path), "rows": subset.rows.tolist(), "eps": [e.value for e in eps_values],
         "plan": [plan.suite, list(plan.attacks), plan.square_queries, plan.eot, plan.draws, plan.sweep_steps,
                  plan.sweep_restarts],
-        "seed": config.seed, "batch_size": config.batch_size, "large_eps": config.large_eps,
+        "seed": config.seed, "batch_size": config.batch_size, "chunk_size": config.chunk_size or config.batch_size,
+        "large_eps": config.large_eps,
         "near_zero": config.near_zero, "transfer": [file_signature(p) for p in config.transfer_sets],
         "device": str(runtime.device), "precision": runtime.precision}, reuse=config.resume,
         write=config.save_partials)
@@ -156,12 +137,12 @@ def _settings(config: AdaptiveConfig, eps_values: list[AdaptiveEps], subset: Sub
                                    "pgd_sweep": plan.pgd_sweep})
 
 
-def _target(model: EvalModel, subset: Subset, plan: SuitePlan, runtime: Runtime) -> _Target:
+def _target(model: EvalModel, subset: Subset, plan: SuitePlan, runtime: Runtime) -> SuiteTarget:
     module = model.module.eval()
     stochastic = is_stochastic(module, runtime.to_device(subset.images[:2]))
     name, entries = plan.entries(stochastic)
     suite_eot = plan.suite_eot(stochastic)
-    return _Target(model, module, stochastic, name, entries, suite_eot, {"eot": suite_eot} if stochastic else {})
+    return SuiteTarget(model, module, stochastic, name, entries, suite_eot, {"eot": suite_eot} if stochastic else {})
 
 
 def _attack_model(model: EvalModel, subset: Subset, copies: dict[str, TransferCopies],
@@ -175,14 +156,13 @@ def _attack_model(model: EvalModel, subset: Subset, copies: dict[str, TransferCo
     row = AdaptiveRow(name=model.name, kind=model.kind, stochastic=target.stochastic,
                       eot=target.suite_eot if target.entries else plan.pgd_eot(target.stochastic),
                       clean=float(clean.mean()), grid=[], robust={}, transfer=transfer, eps0_accuracy=0.0,
-                      large_eps_accuracy=0.0, suite=target.suite)
+                      large_eps_accuracy=0.0, suite=target.suite, budgets=target.budgets())
     held_all = []
     with reporter.task(f"{model.name}: adaptive suite ({target.suite})", total=len(eps_values) + 2) as task:
         for index, eps in enumerate(eps_values):
             pgd_masks = _pgd_sweep(target, subset, eps, row, config, runtime) if plan.pgd_sweep else None
-            run = _run_eps(target, subset, eps, plan, runtime=runtime, pgd_masks=pgd_masks,
-                           transfer_held=transfer_held.get(str(eps_scalar(eps.value)), {}),
-                           seed=seeds.suite(index), batch_size=batch)
+            run = run_eps(target, _eps_job(config, subset, eps, seeds.suite(index), runtime), runtime=runtime,
+                          pgd_masks=pgd_masks, transfer_held=transfer_held.get(str(eps_scalar(eps.value)), {}))
             _record(row, eps, run)
             held_all.append(run.held)
             task.advance(1, eps=eps.label, robust=run.robust)
@@ -202,7 +182,16 @@ def _attack_model(model: EvalModel, subset: Subset, copies: dict[str, TransferCo
     return row
 
 
-def _record(row: AdaptiveRow, eps: AdaptiveEps, run: _EpsRun) -> None:
+def _eps_job(config: AdaptiveConfig, subset: Subset, eps: AdaptiveEps, seed: int, runtime: Runtime) -> EpsJob:
+    """One eps's job: the suite seed of that eps, chunks of `chunk_size` (default batch_size) images."""
+    return EpsJob(subset=subset, eps=eps, seed=seed, draws=config.plan.draws, batch_size=config.batch_size,
+                  chunk_size=config.chunk_size or config.batch_size, record_dir=config.record_dir,
+                  resume=config.resume, dist=config.dist,
+                  extra={"evaluation_seed": config.seed, "device": str(runtime.device),
+                         "precision": runtime.precision})
+
+
+def _record(row: AdaptiveRow, eps: AdaptiveEps, run: EpsRun) -> None:
     """Copy one eps's outcome into the model's row."""
     for label, value in run.columns.items():
         row.attacks.setdefault(label, {})[eps.label] = value
@@ -212,6 +201,10 @@ def _record(row: AdaptiveRow, eps: AdaptiveEps, run: _EpsRun) -> None:
         row.all_draws[eps.label], row.draws[eps.label] = run.all_draws, run.draws
     if run.route is not None:
         row.route[eps.label] = run.route
+    if run.passes is not None:
+        row.passes[eps.label] = run.passes
+    if run.record is not None:
+        row.records[eps.label] = run.record
 
 
 def _transfer_scores(module: torch.nn.Module, subset: Subset, copies: dict[str, TransferCopies], runtime: Runtime,
@@ -227,7 +220,7 @@ def _transfer_scores(module: torch.nn.Module, subset: Subset, copies: dict[str, 
     return transfer, held_by_eps
 
 
-def _pgd_sweep(target: _Target, subset: Subset, eps: AdaptiveEps, row: AdaptiveRow, config: AdaptiveConfig,
+def _pgd_sweep(target: SuiteTarget, subset: Subset, eps: AdaptiveEps, row: AdaptiveRow, config: AdaptiveConfig,
                runtime: Runtime) -> list[np.ndarray]:
     """The PGD steps x restarts grid at one eps: per configuration the held mask (N,), each also
     appended to `row.grid` (its seed stream is the configuration's index over every eps)."""
@@ -242,51 +235,7 @@ def _pgd_sweep(target: _Target, subset: Subset, eps: AdaptiveEps, row: AdaptiveR
     return masks
 
 
-def _run_eps(target: _Target, subset: Subset, eps: AdaptiveEps, plan: SuitePlan, *, runtime: Runtime,
-             pgd_masks: list[np.ndarray] | None, transfer_held: dict[str, torch.Tensor], seed: int,
-             batch_size: int) -> _EpsRun:
-    """The suite (and the ensemble route) at one eps, combined with the PGD sweep's masks."""
-    out = _EpsRun()
-    white = torch.ones(len(subset), dtype=torch.bool)
-    pgd_held = None
-    if pgd_masks is not None:
-        pgd_held = torch.as_tensor(np.logical_and.reduce(pgd_masks))
-        out.columns[PGD_LABEL] = float(pgd_held.float().mean())
-        white &= pgd_held
-    if not target.entries:
-        out.robust = out.columns[PGD_LABEL]
-        out.held = HeldMasks(white, {f"transfer:{k}": v for k, v in transfer_held.items()})
-        return out
-    attacks = resolve_suite(target.entries, eps.as_attack_eps(), runtime=runtime, common=target.common)
-    draws = plan.draws if target.stochastic else 1
-    if isinstance(target.module, Ensemble):
-        member = resolve_suite([member_entry(target.entries)], eps.as_attack_eps(), runtime=runtime,
-                               common=target.common)[0]
-        ens = run_ensemble_suite(target.module, subset.images, subset.labels, attacks, member, runtime=runtime,
-                                 seed=seed, batch_size=batch_size, stochastic=target.stochastic, draws=draws)
-        result, robust_mask = ens.combined, ens.robust_mask
-        out.route = ens.route_summary()
-        white &= ens.member_loss_mask
-    else:
-        result = run_suite(target.module, subset.images, subset.labels, attacks, runtime=runtime, seed=seed,
-                           batch_size=batch_size, stochastic=target.stochastic, draws=draws)
-        robust_mask = result.robust_mask
-    out.columns.update(result.accuracy_after)
-    suite_held = suite_held_masks(result, [a.name for a in attacks if a.gradient_free])
-    out.held = HeldMasks(white & suite_held.white_box,
-                         {**suite_held.black_box, **{f"transfer:{k}": v for k, v in transfer_held.items()}})
-    if pgd_held is not None:
-        robust_mask = robust_mask & pgd_held
-    if target.stochastic:
-        headline = result.robust_accuracy if out.route is None else float(robust_mask.float().mean())
-        out.robust = min(headline, out.columns.get(PGD_LABEL, 1.0))
-        out.all_draws, out.draws = float(robust_mask.float().mean()), list(result.draw_accuracies)
-    else:
-        out.robust = float(robust_mask.float().mean())
-    return out
-
-
-def _budget_accuracy(target: _Target, subset: Subset, eps: float, *, runtime: Runtime, seed: int, batch_size: int,
+def _budget_accuracy(target: SuiteTarget, subset: Subset, eps: float, *, runtime: Runtime, seed: int, batch_size: int,
                      cheap: bool = False) -> float:
     """Accuracy after the suite's first attack alone (APGD-CE when the suite is the PGD sweep alone)
     at `eps`: 0 for the eps=0 check (`cheap`: the fewest steps or queries, nothing can move) or

@@ -9,6 +9,8 @@ depend on: changing one changes the reported accuracies):
     large_eps    seed              the large-eps check
     sweep(i)     seed + 1000 * i   the i-th PGD configuration of the sweep (counted over all eps)
     suite(i)     seed + 100 * i    the suite at the i-th eps (ascending)
+    chunk(s, c)  s + 10007 * c     chunk c of the suite whose seed is s (chunk 0: s itself, so a
+                                   subset in one chunk has the un-chunked cascade's numbers)
 
 Inside a stream the cascade derives its own per-attack generators (core.evaluation.adaptive.cascade).
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 SWEEP_STRIDE = 1000
 SUITE_STRIDE = 100
+CHUNK_STRIDE = 10007
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,8 @@ class SeedPlan:
     def suite(self, index: int) -> int:
         """The suite at the `index`-th eps of the ascending sweep."""
         return self.seed + SUITE_STRIDE * index
+
+    @staticmethod
+    def chunk(suite_seed: int, index: int) -> int:
+        """Chunk `index` of a suite run seeded `suite_seed` (core.evaluation.adaptive.chunked)."""
+        return suite_seed + CHUNK_STRIDE * index

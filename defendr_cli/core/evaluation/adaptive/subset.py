@@ -23,11 +23,13 @@ from defendr_cli.core.runtime import Runtime
 
 @dataclass(frozen=True)
 class Subset:
-    """The seeded test rows attacked (`rows`, sorted), their images and labels."""
+    """The seeded test rows attacked (`rows`, sorted), their images and labels; `source_ids` their
+    source ids in the clean cache (empty when unknown)."""
 
     rows: np.ndarray
     images: torch.Tensor
     labels: torch.Tensor
+    source_ids: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -60,7 +62,8 @@ def read_subset(data_path: Path, subset: int | None, seed: int) -> Subset:
         rows = subset_rows(len(reader), subset, seed)
         images = reader.read(rows)
         labels = torch.as_tensor(np.asarray(reader.labels)[rows], dtype=torch.int64)
-    return Subset(rows, images, labels)
+        source_ids = tuple(str(reader.source_ids[int(row)]) for row in rows)
+    return Subset(rows, images, labels, source_ids)
 
 
 def transfer_copies(paths: Sequence[Path], rows: np.ndarray) -> dict[str, TransferCopies]:

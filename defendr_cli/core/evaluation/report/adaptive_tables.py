@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from defendr_cli.core.evaluation.adaptive.plan import column_name
+from defendr_cli.core.evaluation.adaptive.plan import FAST_NOTE, column_name
 from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow
 from defendr_cli.core.evaluation.report.table import Table
 from defendr_cli.core.evaluation.transfer.results import TransferResult, TransferRow
@@ -67,7 +67,8 @@ def suite_table(adaptive: AdaptiveResult, transfer: TransferResult | None = None
                           "column is the accuracy after that attack ran on the images still standing; PGD is the "
                           "step/restart sweep's own worst case. Robust: per-image worst case over everything "
                           "(randomized models: mean over draws; All draws: correct in every draw). Ensemble route: "
-                          "combined output vs sum of members' losses, the one that broke more images.")
+                          "combined output vs sum of members' losses, the one that broke more images."
+                          + (f" {FAST_NOTE}" if any(m.suite == "fast" for m in adaptive.models) else ""))
     for m in adaptive.models:
         for label in m.robust:
             route = m.route.get(label)
@@ -80,10 +81,40 @@ def suite_table(adaptive: AdaptiveResult, transfer: TransferResult | None = None
     return table
 
 
+def budget_text(budget: dict) -> str:
+    """'apgd: loss=ce, steps=100, restarts=1, ...' from a budget {'attack', parameters...}."""
+    params = ", ".join(f"{k}={v}" for k, v in budget.items() if k != "attack")
+    return f"{budget.get('attack', '?')}: {params}" if params else str(budget.get("attack", "?"))
+
+
+def cost_table(adaptive: AdaptiveResult) -> Table:
+    """Per model, eps and attack: the suite version with every budget, the accuracy after the attack
+    and the forward/backward passes it spent (counted at the model), in millions and per image."""
+    table = Table("adaptive-cost", "Adaptive suite: version, budgets and counted cost",
+                  ["Model", "Suite", "eps", "Attack", "Budget", "Accuracy after", "Images attacked",
+                   "Forward (M)", "Backward (M)", "Forward / image", "Backward / image"], percent_columns={5},
+                  caption=f"Passes counted at the model (core.attacks.counting) over the {adaptive.settings.subset} "
+                          "seeded test images; per image = total / images of the subset. Each attack runs on the "
+                          "images still standing. The PGD sweep (when it ran) is not counted.")
+    for m in adaptive.models:
+        count = max(adaptive.settings.subset, 1)
+        for label, passes in m.passes.items():
+            for attack, cost in passes.items():
+                name = "Total" if attack == "total" else column_name(attack)
+                budget = budget_text(m.budgets[attack]) if attack in m.budgets else "-"
+                after = m.robust.get(label) if attack == "total" else m.attacks.get(attack, {}).get(label)
+                table.add(m.name, m.suite, label, name, budget, after, cost.get("images", "-"),
+                          f"{cost['forward'] / 1e6:.4f}", f"{cost['backward'] / 1e6:.4f}",
+                          f"{cost['forward'] / count:.1f}", f"{cost['backward'] / count:.1f}")
+    return table
+
+
 def adaptive_tables(adaptive: AdaptiveResult, transfer: TransferResult | None = None) -> list[Table]:
-    """Suite table, PGD sweep table (when a sweep ran), sanity table and (with a transfer result)
-    transfer-vs-adaptive table."""
+    """Suite table, cost table (suites with counted passes), PGD sweep table (when a sweep ran),
+    sanity table and (with a transfer result) transfer-vs-adaptive table."""
     tables = [suite_table(adaptive, transfer)]
+    if any(m.passes for m in adaptive.models):
+        tables.append(cost_table(adaptive))
     sweep = Table("adaptive-sweep", "Adaptive white-box PGD through the whole defense",
                   ["Model", "EOT", "eps", "Steps", "Restarts", "Accuracy"], percent_columns={5},
                   caption=f"Accuracy (%) on {adaptive.settings.subset} seeded test images.")

@@ -53,8 +53,9 @@ def _write_text(path: Path, text: str) -> Path:
 
 def write_report(folder: Path, *, name: str, transfer: TransferResult | None = None,
                  adaptive: AdaptiveResult | None = None,
-                 settings: dict | None = None) -> ReportFiles:
-    """Write results.json, tables/*.csv, the PNGs and report.md into `folder` (created)."""
+                 settings: dict | None = None, extra: dict | None = None) -> ReportFiles:
+    """Write results.json, tables/*.csv, the PNGs and report.md into `folder` (created). `extra`:
+    further top-level results.json keys (JSON-able; e.g. 'robustbench'), added after the others."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tables = all_tables(transfer, adaptive)
@@ -67,6 +68,7 @@ def write_report(folder: Path, *, name: str, transfer: TransferResult | None = N
                "transfer": transfer.to_dict() if transfer else None,
                "adaptive": adaptive.to_dict() if adaptive else None, "tables": [t.to_dict() for t in tables],
                "figures": [p.name for p in files.figures]}
+    results.update({k: v for k, v in (extra or {}).items() if k not in results})
     _write_text(files.results, json.dumps(results, indent=2, default=str))
     _write_text(files.markdown, report_markdown(name, settings or {}, tables, figures, transfer, adaptive))
     return files

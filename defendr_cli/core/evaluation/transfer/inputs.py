@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from defendr_cli.core.attacks.set_names import label_of_set
 from defendr_cli.core.errors import MismatchError
 from defendr_cli.core.evaluation.jsonable import jsonable
 from defendr_cli.core.evaluation.predictions import safe_key
-from defendr_cli.core.evaluation.subjects import EvalModel, attack_label_from_set_name
+from defendr_cli.core.evaluation.subjects import EvalModel
 from defendr_cli.core.evaluation.transfer.results import AdvSetSummary
 from defendr_cli.core.io.adv_fingerprint import adv_set_fingerprint
 from defendr_cli.core.models.loading import check_checkpoint_against_cache
@@ -28,7 +29,7 @@ def describe_adv_set(info: Any) -> AdvSetSummary:
         name=info.name, attack=info.attack, eps=jsonable(info.eps), eps_label=info.eps_label,
         eps_space=info.eps_space, steps=info.steps, source_model=info.source_model, split=info.split,
         count=info.count, success_rate=info.success_rate, dtype=info.dtype,
-        label=attack_label_from_set_name(info.name) or info.name)
+        label=label_of_set(info) or info.name)
 
 
 def check_adv_set(info: Any, cache_info: Any, labels: np.ndarray, clean_indices: np.ndarray,

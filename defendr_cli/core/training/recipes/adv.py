@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.training.data import BatchSource, TrainBatch, resolve_adv_sets
@@ -25,11 +26,11 @@ from defendr_cli.core.training.recipes.adversarial_source import (
     make_online_attack,
 )
 from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult, TrainContext
-from defendr_cli.core.training.recipes.baseline import ClassifierRecipe, classification_loss
+from defendr_cli.core.training.recipes.baseline import ClassifierOptions, ClassifierRecipe, classification_loss
 
 
 @dataclass
-class AdvOptions(AdversarialSourceOptions):
+class AdvOptions(AdversarialSourceOptions, ClassifierOptions):
     adv_ratio: float = option(0.5, help="Online mode: share of each batch attacked.")
 
     def validate(self) -> "AdvOptions":
@@ -76,13 +77,13 @@ class CachedOrOnlineAdversarialRecipe(ClassifierRecipe):
 class AdversarialTrainingRecipe(CachedOrOnlineAdversarialRecipe):
     method_options: AdvOptions
 
-    def batch_loss(self, batch: TrainBatch) -> StepResult:
+    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult:
         images = batch.images
         if self.attack is not None:
             count = max(1, round(self.method_options.adv_ratio * len(batch)))
             adv = self.attack(self.module, images[:count], batch.labels[:count])
             images = torch.cat([adv, images[count:]])
-        logits = self.forward_module(images)
+        logits = forward(images)
         return StepResult(classification_loss(logits, batch.labels), logits, batch.labels)
 
     def describe_method(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 import torch.nn.functional as F
 
 from defendr_cli.core.training.data import TrainBatch
@@ -41,13 +42,13 @@ class AdversarialLogitPairingRecipe(CachedOrOnlineAdversarialRecipe):
     cached_words = "cached adversarial pairs"
     method_options: AlpOptions
 
-    def batch_loss(self, batch: TrainBatch) -> StepResult:
+    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult:
         if self.attack is not None:
             adv = self.attack(self.module, batch.images, batch.labels)
         else:
             adv = batch.adv_images
         n = len(batch)
-        logits = self.forward_module(torch.cat([batch.images, adv]))
+        logits = forward(torch.cat([batch.images, adv]))
         clean_logits, adv_logits = logits[:n], logits[n:]
         loss = adversarial_logit_pairing_loss(clean_logits, adv_logits, batch.labels, self.method_options.pair_weight)
         return StepResult(loss, clean_logits, batch.labels)

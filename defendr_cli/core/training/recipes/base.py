@@ -22,6 +22,7 @@ from defendr_cli.core.distributed import SINGLE, DistContext
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.training.data import TrainBatch
+from defendr_cli.core.training.history import EpochRecord
 from defendr_cli.core.training.options import MethodOptions, TrainOptions
 from defendr_cli.core.workspace import Workspace
 
@@ -84,13 +85,12 @@ class Recipe(abc.ABC):
             adv_images for paired sources (core.training.data.BatchSource kinds clean, doubled,
             paired). The loop moves every tensor to the device.
 
-    forward_module: what `batch_loss` must call for the forward pass whose loss is back-propagated
-        (`module` itself by default). In a data-parallel run the loop sets it to a
-        DistributedDataParallel wrapper of `module`, which averages gradients over ranks during
-        backward; attacks, validation and frozen helpers use `module` / their own modules.
-
     Methods (tensors given to them are on the device; the loop wraps calls in runtime.autocast())
-        batch_loss(batch) -> StepResult: the training loss of one batch (module in train mode).
+        batch_loss(batch, forward) -> StepResult: the training loss of one batch (module in train
+            mode). `forward` is what to call for the forward pass whose loss is back-propagated:
+            `module` itself, or in a data-parallel run the loop's DistributedDataParallel wrapper
+            of it, which averages gradients over ranks during backward; attacks, validation and
+            frozen helpers use `module` / their own modules.
         validation_batches() -> batches measuring the checkpoint's quality (default: none; the
             last epoch then counts as best).
         validation_logits(batch) -> (logits (n, K), labels (n,)): under torch.no_grad(), module in
@@ -98,24 +98,15 @@ class Recipe(abc.ABC):
         checkpoint_config() -> payload["config"]: enough for the checkpoint kind's builder to
             rebuild the module with no CLI flags (plain values only).
         parents() -> [{"role", "name", "fingerprint"}]: artefacts this model depends on (default none).
-        summary(best) -> one line for `defendr ls` (best has val_acc, epoch, ...).
+        summary(best) -> one line for `defendr ls` (best: the best epoch's EpochRecord).
         close(): release files (default: close train_batches).
     """
 
     module: nn.Module
     train_batches: BatchPlan
-    _forward_override: nn.Module | None = None
-
-    @property
-    def forward_module(self) -> nn.Module:
-        return self.module if self._forward_override is None else self._forward_override
-
-    @forward_module.setter
-    def forward_module(self, wrapper: nn.Module) -> None:
-        self._forward_override = None if wrapper is self.module else wrapper
 
     @abc.abstractmethod
-    def batch_loss(self, batch: TrainBatch) -> StepResult: ...
+    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult: ...
 
     def validation_batches(self) -> Iterable[TrainBatch]:
         return iter(())
@@ -130,7 +121,7 @@ class Recipe(abc.ABC):
         return []
 
     @abc.abstractmethod
-    def summary(self, best: dict[str, Any]) -> str: ...
+    def summary(self, best: EpochRecord) -> str: ...
 
     def close(self) -> None:
         self.train_batches.close()

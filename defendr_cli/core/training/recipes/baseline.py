@@ -1,23 +1,28 @@
-"""`baseline`: cross-entropy on clean images. Also home of `ClassifierRecipe`, the base of every
-recipe that trains a classifier (baseline, adv, alp, clp, lsq): it builds the classifier from the
-options (arch, pretrained, freeze_backbone), the clean train/val batches, the checkpoint config
-and summary. Subclasses override `batch_loss` and, for other data, `make_train_batches`.
+"""`baseline`: cross-entropy on clean images. Also home of what every recipe that trains a
+classifier (baseline, adv, alp, clp, lsq) shares: `ClassifierOptions`, the options only a
+classifier has (arch, pretrained, freeze_backbone, and the inference-time defense recorded in its
+checkpoint), which those recipes' options inherit and no other method takes; and
+`ClassifierRecipe`, which builds the classifier from them, the clean train/val batches, the
+checkpoint config and summary. Subclasses override `batch_loss` and, for other data,
+`make_train_batches`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.models.defenses import defense_spec
-from defendr_cli.core.models.registry import build_classifier
+from defendr_cli.core.models.registry import DEFAULT_ARCH, TINY_ARCHS, build_classifier
 from defendr_cli.core.training.data import BatchSource, TrainBatch
-from defendr_cli.core.training.options import MethodOptions, TrainOptions
+from defendr_cli.core.training.history import EpochRecord
+from defendr_cli.core.training.options import SMALL_IMAGE_PX, MethodOptions, TrainOptions, check_choice, option
 from defendr_cli.core.training.recipes.base import Recipe, RecipeSpec, StepResult, TrainContext
 
 
@@ -26,24 +31,61 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return F.cross_entropy(logits.float(), labels)
 
 
+DEFENSES = ("none", "random-resize-pad")
+
+
 @dataclass
-class BaselineOptions(MethodOptions):
-    """`baseline` has no options of its own (only the shared ones of TrainOptions)."""
+class ClassifierOptions(MethodOptions):
+    """The options of every classifier recipe (their options classes inherit this one).
+
+    arch None: resolved per run (`resolved`): resnet101, or tinyresnet for caches of <= 64 px
+    images without --pretrained. A tiny arch takes the small defaults (8 epochs of batch 64).
+    """
+
+    arch: str | None = option(None, help="resnet18|34|50|101|152, tinyresnet, tinycnn (default: resnet101; "
+                                         "tinyresnet for <= 64 px caches).")
+    pretrained: str | None = option(None, help="torchvision state-dict file, or 'imagenet' (needs the network "
+                                               "or the torch hub cache).")
+    freeze_backbone: bool = option(False, help="Train only the last stage and the head.")
+    defense: str = option("none", help="none | random-resize-pad: inference-time defense recorded in the "
+                                       "checkpoint.")
+    defense_variant: str = option("paper", help="paper | competition (random-resize-pad).")
+    passes: int | None = option(None, help="Randomization passes averaged at inference.")
+
+    def validate(self) -> "ClassifierOptions":
+        super().validate()
+        check_choice("--defense", self.defense, DEFENSES)
+        return self
+
+    def resolved(self, image_size: int) -> "ClassifierOptions":
+        small = image_size <= SMALL_IMAGE_PX and not self.pretrained  # pretrained weights exist for resnets only
+        return replace(self, arch=self.arch or ("tinyresnet" if small else DEFAULT_ARCH))
+
+    def small_run(self, image_size: int) -> bool:
+        return self.resolved(image_size).arch in TINY_ARCHS
+
+
+@dataclass
+class BaselineOptions(ClassifierOptions):
+    """`baseline` has no options besides the classifier's and the shared ones of TrainOptions."""
 
 
 class ClassifierRecipe(Recipe):
     """Train a `build_classifier(arch, num_classes)` on clean batches with cross-entropy.
 
-    `self.options` is the run's TrainOptions; subclasses read their own fields from
-    `self.method_options` (options.method_options, an instance of their spec's options_class).
+    `self.options` is the run's TrainOptions; the classifier's options and the subclass's own are
+    `self.method_options` (options.method_options, an instance of the spec's options_class, a
+    ClassifierOptions).
     """
+
+    method_options: ClassifierOptions
 
     def __init__(self, options: TrainOptions, context: TrainContext) -> None:
         self.options, self.context = options, context
-        self.method_options = options.method_options
+        self.method_options = own = options.method_options
         info = context.data_info
-        model = build_classifier(options.arch, int(info.num_classes), options.pretrained)
-        if options.freeze_backbone:
+        model = build_classifier(own.arch, int(info.num_classes), own.pretrained)
+        if own.freeze_backbone:
             model.freeze_backbone()
         self.module = context.runtime.prepare_model(model)
         self.extra_parents: list[dict[str, str]] = []  # set by subclasses (adversarial sets)
@@ -61,8 +103,8 @@ class ClassifierRecipe(Recipe):
         return self.val_source.epoch(0, 0)
 
     # -- losses -----------------------------------------------------------------------------
-    def batch_loss(self, batch: TrainBatch) -> StepResult:
-        logits = self.forward_module(batch.images)
+    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult:
+        logits = forward(batch.images)
         return StepResult(classification_loss(logits, batch.labels), logits, batch.labels)
 
     def validation_logits(self, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,10 +112,11 @@ class ClassifierRecipe(Recipe):
 
     # -- checkpoint -------------------------------------------------------------------------
     def checkpoint_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"arch": self.options.arch, "num_classes": int(self.context.data_info.num_classes),
+        own = self.method_options
+        config: dict[str, Any] = {"arch": own.arch, "num_classes": int(self.context.data_info.num_classes),
                                   "image_size": int(self.context.data_info.image_size)}
-        if self.options.defense != "none":
-            config["defense"] = defense_spec(self.options.defense, self.options.defense_variant, self.options.passes)
+        if own.defense != "none":
+            config["defense"] = defense_spec(own.defense, own.defense_variant, own.passes)
         return config
 
     def parents(self) -> list[dict[str, str]]:
@@ -84,23 +127,22 @@ class ClassifierRecipe(Recipe):
     def _find_parents(self) -> list[dict[str, str]]:
         info = self.context.data_info
         parents = [{"role": "data", "name": Path(self.context.data_path).stem, "fingerprint": str(info.fingerprint)}]
-        pretrained = self.options.pretrained
+        pretrained = self.method_options.pretrained
         if pretrained and pretrained != "imagenet":
             path = Path(pretrained).expanduser()
             parents.append({"role": "pretrained", "name": path.name, "fingerprint": file_fingerprint(path)})
         elif pretrained:
-            parents.append({"role": "pretrained", "name": f"imagenet:{self.options.arch}", "fingerprint": ""})
+            parents.append({"role": "pretrained", "name": f"imagenet:{self.method_options.arch}", "fingerprint": ""})
         return parents
 
     def describe_method(self) -> str:
         return self.options.method
 
-    def summary(self, best: dict[str, Any]) -> str:
+    def summary(self, best: EpochRecord) -> str:
         info = self.context.data_info
-        acc = best.get("val_acc")
-        acc_text = f"val acc {acc:.1%}" if acc is not None else "no validation"
-        return (f"{self.describe_method()} {self.options.arch} classifier, {info.num_classes} classes "
-                f"{info.image_size}px, {acc_text} (epoch {best.get('epoch', '?')}/{self.options.epochs})")
+        acc_text = f"val acc {best.val_acc:.1%}" if best.val_acc is not None else "no validation"
+        return (f"{self.describe_method()} {self.method_options.arch} classifier, {info.num_classes} classes "
+                f"{info.image_size}px, {acc_text} (epoch {best.epoch}/{self.options.epochs})")
 
     def close(self) -> None:
         self.train_batches.close()

@@ -11,16 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 import torch.nn.functional as F
 
 from defendr_cli.core.training.data import TrainBatch
-from defendr_cli.core.training.options import MethodOptions, check_at_least, option
+from defendr_cli.core.training.options import check_at_least, option
 from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult
-from defendr_cli.core.training.recipes.baseline import ClassifierRecipe, classification_loss
+from defendr_cli.core.training.recipes.baseline import ClassifierOptions, ClassifierRecipe, classification_loss
 
 
 @dataclass
-class ClpOptions(MethodOptions):
+class ClpOptions(ClassifierOptions):
     pair_weight: float = option(0.5, help="Lambda of the logit-pairing MSE.")
 
     def validate(self) -> "ClpOptions":
@@ -42,8 +43,8 @@ def clean_logit_pairing_loss(logits: torch.Tensor, labels: torch.Tensor, weight:
 class CleanLogitPairingRecipe(ClassifierRecipe):
     method_options: ClpOptions
 
-    def batch_loss(self, batch: TrainBatch) -> StepResult:
-        logits = self.forward_module(batch.images)
+    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult:
+        logits = forward(batch.images)
         return StepResult(clean_logit_pairing_loss(logits, batch.labels, self.method_options.pair_weight), logits, batch.labels)
 
     def describe_method(self) -> str:

@@ -34,6 +34,7 @@ from torch import nn
 
 from defendr_cli.core.attacks.eps import eps_in_pixels, parse_eps
 from defendr_cli.core.attacks.fgsm import fgsm
+from defendr_cli.core.attacks.set_names import sibling_set_name
 from defendr_cli.core.errors import InputError, MissingArtefactError
 from defendr_cli.core.io.adversarial import find_adv_sets, read_adv_info
 from defendr_cli.core.io.reader import SplitReader
@@ -42,6 +43,7 @@ from defendr_cli.core.models.denoised import denoised_config, freeze
 from defendr_cli.core.models.dunet import DUNet, DUNetConfig
 from defendr_cli.core.models.references import make_reference
 from defendr_cli.core.training.data import BatchSource, TrainBatch, resolve_adv_sets
+from defendr_cli.core.training.history import EpochRecord
 from defendr_cli.core.training.options import TrainOptions, check_choice, option
 from defendr_cli.core.training.recipes.adversarial_source import (
     AdversarialSourceOptions,
@@ -162,7 +164,7 @@ class DunetRecipe(Recipe):
         if not (context.data_info.split_counts or {}).get("val"):
             return None
         names = set(context.workspace.names("adv"))
-        twins = [p.stem[: -len("-train")] + "-val" for p in self.adv_paths if p.stem.endswith("-train")]
+        twins = [sibling_set_name(read_adv_info(p), "val") for p in self.adv_paths]  # same settings, val split
         twins = [t for t in twins if t in names]
         self.val_adv = twins
         if twins:
@@ -199,14 +201,14 @@ class DunetRecipe(Recipe):
         return torch.cat(out)
 
     # -- Recipe interface ------------------------------------------------------------------------
-    def batch_loss(self, batch: TrainBatch) -> StepResult:
+    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult:
         adv = batch.adv_images
         if adv is None:
             adv = self.online(self.target, batch.images, batch.labels)
         clean_logits = None
         if self._clean_logits is not None and batch.clean_rows is not None:
             clean_logits = self._clean_logits[batch.clean_rows.to(self._clean_logits.device)]
-        loss, logits = guided_loss(self.guide, self.target, self.tap, batch.images, self.forward_module(adv),
+        loss, logits = guided_loss(self.guide, self.target, self.tap, batch.images, forward(adv),
                                    clean_logits)
         return StepResult(loss, None if logits is None else logits.detach(), batch.labels)
 
@@ -231,11 +233,10 @@ class DunetRecipe(Recipe):
         data = {"role": "data", "name": Path(self.context.data_path).stem, "fingerprint": str(info.fingerprint)}
         return [self.target_reference, data, *self.adv_parents]
 
-    def summary(self, best: dict[str, Any]) -> str:
+    def summary(self, best: EpochRecord) -> str:
         pairs = f"online {self.method_options.online}" if self.online else "+".join(p.stem for p in self.adv_paths)
         val = "cached " + ",".join(self.val_adv) if getattr(self, "val_adv", None) else "online FGSM"
-        acc = best.get("val_acc")
-        acc_text = f"{acc:.3f}" if isinstance(acc, (int, float)) else "n/a"
+        acc_text = f"{best.val_acc:.3f}" if best.val_acc is not None else "n/a"
         return (f"DUNET x{self.method_options.width_mult:g} ({self.guide}-guided) in front of '{self.target_name}', "
                 f"trained on {pairs}; val adv acc {acc_text} ({val})")
 

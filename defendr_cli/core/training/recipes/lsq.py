@@ -8,15 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from defendr_cli.core.training.data import TrainBatch
-from defendr_cli.core.training.options import MethodOptions, check_at_least, option
+from defendr_cli.core.training.options import check_at_least, option
 from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult
-from defendr_cli.core.training.recipes.baseline import ClassifierRecipe, classification_loss
+from defendr_cli.core.training.recipes.baseline import ClassifierOptions, ClassifierRecipe, classification_loss
 
 
 @dataclass
-class LsqOptions(MethodOptions):
+class LsqOptions(ClassifierOptions):
     squeeze_weight: float = option(0.05, help="Lambda of the squared logit norm.")
 
     def validate(self) -> "LsqOptions":
@@ -34,8 +35,8 @@ def logit_squeezing_loss(logits: torch.Tensor, labels: torch.Tensor, weight: flo
 class LogitSqueezingRecipe(ClassifierRecipe):
     method_options: LsqOptions
 
-    def batch_loss(self, batch: TrainBatch) -> StepResult:
-        logits = self.forward_module(batch.images)
+    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult:
+        logits = forward(batch.images)
         return StepResult(logit_squeezing_loss(logits, batch.labels, self.method_options.squeeze_weight), logits, batch.labels)
 
     def describe_method(self) -> str:

@@ -152,6 +152,21 @@ def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     return bytes(out)
 
 
+def check_zip_container(data: bytes, what: str, where: Path | str, limits: ZipLimits = DEFAULT_LIMITS) -> None:
+    """Names, sizes, ratios and placement of a torch.save zip in `data` checked without inflating
+    anything (torch's own reader then inflates); data that is no zip (torch's legacy format) passes."""
+    if not data.startswith(LOCAL_SIGNATURE):
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+        raise _refuse(what, where, f"it is not a readable zip archive ({exc})") from exc
+    problem = check_names(infos) or check_layout(data, infos, limits)
+    if problem:
+        raise _refuse(what, where, problem)
+
+
 def read_zip_entries(data: bytes, what: str, where: Path | str,
                      limits: ZipLimits = DEFAULT_LIMITS) -> dict[str, bytes]:
     """{entry name: decompressed bytes} of the zip archive in `data` (directory entries left out)."""
