@@ -121,6 +121,8 @@ def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, 
         reporter = reporter or NullReporter()
         seed_everything(int(settings.get("seed", 0)))
         env = st.StageEnv(workspace, runtime, settings, reporter, resume)
+        for note in st.preflight_notes(settings):
+            reporter.note(note)
         ledger = PipelineLedger.open(workspace.root)
         records: list[StageRecord] = []
         for stage in plan_stages(env):

@@ -14,6 +14,7 @@ from typing import Any
 
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.data.prepare import cache_name
+from defendr_cli.core.models.pretrained import frozen_random_backbone_warning, imagenet_weights_location, missing_weights_line
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages import attack as attack_stage
@@ -70,6 +71,32 @@ def method_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """model name -> its training spec (the method defaults to the model name; an optional
     'precision' trains that model alone in another precision, see `training_runtime`)."""
     return {name: {"method": name, **spec} for name, spec in settings["methods"].items()}
+
+
+BUDGET_KEYS = ("epochs",)  # train.<key> a user shortens a run with; a method's own value wins
+
+
+def preflight_notes(settings: dict[str, Any]) -> list[str]:
+    """Lines to show before anything runs: ImageNet weights missing from this machine (one line
+    saying where to put the file and how to run without it), a frozen random backbone, and every
+    `methods.<name>` key that overrides a `train.<key>` (so `--set train.epochs=1` does not reach it)."""
+    model = settings["model"]
+    notes = []
+    if model.get("pretrained") == "imagenet":
+        _, cached = imagenet_weights_location(str(model["arch"]))
+        if not cached.is_file():
+            notes.append(f"not on this machine (downloaded at train:baseline when online): "
+                         f"{missing_weights_line(str(model['arch']))}")
+    warning = frozen_random_backbone_warning(str(model["arch"]), model.get("pretrained"),
+                                             bool(model.get("freeze_backbone")))
+    if warning:
+        notes.append(f"{warning} (--set model.freeze_backbone=false trains it all)")
+    for name, spec in settings["methods"].items():
+        for key in BUDGET_KEYS:
+            if key in spec and key in settings["train"] and spec[key] != settings["train"][key]:
+                notes.append(f"methods.{name}.{key}={spec[key]} overrides train.{key}={settings['train'][key]} "
+                             f"for {name} (change it with --set methods.{name}.{key}=...)")
+    return notes
 
 
 # ---------------------------------------------------------------------------------- the stages

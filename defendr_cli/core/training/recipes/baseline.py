@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.models.defenses import defense_spec
+from defendr_cli.core.models.pretrained import frozen_random_backbone_warning
 from defendr_cli.core.models.registry import build_classifier
 from defendr_cli.core.training.data import BatchSource, TrainBatch
 from defendr_cli.core.training.options import MethodOptions, TrainOptions
@@ -45,6 +46,9 @@ class ClassifierRecipe(Recipe):
         model = build_classifier(options.arch, int(info.num_classes), options.pretrained)
         if options.freeze_backbone:
             model.freeze_backbone()
+        warning = frozen_random_backbone_warning(options.arch, options.pretrained, options.freeze_backbone)
+        if warning and context.dist.is_main:
+            context.reporter.note(warning)
         self.module = context.runtime.prepare_model(model)
         self.extra_parents: list[dict[str, str]] = []  # set by subclasses (adversarial sets)
         self._parents: list[dict[str, str]] | None = None
