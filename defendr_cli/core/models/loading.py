@@ -50,13 +50,14 @@ class LoadedModel:
 @dataclass
 class BuildContext:
     """What a kind builder may use: the workspace (None: paths only), the device, and `load`,
-    which loads another checkpoint by name or path on the same device."""
+    which loads another checkpoint by name or path on the same device (through `memo` when given)."""
 
     workspace: Workspace | None
     device: torch.device
+    memo: dict[Path, "LoadedModel"] | None = None
 
     def load(self, ref: str | Path) -> "LoadedModel":
-        return load_model(self.workspace, ref, device=self.device)
+        return load_model(self.workspace, ref, device=self.device, memo=self.memo)
 
 
 def build_classifier_from_payload(payload: dict[str, Any], context: BuildContext) -> nn.Module:
@@ -106,19 +107,29 @@ def model_hint(ref: str) -> str:
     return f"defendr train {ref} (or defendr train METHOD --name {ref})"
 
 
-def load_model(workspace: Workspace | None, ref: str | Path, device: torch.device = torch.device("cpu")) -> LoadedModel:
-    """Resolve `ref` (name in models/ or a path), read, rebuild and return the model in eval mode."""
+def load_model(workspace: Workspace | None, ref: str | Path, device: torch.device = torch.device("cpu"), *,
+               memo: dict[Path, LoadedModel] | None = None) -> LoadedModel:
+    """Resolve `ref` (name in models/ or a path), read, rebuild and return the model in eval mode.
+
+    memo: loaded models by checkpoint path, shared by one evaluation so that a model named several
+    times (alone, wrapped by a defense, as an ensemble member or a denoiser's classifier) is read and
+    built once; the returned module is then shared, so callers must not change it in place."""
     if workspace is None:
         path = Path(ref)
         if not path.is_file():
             raise MissingArtefactError(f"no checkpoint at {path}", hint=f"make it with: {model_hint(str(ref))}")
     else:
         path = workspace.resolve("model", ref, hint=model_hint(str(ref)))
+    if memo is not None and path.resolve() in memo:
+        return memo[path.resolve()]
     payload = read_checkpoint(path)
     fingerprint = file_fingerprint(path)
-    module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device))
+    module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device, memo))
     module = module.to(device).eval()
-    return LoadedModel(payload["name"], path, fingerprint, payload["kind"], module, payload)
+    loaded = LoadedModel(payload["name"], path, fingerprint, payload["kind"], module, payload)
+    if memo is not None:
+        memo[path.resolve()] = loaded
+    return loaded
 
 
 def check_matches_cache(payload: dict[str, Any], class_ids: list[str], image_size: int, *, cache_name: str = "the cache") -> None:
