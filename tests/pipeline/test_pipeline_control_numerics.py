@@ -52,3 +52,11 @@ def test_the_control_passes_the_check_in_fp32_and_under_bf16_autocast(tmp_path):
         margin, detail = robust_control_margin(adaptive, {**check, "model": control, "defenses": ["clp"]},
                                                "8/255")
         assert margin is not None and margin >= check["min_margin"], detail
+
+
+def test_the_quick_profiles_control_trains_in_fp32_while_the_others_use_bf16(tmp_path):
+    settings = load_profile("quick")
+    env = st.StageEnv(Workspace(tmp_path), Runtime(), settings, NullReporter())
+    specs = st.method_specs(settings)
+    assert st.training_runtime(env, specs["madry"]).precision == "fp32"
+    assert st.training_runtime(env, specs["alp"]).precision == settings["train"]["precision"] == "bf16"
