@@ -2,9 +2,11 @@
 
 The smallest run that still exercises the paper's image size and network: 2 classes x 3 photographs
 (scikit-image's), one epoch for every trained model (DUNET and the fast-FGSM control included), one
-FGSM and a one-step PGD set instead of the six attack sets, and an FGSM-only adaptive suite. It takes
-about a minute and a half on an idle 2-core CPU (ResNet-101 at 299 px is ~28 GFLOP per forward
-pass). docs/paper-profile.md gives the larger 4 x 3 shrink that keeps the six attack sets and the suite.
+FGSM and a one-step PGD set instead of the six attack sets, and an FGSM-only adaptive suite.
+Measured once, on a 2-core machine shared by many other jobs: 211 s user + 22 s system CPU on 2
+threads, peak resident memory 4.5 GB. It was not timed on an idle machine. ResNet-101 at 299 px is
+about 28 GFLOP per forward pass. docs/paper-profile.md gives the larger 4 x 3 shrink, which keeps
+the six attack sets and the suite.
 """
 
 from __future__ import annotations
