@@ -65,13 +65,16 @@ def load_eval_models(ws: Workspace, refs: list[str], ensembles: list[list[str]],
     """Single models first (ensemble members included), then the ensembles built from them.
 
     A ref 'M+random-resize-pad' wraps model M with that defense (variant `variant`, `passes`
-    passes or the variant's default) for this evaluation only; `defense` wraps every model.
+    passes or the variant's default) for this evaluation only; `defense` wraps every model. A
+    checkpoint named by several refs (M and M+defense, ensemble manifests' members, a denoiser's
+    classifier) is loaded once and its module shared.
     """
     loaded: dict[str, EvalModel] = {}
+    memo: dict = {}  # each checkpoint read and built once, however many refs name it
     for ref in refs + [m for members in ensembles for m in members]:
         if ref not in loaded:
             base, spec = split_defense_suffix(ws, ref, defense, variant, passes)
-            loaded[ref] = load_eval_model(ws, base, device=device, defense=spec, image_size=image_size)
+            loaded[ref] = load_eval_model(ws, base, device=device, defense=spec, image_size=image_size, memo=memo)
     models = list(loaded.values())
     for members in ensembles:
         if len(members) < 2:

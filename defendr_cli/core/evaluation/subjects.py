@@ -98,10 +98,12 @@ def training_attack(payload: dict, workspace: Workspace) -> str | None:
 
 
 def load_eval_model(workspace: Workspace, ref: str, *, device: torch.device,
-                    defense: dict | None = None, image_size: int | None = None) -> EvalModel:
-    """Load checkpoint `ref` (name or path) and wrap it with `defense` when given."""
+                    defense: dict | None = None, image_size: int | None = None,
+                    memo: dict | None = None) -> EvalModel:
+    """Load checkpoint `ref` (name or path) and wrap it with `defense` when given; `memo`: see
+    core.models.loading.load_model (one evaluation reads and builds each checkpoint once)."""
 
-    loaded = load_model(workspace, ref, device=device)
+    loaded = load_model(workspace, ref, device=device, memo=memo)
     module = loaded.module
     payload = loaded.payload or {}
     name = loaded.name

@@ -50,13 +50,14 @@ class LoadedModel:
 @dataclass
 class BuildContext:
     """What a kind builder may use: the workspace (None: paths only), the device, and `load`,
-    which loads another checkpoint by name or path on the same device."""
+    which loads another checkpoint by name or path on the same device (through `memo` when given)."""
 
     workspace: Workspace | None
     device: torch.device
+    memo: dict[Path, "LoadedModel"] | None = None
 
     def load(self, ref: str | Path) -> "LoadedModel":
-        return load_model(self.workspace, ref, device=self.device)
+        return load_model(self.workspace, ref, device=self.device, memo=self.memo)
 
 
 def build_classifier_from_payload(payload: dict[str, Any], context: BuildContext) -> nn.Module:
@@ -106,25 +107,35 @@ def model_hint(ref: str) -> str:
     return f"defendr train {ref} (or defendr train METHOD --name {ref})"
 
 
-def load_model(workspace: Workspace | None, ref: str | Path, device: torch.device = torch.device("cpu")) -> LoadedModel:
-    """Resolve `ref` (name in models/ or a path), read, rebuild and return the model in eval mode."""
+def load_model(workspace: Workspace | None, ref: str | Path, device: torch.device = torch.device("cpu"), *,
+               memo: dict[Path, LoadedModel] | None = None) -> LoadedModel:
+    """Resolve `ref` (name in models/ or a path), read, rebuild and return the model in eval mode.
+
+    memo: loaded models by checkpoint path, shared by one evaluation so that a model named several
+    times (alone, wrapped by a defense, as an ensemble member or a denoiser's classifier) is read and
+    built once; the returned module is then shared, so callers must not change it in place."""
     if workspace is None:
         path = Path(ref)
         if not path.is_file():
             raise MissingArtefactError(f"no checkpoint at {path}", hint=f"make it with: {model_hint(str(ref))}")
     else:
         path = workspace.resolve("model", ref, hint=model_hint(str(ref)))
+    if memo is not None and path.resolve() in memo:
+        return memo[path.resolve()]
     payload, fingerprint = read_checkpoint_and_fingerprint(path)  # one read: the hash is of what was loaded
     check_complete(payload, str(path))
     try:
-        module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device))
+        module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device, memo))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
         # a payload of the right keys but odd contents (a config value of the wrong type, a tensor of
         # the wrong shape) fails deep inside a builder: at this artefact boundary that is "corrupt"
         raise CorruptArtefactError(f"checkpoint {path} cannot be rebuilt: {type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
     module = guard_finite_logits(module.to(device).eval(), payload["name"])
-    return LoadedModel(payload["name"], path, fingerprint, payload["kind"], module, payload)
+    loaded = LoadedModel(payload["name"], path, fingerprint, payload["kind"], module, payload)
+    if memo is not None:
+        memo[path.resolve()] = loaded
+    return loaded
 
 
 def check_matches_cache(payload: dict[str, Any], class_ids: list[str], image_size: int, *, cache_name: str = "the cache") -> None:

@@ -4,7 +4,9 @@
 backbone; the 1000-class ImageNet head is dropped when its shape differs from ours, so the head
 stays freshly initialised and sized to the cache's classes. `--pretrained imagenet` asks torchvision
 for its default ImageNet weights (from the local torch hub cache, or downloaded when online); when
-neither works the error names the exact file to download and where to put it.
+neither works the error names, in one line, the exact file to download, where to put it and how
+to run without it. `frozen_random_backbone_warning` says what freezing a randomly initialised
+backbone does (the training recipes pass it on as a note).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.models import get_model_weights
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError, SourceError
 from defendr_cli.core.io.zip_entries import check_zip_container, read_regular_file
@@ -22,6 +25,18 @@ from defendr_cli.core.models.finite import require_finite_tensors
 from defendr_cli.core.models.weights_file import key_mismatch_text
 
 HEAD_PREFIX = "fc."
+WITHOUT_WEIGHTS = ("to run without them: --set model.pretrained=null --set model.freeze_backbone=false "
+                   "(defendr reproduce), or leave out --pretrained and --freeze-backbone (defendr train)")
+
+
+def frozen_random_backbone_warning(arch: str, pretrained: str | os.PathLike | None,
+                                   freeze_backbone: bool) -> str | None:
+    """The warning for freezing a backbone that no weights file initialised, else None."""
+    if not freeze_backbone or pretrained:
+        return None
+    return (f"warning: {arch} has no pretrained weights and its backbone is frozen: only its last stage and "
+            "head will train, on features of randomly initialised layers that never learn (expect low "
+            "accuracy); give pretrained weights, or train the whole network without freezing it")
 
 
 def _state_dict_from_file(path: Path) -> dict[str, torch.Tensor]:
@@ -62,29 +77,34 @@ def load_backbone_weights(net: nn.Module, state: dict[str, torch.Tensor], source
                             f"{key_mismatch_text(missing, unexpected)}")
 
 
-def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
-    """torchvision's default ImageNet weights for `arch`, from the hub cache or downloaded.
-
-    Offline without the cached file: SourceError naming the URL and the two ways to use it.
-    """
-    from torchvision.models import get_model_weights
-
+def imagenet_weights_location(arch: str) -> tuple[str, Path]:
+    """(download URL, torch hub cache path) of torchvision's default ImageNet weights for `arch`."""
     try:
         weights = get_model_weights(arch).DEFAULT
     except ValueError as exc:
         raise InputError(f"torchvision has no ImageNet weights for '{arch}'") from exc
-    url = weights.url
-    filename = os.path.basename(url)
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    return weights.url, Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def missing_weights_line(arch: str) -> str:
+    """One line: where to put torchvision's `arch` ImageNet file, and how to run without it."""
+    url, cached = imagenet_weights_location(arch)
+    return (f"ImageNet weights for {arch}: download {url} to {cached} (or pass the file as --pretrained PATH / "
+            f"--set model.pretrained=PATH); {WITHOUT_WEIGHTS}")
+
+
+def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    """torchvision's default ImageNet weights for `arch`, from the hub cache or downloaded.
+
+    Offline without the cached file: SourceError with `missing_weights_line` (one line).
+    """
+    url, cached = imagenet_weights_location(arch)
     if cached.is_file():
         return _state_dict_from_file(cached)
     try:
-        return weights.get_state_dict(progress=False)
+        return get_model_weights(arch).DEFAULT.get_state_dict(progress=False)
     except Exception as exc:  # URLError, socket errors, HTTP errors: all mean "could not fetch"
-        raise SourceError(
-            f"cannot download ImageNet weights for {arch} ({type(exc).__name__}); download {url} "
-            f"and pass --pretrained PATH/{filename}, or put the file at {cached}"
-        ) from exc
+        raise SourceError(f"cannot download {url} ({type(exc).__name__}); {missing_weights_line(arch)}") from exc
 
 
 def load_pretrained(net: nn.Module, arch: str, pretrained: str | os.PathLike) -> None:

@@ -63,13 +63,13 @@ def plan_train(workspace: Workspace, options: TrainOptions, runtime: Runtime, ca
     method = options.method_options
     adv_sets = resolve_adv_sets(workspace, list(getattr(method, "adv", []) or []), split="train",
                                 clean_fingerprint=info.fingerprint, method=options.method)
-    arch = options.arch
+    arch = getattr(method, "arch", None)  # classifier recipes only (ClassifierOptions)
     if options.method == "dunet":  # the denoiser trains in front of its frozen target's architecture
         target = read_checkpoint(workspace.resolve("model", getattr(method, "target", "baseline")))
         arch = str((target.get("config") or {}).get("arch") or arch)
     settings = {"data": {"classes": info.num_classes, "per_class": 0, "image_size": info.image_size,
                          "counts": dict(info.split_counts)},
-                "model": {"arch": arch, "freeze_backbone": options.freeze_backbone},
+                "model": {"arch": arch, "freeze_backbone": bool(getattr(method, "freeze_backbone", False))},
                 "train": {"epochs": options.epochs, "batch_size": options.batch_size}}
     spec = {"method": options.method, "adv": [str(p) for p in adv_sets]}
     for key in ("online", "attack_steps", "adv_ratio", "width_mult"):

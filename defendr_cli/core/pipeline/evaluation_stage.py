@@ -62,7 +62,7 @@ def evaluate_config(env: st.StageEnv, report_name: str) -> EvaluateConfig:
         name=report_name, seed=env.seed, batch_size=int(settings.get("batch_size", 128)),
         adaptive=bool(settings.get("adaptive", True)), adaptive_models=settings.get("adaptive_models") or None,
         eps_from_sets=[name for name in [reference_set(env.settings)] if name],
-        extra_eps=parse_eps_list(",".join(settings["eps"])), eot=int(settings["eot"]),
+        extra_eps=parse_eps_list(",".join(settings["eps"])) if settings["eps"] else [], eot=int(settings["eot"]),
         suite=str(settings.get("suite", "auto")), attacks=[str(a) for a in settings.get("attacks", ["pgd"])],
         square_queries=settings.get("square_queries"), draws=int(settings.get("draws", 10)),
         steps=[int(s) for s in settings["steps"]], restarts=[int(r) for r in settings["restarts"]],

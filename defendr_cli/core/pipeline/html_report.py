@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from defendr_cli.core.evaluation.html.writer import RESULTS_FILE, write_html_report
-from defendr_cli.core.pipeline.paper_report import TABLE1_ROWS, TABLE3_ROWS, paper_tables
+from defendr_cli.core.pipeline.paper_report import TABLE1_ROWS, TABLE3_ROWS, paper_tables, reference_set
 from defendr_cli.core.pipeline.profile import load_profile
 from defendr_cli.core.workspace import Workspace
 
@@ -66,7 +66,7 @@ def paper_comparison_tables(results: dict[str, Any], settings: dict[str, Any]) -
     """The paper's Tables 1 and 3 beside ours on the reference set, as results.json-style table dicts
     (accuracies as fractions; the paper's percentages divided by 100)."""
     paper = paper_tables()
-    ref = f"{settings['checks']['reference_set']}-baseline-test"
+    ref = reference_set(settings)
     rows = {m["name"]: m for m in (results.get("transfer") or {}).get("models") or []}
 
     def ours(name: str) -> list[float | None]:

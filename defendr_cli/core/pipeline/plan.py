@@ -91,7 +91,7 @@ def stage_work(env: st.StageEnv, stage_id: str) -> work.StageWork:
         return work.train_work(settings, rest, spec, st.training_runtime(env, spec).precision)
     if kind == "attack":
         for spec, splits in st.attack_specs(settings):
-            if rest == f"{st.attack_set_prefix(spec)}:{','.join(splits)}":
+            if rest == f"{'+'.join(st.attack_labels(settings, spec, splits))}:{','.join(splits)}":
                 return work.attack_work(settings, spec, splits, precision)
     if kind == "gradcam":
         return work.gradcam_work(settings, precision)

@@ -81,6 +81,11 @@ def _has_non_finite(value: Any) -> bool:
     return False
 
 
+# settings whose "none" is null: no weights file, the whole test split, the suite's own budget
+NULLABLE_KEYS = frozenset({"model.pretrained", "evaluate.subset", "evaluate.square_queries", "evaluate.eot",
+                           "evaluate.adaptive_models"})
+
+
 def typed_override(text: str, current: Any, value: Any) -> Any:
     """`value` (parsed from `--set text`) checked against the type of the profile's `current` value;
     InputError naming the setting and the type it needs (see the module docstring)."""
@@ -88,7 +93,7 @@ def typed_override(text: str, current: Any, value: Any) -> Any:
     if _has_non_finite(value):
         raise InputError(f"--set {text}: NaN and Infinity are not allowed")
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if current is None:
+    if current is None or (value is None and key.strip() in NULLABLE_KEYS):
         return value
     if isinstance(current, bool):
         ok, need = isinstance(value, bool), "true or false"

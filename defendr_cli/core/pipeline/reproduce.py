@@ -84,7 +84,7 @@ def plan_stages(env: st.StageEnv) -> list[Stage]:
     plan.append(Stage("train:baseline", {**common, "model": settings["model"], "train": settings["train"]},
                       data_path, lambda: st.pipeline_train(env, "baseline", {"method": "baseline"})))
     for spec, splits in st.attack_specs(settings):
-        labels = "+".join(dict.fromkeys(p.label for p in st.planned_sets(settings, spec, splits)))
+        labels = "+".join(st.attack_labels(settings, spec, splits))
         plan.append(Stage(f"attack:{labels}:{','.join(splits)}", {**common, "spec": spec, "splits": splits},
                           lambda: data_path() + baseline(),
                           lambda spec=spec, splits=splits: st.pipeline_attack(env, spec, splits)))
@@ -123,6 +123,8 @@ def reproduce(workspace: Workspace, settings: dict[str, Any], runtime: Runtime, 
         seed_everything(int(settings.get("seed", 0)))
         env = st.StageEnv(workspace, runtime, settings, reporter, resume)
         st.check_train_settings(env)  # one line before any stage runs when a setting is unusable
+        for note in st.preflight_notes(settings):
+            reporter.note(note)
         ledger = PipelineLedger.open(workspace.root)
         records: list[StageRecord] = []
         for stage in plan_stages(env):

@@ -15,6 +15,7 @@ from typing import Any
 from defendr_cli.core.attacks.eps import parse_eps_list
 from defendr_cli.core.data.prepare import cache_name
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.models.pretrained import frozen_random_backbone_warning, imagenet_weights_location, missing_weights_line
 from defendr_cli.core.progress import Reporter
 from defendr_cli.core.runtime import Runtime
 from defendr_cli.core.stages import attack_config
@@ -70,6 +71,11 @@ def planned_sets(settings: dict[str, Any], spec: dict[str, Any], splits: list[st
     return attack_config.planned_sets(attack_stage_config(settings, spec, splits), "baseline")
 
 
+def attack_labels(settings: dict[str, Any], spec: dict[str, Any], splits: list[str]) -> list[str]:
+    """The labels of the sets one of the profile's attacks writes (one per eps), e.g. ['fgsm-eps8_255']."""
+    return list(dict.fromkeys(p.label for p in planned_sets(settings, spec, splits)))
+
+
 def adv_set_name(settings: dict[str, Any], label: str, split: str) -> str | None:
     """The name of the set with this label (e.g. 'pgd-eps8_255-s10') that the profile's attacks
     write on `split` (None when they make this label on other splits only); InputError when no
@@ -91,6 +97,32 @@ def method_specs(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """model name -> its training spec (the method defaults to the model name; an optional
     'precision' trains that model alone in another precision, see `training_runtime`)."""
     return {name: {"method": name, **spec} for name, spec in settings["methods"].items()}
+
+
+BUDGET_KEYS = ("epochs",)  # train.<key> a user shortens a run with; a method's own value wins
+
+
+def preflight_notes(settings: dict[str, Any]) -> list[str]:
+    """Lines to show before anything runs: ImageNet weights missing from this machine (one line
+    saying where to put the file and how to run without it), a frozen random backbone, and every
+    `methods.<name>` key that overrides a `train.<key>` (so `--set train.epochs=1` does not reach it)."""
+    model = settings["model"]
+    notes = []
+    if model.get("pretrained") == "imagenet":
+        _, cached = imagenet_weights_location(str(model["arch"]))
+        if not cached.is_file():
+            notes.append(f"not on this machine (downloaded at train:baseline when online): "
+                         f"{missing_weights_line(str(model['arch']))}")
+    warning = frozen_random_backbone_warning(str(model["arch"]), model.get("pretrained"),
+                                             bool(model.get("freeze_backbone")))
+    if warning:
+        notes.append(f"{warning} (--set model.freeze_backbone=false trains it all)")
+    for name, spec in settings["methods"].items():
+        for key in BUDGET_KEYS:
+            if key in spec and key in settings["train"] and spec[key] != settings["train"][key]:
+                notes.append(f"methods.{name}.{key}={spec[key]} overrides train.{key}={settings['train'][key]} "
+                             f"for {name} (change it with --set methods.{name}.{key}=...)")
+    return notes
 
 
 # ---------------------------------------------------------------------------------- the stages

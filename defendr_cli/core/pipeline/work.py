@@ -191,8 +191,8 @@ def adaptive_eps_count(settings: dict[str, Any]) -> int:
     """The adaptive sweep's eps: the profile's list plus the reference set's eps when it differs."""
     eps = [str(e) for e in settings["evaluate"].get("eps", [])]
     reference = settings.get("checks", {}).get("reference_set")
-    for spec, _ in st.attack_specs(settings):
-        if st.attack_set_prefix(spec) == reference:
+    for spec, splits in st.attack_specs(settings):
+        if reference in st.attack_labels(settings, spec, splits):
             same = str(spec["eps"]) in eps and spec.get("eps_space", "pixel") == "pixel"
             return len(eps) + (0 if same else 1)
     return max(len(eps), 1)

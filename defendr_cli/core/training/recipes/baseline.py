@@ -19,6 +19,7 @@ from torch import nn
 
 from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.models.defenses import defense_spec
+from defendr_cli.core.models.pretrained import frozen_random_backbone_warning
 from defendr_cli.core.models.registry import DEFAULT_ARCH, TINY_ARCHS, build_classifier
 from defendr_cli.core.training.data import BatchSource, TrainBatch
 from defendr_cli.core.training.history import EpochRecord
@@ -87,6 +88,9 @@ class ClassifierRecipe(Recipe):
         model = build_classifier(own.arch, int(info.num_classes), own.pretrained)
         if own.freeze_backbone:
             model.freeze_backbone()
+        warning = frozen_random_backbone_warning(own.arch, own.pretrained, own.freeze_backbone)
+        if warning and context.dist.is_main:
+            context.reporter.note(warning)
         self.module = context.runtime.prepare_model(model)
         self.extra_parents: list[dict[str, str]] = []  # set by subclasses (adversarial sets)
         self._parents: list[dict[str, str]] | None = None
