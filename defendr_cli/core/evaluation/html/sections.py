@@ -164,8 +164,9 @@ def adaptive_section(results: dict) -> str:
         parts.append(table_html(tables["adaptive-suite"], cell=_checks_cell(by_name),
                                 row_class=lambda row: _worst(by_name.get(row[0]))))
     parts.append(suite_versions(models))
-    if "adaptive-cost" in tables:
-        parts.append(table_html(tables["adaptive-cost"]))
+    for key in ("adaptive-cost", "suite-comparison"):
+        if key in tables:
+            parts.append(table_html(tables[key]))
     parts.append("<h3>Checks that did not pass</h3>" + check_list(models))
     for key in ("adaptive-sweep", "adaptive-vs-transfer"):
         if key in tables:
