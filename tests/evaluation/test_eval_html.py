@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
 
+from defendr_cli.core.evaluation.adaptive.plan import FAST_NOTE
 from defendr_cli.core.evaluation.html.render import ReportAssets, render_html_report
 from defendr_cli.core.evaluation.html.summary import ModelSummary, headline, model_summaries
 from defendr_cli.core.evaluation.html.writer import write_html_report
@@ -105,3 +107,20 @@ def test_the_card_shows_the_primary_sets_eps_and_lists_the_others():
     [summary] = model_summaries(results)
     assert (summary.eps_label, summary.robust, summary.other_eps) == ("8/255", 0.25, {"4/255": 0.5})
     assert "adaptive at other eps: 4/255 50.0%" in render_html_report(results)
+
+
+def test_a_fast_run_shows_its_note_budgets_passes_and_links_its_files():
+    results = _results()
+    model = results["adaptive"]["models"][0]
+    model.update(suite="fast", budgets={"apgd-ce": {"attack": "apgd", "early_stop": True, "steps": 100}},
+                 passes={"8/255": {"apgd-ce": {"forward": 3000, "backward": 1000, "images": 3},
+                                   "total": {"forward": 3000, "backward": 1000}}},
+                 records={"8/255": "per_image-x+y-8_255.h5"})
+    results["robustbench"] = [{"name": "x+y"}]
+    page = render_html_report(results)
+    assert "adaptive fast at 8/255: 0.0040 M passes (0.0030 M forward + 0.0010 M backward), 1000.0 per image" in page
+    assert html.escape(FAST_NOTE) in page and "apgd: early_stop=True, steps=100" in page
+    links = [link for link in read_tables(page).links if not link.startswith("#")]
+    assert links == ["per_image-x%2By-8_255.h5", "per_image-x%2By-8_255.csv", "robustbench-x%2By.json"]
+    model["suite"] = "standard"
+    assert html.escape(FAST_NOTE) not in render_html_report(results)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -70,7 +73,11 @@ def test_the_page_is_self_contained_with_the_gallery_and_provenance(report):
     result, results, page = report
     probe = read_tables(page)
     assert probe.images and all(src.startswith("data:image/png;base64,") for src in probe.images)
-    assert all(link.startswith("#") for link in probe.links)  # no script, stylesheet or page fetched
+    files = [unquote(link) for link in probe.links if not link.startswith("#")]  # no script, stylesheet or page fetched
+    assert files and all("/" not in f and ":" not in f and (result.report_dir / f).is_file() for f in files)
+    records = [name for m in results["adaptive"]["models"] for name in m["records"].values()]
+    assert sorted(files) == sorted(records + [r.replace(".h5", ".csv") for r in records]
+                                   + [f"robustbench-{e['name']}.json" for e in results["robustbench"]])
     assert "http://" not in page and "https://" not in page
     gallery = (result.report_dir / "gallery" / "gallery.json")
     assert gallery.exists() and 'id="gallery"' in page
@@ -95,3 +102,31 @@ def test_chromium_loads_the_page_without_errors_and_draws_it(report, tmp_path):
     run_browser(browser, "--window-size=1280,2000", f"--screenshot={shot}", result.html.resolve().as_uri())
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert pixels.shape == (2000, 1280) and pixels.std() > 10  # not blank: text, cards and tables drawn
+
+
+PASSES = re.compile(r"adaptive (\S+) at (\S+): (\d+\.\d{4}) M passes \((\d+\.\d{4}) M forward \+ "
+                    r"(\d+\.\d{4}) M backward\), (\d+\.\d) per image")
+
+
+def test_every_passes_number_shown_equals_results_json(report):
+    result, results, page = report
+    images = len(results["adaptive"]["subset"])
+    expected, rows = [], []
+    for m in results["adaptive"]["models"]:
+        for eps, passes in m["passes"].items():
+            f, b = passes["total"]["forward"], passes["total"]["backward"]
+            assert f > 0 and b > 0
+            expected.append((m["suite"], eps, f"{(f + b) / 1e6:.4f}", f"{f / 1e6:.4f}", f"{b / 1e6:.4f}",
+                             f"{(f + b) / images:.1f}"))
+            rows += [(m["name"], eps, a, f"{c['forward'] / 1e6:.4f}", f"{c['backward'] / 1e6:.4f}",
+                      f"{c['forward'] / images:.1f}", f"{c['backward'] / images:.1f}") for a, c in passes.items()]
+    assert sorted(PASSES.findall(page)) == sorted(expected) and len(expected) == 3  # the cards, nothing else
+    table = read_tables(page).tables["adaptive-cost"]
+    shown = [dict(zip(table["columns"], (cell[0] for cell in row))) for row in table["rows"]]
+    assert len(shown) == len(rows)
+    for cells, (_, eps, _, fwd, bwd, fwd_image, bwd_image) in zip(shown, rows):
+        assert (cells["eps"], cells["Forward (M)"], cells["Backward (M)"]) == (eps, fwd, bwd)
+        assert (cells["Forward / image"], cells["Backward / image"]) == (fwd_image, bwd_image)
+    for m in results["adaptive"]["models"]:  # the suite's version: every attack with every budget
+        for budget in m["budgets"].values():
+            assert all(f"{k}={v}" in page for k, v in budget.items() if k != "attack")

@@ -89,3 +89,21 @@ def test_bad_suite_options_are_input_errors_before_any_work(stage_ws):
         run_evaluate(stage_ws, _config("bad", models=["baseline"], suite="custom"), CPU)
     with pytest.raises(InputError, match="--draws"):
         run_evaluate(stage_ws, _config("bad", models=["baseline"], draws=0), CPU)
+
+
+def test_a_fast_run_is_compared_with_another_suite_on_the_same_images_only(quick, stage_ws):
+    fast = run_evaluate(stage_ws, _config("suite-fast", models=["baseline"], suite="fast"), CPU)
+    table = next(t for t in fast.tables if t.key == "suite-comparison")
+    rows = {(r[2], r[3]): r for r in table.rows if r[0] == "baseline" and r[1] == "8/255"}
+    pairs = ((fast.adaptive.models[0], ("fast", "this report")), (quick.adaptive.models[0], ("quick", "suite-quick")))
+    for row, key in pairs:
+        total = row.passes["8/255"]["total"]
+        assert rows[key][4] == row.robust["8/255"]
+        assert rows[key][5] == f"{(total['forward'] + total['backward']) / 1e6:.4f}"
+    saved = read_results(fast.report_dir)
+    assert "suite-comparison" in {t["key"] for t in saved["tables"]}
+    assert "Suites compared on the same images" in (fast.report_dir / "report.md").read_text()
+    assert 'id="suite-comparison"' in fast.html.read_text()
+    other = run_evaluate(stage_ws, _config("suite-fast-6", models=["baseline"], suite="fast", subset=6), CPU)
+    compared = next((t for t in other.tables if t.key == "suite-comparison"), None)
+    assert compared is None or not any(r[3] in ("suite-quick", "suite-fast") for r in compared.rows)  # 6 other images

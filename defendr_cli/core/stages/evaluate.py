@@ -27,6 +27,7 @@ from defendr_cli.core.evaluation.html.gallery import GALLERY_DIR, write_gallery
 from defendr_cli.core.evaluation.html.writer import write_html_report
 from defendr_cli.core.evaluation.predictions import PREDICTIONS_DIRNAME, safe_key
 from defendr_cli.core.evaluation.report.folder import ReportFiles, all_tables, write_report
+from defendr_cli.core.evaluation.report.suite_compare import sibling_results
 from defendr_cli.core.evaluation.report.robustbench import RobustBenchEntry, robustbench_entries, write_robustbench
 from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult
 from defendr_cli.core.evaluation.transfer.results import TransferResult
@@ -192,19 +193,21 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
                 partial_dir=folder / PARTIAL_DIRNAME, resume=config.resume, save_partials=dist.is_main,
                 chunk_size=config.chunk_size, record_dir=folder if config.record else None, dist=dist)
             adaptive = run_adaptive_suite(attacked, data_path, adaptive_config, runtime=runtime, reporter=reporter)
-        files, html = None, None
+        files, html, siblings = None, None, None
         if dist.is_main:
             settings = config.report_settings
             if settings is None:
                 settings = _report_settings(config, data_path, [m.name for m in models], runtime, spec)
             entries = robustbench_entries(adaptive, Path(data_path).stem)
+            siblings = sibling_results(workspace.reports_dir, report_name) if adaptive else None
             files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings,
-                                 extra={"robustbench": [e.to_dict() for e in entries]} if entries else None)
+                                 extra={"robustbench": [e.to_dict() for e in entries]} if entries else None,
+                                 siblings=siblings)
             write_robustbench(folder, entries)
             shutil.rmtree(folder / PARTIAL_DIRNAME, ignore_errors=True)  # the report holds them now
             html = _write_html(workspace, config, folder, models, data_path, adv_paths, transfer, runtime)
     return EvaluateResult(report_name=report_name, report_dir=folder, transfer=transfer, adaptive=adaptive,
-                          tables=all_tables(transfer, adaptive), files=files, notes=notes,
+                          tables=all_tables(transfer, adaptive, siblings), files=files, notes=notes,
                           html=html, robustbench=robustbench_entries(adaptive, Path(data_path).stem))
 
 

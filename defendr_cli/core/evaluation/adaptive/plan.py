@@ -70,6 +70,8 @@ SUITES: dict[str, tuple[SuiteEntry, ...]] = {
 FAST_NOTE = ("'fast' is a screening evaluation: its robust accuracy was within 0.5 points of 'standard' "
              "on the models of benchmarks/bench_fast.py at a fraction of the passes; for a claim in a paper, "
              "run 'standard'.")
+# what a suite is and is not, stated next to its figures in report.md and report.html
+SUITE_NOTES = {"fast": FAST_NOTE}
 
 
 def choose_suite(name: str, stochastic: bool) -> str:

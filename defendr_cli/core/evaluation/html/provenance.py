@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from defendr_cli.core.calibration import calibration_line
 from defendr_cli.core.evaluation.html.page import esc
 from defendr_cli.core.evaluation.html.sections import section
 from defendr_cli.core.evaluation.html.tables import simple_table, table_html
+from defendr_cli.core.evaluation.report.robustbench import robustbench_filename
 
 
 def _kv(pairs: list[tuple[str, Any]]) -> str:
@@ -84,6 +87,30 @@ def _fingerprints(results: dict) -> str:
     return table_html(table)
 
 
+def result_files(results: dict) -> list[tuple[str, str]]:
+    """(description, file name relative to the report folder) of the files an adaptive run wrote beside
+    results.json: each model's per-image records (`records`: .h5 and its .csv) and RobustBench-style JSONs."""
+    files = []
+    for m in (results.get("adaptive") or {}).get("models") or []:
+        for label, name in (m.get("records") or {}).items():
+            files.append((f"{m['name']} at {label}: per-image record (HDF5)", str(name)))
+            files.append((f"{m['name']} at {label}: per-image record (CSV)", str(PurePosixPath(name).with_suffix(".csv"))))
+    for entry in results.get("robustbench") or []:
+        if entry.get("name"):
+            files.append((f"{entry['name']}: RobustBench-style result", robustbench_filename(str(entry["name"]))))
+    return files
+
+
+def _files(results: dict) -> str:
+    files = result_files(results)
+    if not files:
+        return ""
+    items = "".join(f'<li><a href="{esc(quote(name))}">{esc(name)}</a> <span class="small muted">{esc(what)}</span>'
+                    "</li>" for what, name in files)
+    return ("<h3>Result files</h3><p class=\"small muted\">Next to this page in the report folder "
+            "(schema: docs/per_image_record.md).</p><ul class=\"files\">" + items + "</ul>")
+
+
 def _timing(results: dict) -> str:
     timing = results.get("timing") or {}
     parts = []
@@ -102,7 +129,7 @@ def _timing(results: dict) -> str:
 
 def provenance_section(results: dict, provenance: dict) -> str:
     settings = results.get("settings") or {}
-    parts = [_protocol(results, provenance), _fingerprints(results), _timing(results)]
+    parts = [_protocol(results, provenance), _fingerprints(results), _files(results), _timing(results)]
     if settings:
         parts.append("<h3>Every setting</h3><pre>" + esc(compact_json(settings)) + "</pre>")
     return section("provenance", "Protocol and provenance", "\n".join(p for p in parts if p))

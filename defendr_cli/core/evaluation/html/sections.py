@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from defendr_cli.core.evaluation.adaptive.plan import SUITE_NOTES
 from defendr_cli.core.evaluation.html.page import esc
 from defendr_cli.core.evaluation.html.summary import ModelSummary, pct
 from defendr_cli.core.evaluation.html.tables import simple_table, table_html
@@ -124,6 +125,31 @@ def check_list(models: list[dict]) -> str:
     return '<ul class="checks">' + "".join(lines) + "</ul>"
 
 
+def _budget_text(budget: dict) -> str:
+    """'apgd: loss=ce, steps=100, ...' from a budget {'attack', parameters...} (results.json `budgets`)."""
+    params = ", ".join(f"{k}={v}" for k, v in budget.items() if k != "attack")
+    return f"{budget.get('attack', '?')}: {params}" if params else str(budget.get("attack", "?"))
+
+
+def suite_versions(models: list[dict]) -> str:
+    """Per model that ran a suite: the suite's name and every attack with every budget it ran with, in
+    order, then the suite's note (what a 'fast' screening run is and is not); '' when no model has budgets."""
+    items, suites = [], []
+    for m in models:
+        budgets = m.get("budgets") or {}
+        if not budgets:
+            continue
+        suites.append(m.get("suite"))
+        attacks = "".join(f"<li><code>{esc(label)}</code> {esc(_budget_text(b))}</li>" for label, b in budgets.items())
+        items.append(f"<li><b>{esc(m['name'])}</b>: suite <code>{esc(m.get('suite') or 'custom')}</code>, "
+                     f'in this order<ul class="budgets">{attacks}</ul></li>')
+    if not items:
+        return ""
+    notes = "".join(f'<p class="note"><b>{esc(name)}</b>: {esc(SUITE_NOTES[name])}</p>'
+                    for name in dict.fromkeys(suites) if name in SUITE_NOTES)
+    return '<h3>Suite version and budgets</h3><ul class="suites">' + "".join(items) + "</ul>" + notes
+
+
 def adaptive_section(results: dict) -> str:
     """The suite table (per-attack columns, ensemble route, checks), what failed or warned and why,
     the PGD sweep, transfer vs adaptive, and the full sanity table."""
@@ -137,6 +163,10 @@ def adaptive_section(results: dict) -> str:
     if "adaptive-suite" in tables:
         parts.append(table_html(tables["adaptive-suite"], cell=_checks_cell(by_name),
                                 row_class=lambda row: _worst(by_name.get(row[0]))))
+    parts.append(suite_versions(models))
+    for key in ("adaptive-cost", "suite-comparison"):
+        if key in tables:
+            parts.append(table_html(tables[key]))
     parts.append("<h3>Checks that did not pass</h3>" + check_list(models))
     for key in ("adaptive-sweep", "adaptive-vs-transfer"):
         if key in tables:

@@ -71,11 +71,22 @@ def _training_cost(results: dict, name: str) -> list[str]:
     return [f"training {stage['seconds']:.1f} s wall, {stage['cpu_seconds']:.1f} s CPU"] if stage else []
 
 
-def _adaptive_cost(row: dict) -> list[str]:
-    cost = row.get("cost")
-    if isinstance(cost, dict):
-        return [f"{k}: {v}" for k, v in cost.items()]
-    return [str(cost)] if cost else []
+def passes_text(suite: str | None, eps_label: str, forward: int, backward: int, images: int) -> str:
+    """'adaptive standard at 8/255: 1.2345 M passes (0.8000 M forward + 0.4345 M backward), 2469.0 per image':
+    passes counted at the model, summed over the subset's `images`; per image = total / images."""
+    total = forward + backward
+    return (f"adaptive {suite or 'suite'} at {eps_label}: {total / 1e6:.4f} M passes ({forward / 1e6:.4f} M forward "
+            f"+ {backward / 1e6:.4f} M backward), {total / max(images, 1):.1f} per image")
+
+
+def _adaptive_cost(row: dict, images: int) -> list[str]:
+    """One line per eps from the row's counted `passes` (results.json), the suite's total over its attacks."""
+    out = []
+    for label, passes in (row.get("passes") or {}).items():
+        total = passes.get("total") or {}
+        if "forward" in total and "backward" in total:
+            out.append(passes_text(row.get("suite"), label, int(total["forward"]), int(total["backward"]), images))
+    return out
 
 
 def headline_eps(results: dict, row: dict) -> str | None:
@@ -103,7 +114,7 @@ def _summary_adaptive(results: dict, row: dict) -> ModelSummary:
         summary.counts[status] = summary.counts.get(status, 0) + 1
         if status != "pass":
             summary.problems.append((status, str(check.get("name")), str(check.get("detail", ""))))
-    summary.cost = _adaptive_cost(row)
+    summary.cost = _adaptive_cost(row, len(subset))
     return summary
 
 

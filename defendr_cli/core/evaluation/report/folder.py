@@ -19,6 +19,7 @@ from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult
 from defendr_cli.core.evaluation.report.adaptive_tables import adaptive_tables
 from defendr_cli.core.evaluation.report.figures import report_figures
 from defendr_cli.core.evaluation.report.markdown import report_markdown
+from defendr_cli.core.evaluation.report.suite_compare import suite_comparison
 from defendr_cli.core.evaluation.report.table import Table
 from defendr_cli.core.evaluation.report.transfer_tables import transfer_tables
 from defendr_cli.core.evaluation.transfer.results import TransferResult
@@ -37,11 +38,14 @@ class ReportFiles:
     figures: list[Path] = field(default_factory=list)
 
 
-def all_tables(transfer: TransferResult | None, adaptive: AdaptiveResult | None) -> list[Table]:
-    """Every table of a report, paper tables first."""
+def all_tables(transfer: TransferResult | None, adaptive: AdaptiveResult | None,
+               siblings: list[tuple[str, dict]] | None = None) -> list[Table]:
+    """Every table of a report, paper tables first; with `siblings` (other reports' results.json,
+    core.evaluation.report.suite_compare) the comparison with other suites on the same images."""
     tables = transfer_tables(transfer) if transfer else []
     if adaptive:
-        tables += adaptive_tables(adaptive, transfer)
+        compared = suite_comparison(adaptive, transfer, siblings) if transfer and siblings else None
+        tables += adaptive_tables(adaptive, transfer) + ([compared] if compared is not None else [])
     return tables
 
 
@@ -53,12 +57,14 @@ def _write_text(path: Path, text: str) -> Path:
 
 def write_report(folder: Path, *, name: str, transfer: TransferResult | None = None,
                  adaptive: AdaptiveResult | None = None,
-                 settings: dict | None = None, extra: dict | None = None) -> ReportFiles:
+                 settings: dict | None = None, extra: dict | None = None,
+                 siblings: list[tuple[str, dict]] | None = None) -> ReportFiles:
     """Write results.json, tables/*.csv, the PNGs and report.md into `folder` (created). `extra`:
-    further top-level results.json keys (JSON-able; e.g. 'robustbench'), added after the others."""
+    further top-level results.json keys (JSON-able; e.g. 'robustbench'), added after the others;
+    `siblings`: other reports' (name, results.json) to compare suites with (`all_tables`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tables = all_tables(transfer, adaptive)
+    tables = all_tables(transfer, adaptive, siblings)
     files = ReportFiles(folder, folder / RESULTS_FILE, folder / REPORT_FILE)
     for table in tables:
         files.csvs.append(_write_text(folder / "tables" / f"{table.key}.csv", table.to_csv()))
