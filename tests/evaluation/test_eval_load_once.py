@@ -12,8 +12,8 @@ from defendr_cli.core.models.ensemble_manifest import create_ensemble
 def test_each_checkpoint_is_loaded_once_per_evaluation(eval_ws, monkeypatch):
     create_ensemble(eval_ws, "pair-once", ["baseline", "advfgsm"], force=True)
     reads = []
-    original = loading.read_checkpoint
-    monkeypatch.setattr(loading, "read_checkpoint", lambda path: reads.append(path.name) or original(path))
+    original = loading.read_checkpoint_and_fingerprint
+    monkeypatch.setattr(loading, "read_checkpoint_and_fingerprint", lambda path: reads.append(path.name) or original(path))
     models = load_eval_models(eval_ws, ["baseline", "advfgsm", "baseline+random-resize-pad", "pair-once"],
                               [["baseline", "advfgsm"]], device=torch.device("cpu"), defense=None,
                               variant="paper", image_size=16)
