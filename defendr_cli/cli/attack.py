@@ -25,7 +25,7 @@ from defendr_cli.cli.common import (
     state,
     warn_eps,
 )
-from defendr_cli.cli.distributed import run_distributed_stage
+from defendr_cli.cli.distributed import run_stage
 from defendr_cli.cli.plan import GpuOpt, PlanOpt, print_plan
 from defendr_cli.core.calibration import cached_calibration
 from defendr_cli.core.pipeline.command_plan import plan_attack
@@ -99,10 +99,8 @@ def attack_command(
         print_plan(app_state.console, attack_plan, as_json=as_json)
         check_disk(attack_plan)
         return
-    dist, results = run_distributed_stage(
-        device, precision, app_state.err_console, enabled=not as_json,
-        call=lambda runtime, reporter, dist: run_attack(app_state.workspace, config, runtime, reporter=reporter,
-                                                        dist=dist))
+    dist, results = run_stage(run_attack, app_state.workspace, config, device, precision,
+                              app_state.err_console, enabled=not as_json)
     if not dist.is_main:
         return
     if as_json:

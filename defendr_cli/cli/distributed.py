@@ -13,7 +13,8 @@ build; under torchrun every rank computes on its own device (cuda:LOCAL_RANK, or
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from rich.console import Console
 
@@ -21,6 +22,9 @@ from defendr_cli.cli.progress import RichReporter
 from defendr_cli.core.distributed import DistContext, distributed_session
 from defendr_cli.core.progress import NullReporter, Reporter
 from defendr_cli.core.runtime import Runtime
+from defendr_cli.core.workspace import Workspace
+
+StageResult = TypeVar("StageResult")
 
 
 @contextlib.contextmanager
@@ -49,3 +53,12 @@ def run_distributed_stage(device: str, precision: str, console: Console, call, *
     with stage_session(device, precision) as (dist, runtime):
         with stage_reporter(dist, console, enabled=enabled) as reporter:
             return dist, call(runtime, reporter, dist)
+
+
+def run_stage(stage: Callable[..., StageResult], workspace: Workspace, config: object, device: str,
+              precision: str, console: Console, *, enabled: bool = True) -> tuple[DistContext, StageResult]:
+    """`stage(workspace, config, runtime, reporter=..., dist=...)` (run_train, run_attack, run_evaluate)
+    through `run_distributed_stage`: every torchrun rank runs it; returns (dist, its result)."""
+    return run_distributed_stage(
+        device, precision, console, enabled=enabled,
+        call=lambda runtime, reporter, dist: stage(workspace, config, runtime, reporter=reporter, dist=dist))

@@ -18,7 +18,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from defendr_cli.cli.common import DeviceOpt, JsonOpt, PrecisionOpt, make_runtime, print_json, state, warn_eps
-from defendr_cli.cli.distributed import run_distributed_stage
+from defendr_cli.cli.distributed import run_stage
 from defendr_cli.cli.plan import GpuOpt, PlanOpt, print_plan
 from defendr_cli.core.calibration import cached_calibration
 from defendr_cli.core.pipeline.command_plan import plan_train
@@ -133,10 +133,8 @@ def print_train_plan(ctx: typer.Context, options: TrainOptions, device: str, pre
 def train_and_report(ctx: typer.Context, options: TrainOptions, device: str, precision: str, as_json: bool) -> None:
     """Run the train stage (every torchrun rank) and print its table or JSON (rank 0)."""
     app_state = state(ctx)
-    dist, result = run_distributed_stage(
-        device, precision, app_state.err_console, enabled=not as_json,
-        call=lambda runtime, reporter, dist: run_train(app_state.workspace, options, runtime, reporter=reporter,
-                                                       dist=dist))
+    dist, result = run_stage(run_train, app_state.workspace, options, device, precision,
+                             app_state.err_console, enabled=not as_json)
     if not dist.is_main:
         return
     if as_json:

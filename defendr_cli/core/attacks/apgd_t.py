@@ -19,11 +19,11 @@ from torch import nn
 
 from defendr_cli.core.attacks.apgd import BestPerImage, apgd_run, check_rho
 from defendr_cli.core.attacks.eps import EpsLike
-from defendr_cli.core.attacks.base import AttackResult, attack_context, check_inputs, check_steps
+from defendr_cli.core.attacks.base import (AttackResult, attack_context, check_inputs, check_steps,
+                                         check_target_classes)
 from defendr_cli.core.attacks.counting import on_rows
 from defendr_cli.core.attacks.geometry import as_channel_tensor
 from defendr_cli.core.attacks.losses import dlr_targeted
-from defendr_cli.core.errors import InputError
 from defendr_cli.core.runtime import Runtime
 
 DEFAULT_TARGET_CLASSES = 9
@@ -41,8 +41,7 @@ def apgd_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
     check_inputs(images, labels)
     check_steps(steps, restarts, eot)
     check_rho(rho)
-    if n_target_classes < 1:
-        raise InputError(f"n_target_classes must be >= 1, got {n_target_classes}")
+    check_target_classes(n_target_classes)
     with attack_context(model, runtime, eval_mode=eval_mode) as ctx:
         clean = ctx.prepare(images)
         goal = ctx.goal(clean, labels, label_mode=label_mode)

@@ -215,3 +215,9 @@ def check_inputs(images: torch.Tensor, labels: torch.Tensor) -> None:
 def check_steps(steps: int, restarts: int = 1, eot: int = 1) -> None:
     if steps < 1 or restarts < 1 or eot < 1:
         raise InputError(f"steps, restarts and eot must be >= 1 (got {steps}, {restarts}, {eot})")
+
+
+def check_target_classes(n_target_classes: int) -> None:
+    """The targeted attacks (APGD-T, FAB-T) try at least one target class per image."""
+    if n_target_classes < 1:
+        raise InputError(f"n_target_classes must be >= 1, got {n_target_classes}")

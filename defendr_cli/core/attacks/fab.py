@@ -37,7 +37,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from defendr_cli.core.attacks.base import AttackContext, AttackResult, attack_context, check_inputs, check_steps
+from defendr_cli.core.attacks.base import (AttackContext, AttackResult, attack_context, check_inputs, check_steps,
+                                         check_target_classes)
 from defendr_cli.core.attacks.counting import on_rows
 from defendr_cli.core.attacks.eps import EpsLike
 from defendr_cli.core.attacks.geometry import as_channel_tensor
@@ -279,8 +280,7 @@ def fab_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Eps
     """
     check_inputs(images, labels)
     check_fab_options(steps, restarts, alpha_max, eta, beta)
-    if n_target_classes < 1:
-        raise InputError(f"n_target_classes must be >= 1, got {n_target_classes}")
+    check_target_classes(n_target_classes)
     with attack_context(model, runtime, eval_mode=eval_mode) as ctx:
         clean = ctx.prepare(images)
         goal = ctx.goal(clean, labels, label_mode=label_mode)

@@ -157,19 +157,13 @@ def check_zip_container(data: bytes, what: str, where: Path | str, limits: ZipLi
     anything (torch's own reader then inflates); data that is no zip (torch's legacy format) passes."""
     if not data.startswith(LOCAL_SIGNATURE):
         return
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
-        raise _refuse(what, where, f"it is not a readable zip archive ({exc})") from exc
-    problem = check_names(infos) or check_layout(data, infos, limits)
-    if problem:
-        raise _refuse(what, where, problem)
+    _open_checked(data, what, where, limits)[0].close()
 
 
-def read_zip_entries(data: bytes, what: str, where: Path | str,
-                     limits: ZipLimits = DEFAULT_LIMITS) -> dict[str, bytes]:
-    """{entry name: decompressed bytes} of the zip archive in `data` (directory entries left out)."""
+def _open_checked(data: bytes, what: str, where: Path | str,
+                  limits: ZipLimits) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """The open archive in `data` and its entries, once names, sizes, ratios and placement pass
+    (nothing inflated); the caller closes it. Refused (closed) when unreadable or when a check fails."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
@@ -177,7 +171,15 @@ def read_zip_entries(data: bytes, what: str, where: Path | str,
         raise _refuse(what, where, f"it is not a readable zip archive ({exc})") from exc
     problem = check_names(infos) or check_layout(data, infos, limits)
     if problem:
+        archive.close()
         raise _refuse(what, where, problem)
+    return archive, infos
+
+
+def read_zip_entries(data: bytes, what: str, where: Path | str,
+                     limits: ZipLimits = DEFAULT_LIMITS) -> dict[str, bytes]:
+    """{entry name: decompressed bytes} of the zip archive in `data` (directory entries left out)."""
+    archive, infos = _open_checked(data, what, where, limits)
     entries: dict[str, bytes] = {}
     with archive:
         for info in infos:

@@ -109,7 +109,12 @@ class ClassifierRecipe(Recipe):
     # -- losses -----------------------------------------------------------------------------
     def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult:
         logits = forward(batch.images)
-        return StepResult(classification_loss(logits, batch.labels), logits, batch.labels)
+        return StepResult(self.logits_loss(logits, batch.labels), logits, batch.labels)
+
+    def logits_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The scalar training loss of one clean batch: logits (n, K), labels int64 (n,). Cross-entropy
+        here; the logit-regularising recipes (clp, lsq) add their penalty."""
+        return classification_loss(logits, labels)
 
     def validation_logits(self, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
         return self.module(batch.images), batch.labels

@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
 
-from defendr_cli.core.training.data import TrainBatch
 from defendr_cli.core.training.options import check_at_least, option
-from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult
+from defendr_cli.core.training.recipes.base import RecipeSpec
 from defendr_cli.core.training.recipes.baseline import ClassifierOptions, ClassifierRecipe, classification_loss
 
 
@@ -43,9 +41,8 @@ def clean_logit_pairing_loss(logits: torch.Tensor, labels: torch.Tensor, weight:
 class CleanLogitPairingRecipe(ClassifierRecipe):
     method_options: ClpOptions
 
-    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult:
-        logits = forward(batch.images)
-        return StepResult(clean_logit_pairing_loss(logits, batch.labels, self.method_options.pair_weight), logits, batch.labels)
+    def logits_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return clean_logit_pairing_loss(logits, labels, self.method_options.pair_weight)
 
     def describe_method(self) -> str:
         return f"clp (λ={self.method_options.pair_weight:g})"

@@ -8,11 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from defendr_cli.core.training.data import TrainBatch
 from defendr_cli.core.training.options import check_at_least, option
-from defendr_cli.core.training.recipes.base import RecipeSpec, StepResult
+from defendr_cli.core.training.recipes.base import RecipeSpec
 from defendr_cli.core.training.recipes.baseline import ClassifierOptions, ClassifierRecipe, classification_loss
 
 
@@ -35,9 +33,8 @@ def logit_squeezing_loss(logits: torch.Tensor, labels: torch.Tensor, weight: flo
 class LogitSqueezingRecipe(ClassifierRecipe):
     method_options: LsqOptions
 
-    def batch_loss(self, batch: TrainBatch, forward: nn.Module) -> StepResult:
-        logits = forward(batch.images)
-        return StepResult(logit_squeezing_loss(logits, batch.labels, self.method_options.squeeze_weight), logits, batch.labels)
+    def logits_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return logit_squeezing_loss(logits, labels, self.method_options.squeeze_weight)
 
     def describe_method(self) -> str:
         return f"lsq (λ={self.method_options.squeeze_weight:g})"
