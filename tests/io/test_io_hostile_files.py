@@ -346,3 +346,21 @@ def test_a_per_image_record_whose_complete_flag_is_a_string_is_refused(tmp_path)
     attrs(final, complete=True, eps=np.nan)
     with pytest.raises(CorruptArtefactError, match="'eps'"):
         load_per_image_record(final)
+
+
+def test_checkpoint_config_counts_must_be_integers():
+    """A checkpoint whose config.num_classes is the string '4' is one corrupt line, not a model built from int('4')."""
+    import pytest as _pytest
+
+    from defendr_cli.core.errors import CorruptArtefactError as _Corrupt
+    from defendr_cli.core.io.checkpoint_schema import checkpoint_fields
+
+    payload = {"kind": "classifier", "name": "m", "config": {"arch": "tinycnn", "num_classes": "4", "image_size": 32},
+               "state_dict": {}}
+    with _pytest.raises(_Corrupt, match="num_classes"):
+        checkpoint_fields(payload, "models/m.pt")
+    payload["config"]["num_classes"] = 4
+    checkpoint_fields(payload, "models/m.pt")
+    payload["config"]["image_size"] = True
+    with _pytest.raises(_Corrupt, match="image_size"):
+        checkpoint_fields(payload, "models/m.pt")

@@ -19,6 +19,8 @@ from defendr_cli.core.io.schema import Fields, is_finite_number
 
 _DATA_TEXT = ("name", "fingerprint")
 _OPTIONAL_MAPPINGS = ("hparams", "best", "provenance")
+_CONFIG_COUNTS = ("num_classes", "image_size", "passes")  # ints >= 1 when present ('4' is not 4)
+_CONFIG_TEXT = ("arch",)
 
 
 def checkpoint_fields(payload: dict[str, Any], where: str) -> None:
@@ -30,7 +32,7 @@ def checkpoint_fields(payload: dict[str, Any], where: str) -> None:
     fields.text("kind")
     if not fields.text("name"):
         raise fields.bad("name", "a non-empty string")
-    fields.mapping("config")
+    _check_config(where, fields.mapping("config"))
     fields.text("summary", "")
     if payload.get("method") is not None:
         fields.text("method")
@@ -55,6 +57,17 @@ def _check_state_dict(fields: Fields, state: Any) -> None:
     if bad is not None:
         raise CorruptArtefactError(f"{fields.path} is a damaged checkpoint: 'state_dict' entry {str(bad)[:60]!r} is a "
                                    f"{type(state[bad]).__name__}, not a tensor")
+
+
+def _check_config(where: str, config: dict[str, Any]) -> None:
+    """The build config's counts are integers >= 1 and its names are strings, where present."""
+    fields = Fields(where, config, "checkpoint (its 'config')")
+    for key in _CONFIG_COUNTS:
+        if config.get(key) is not None:
+            fields.integer(key, minimum=1)
+    for key in _CONFIG_TEXT:
+        if config.get(key) is not None:
+            fields.text(key)
 
 
 def _check_data(where: str, data: Any) -> None:
