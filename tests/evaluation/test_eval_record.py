@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from defendr_cli.core.attacks.eps import parse_eps_list
+
 from defendr_cli.core.evaluation.adaptive import chunked, eps_run
 from defendr_cli.core.evaluation.adaptive.cascade import run_suite
 from defendr_cli.core.evaluation.adaptive.plan import SuiteEntry, resolve_suite
@@ -114,6 +116,21 @@ def test_a_randomized_model_records_every_draw_and_its_all_draws_accuracy(eval_w
     record = load_per_image_record(result.report_dir / row.records[EPS])
     assert sorted(set(record.columns["draw"].tolist())) == [0, 1, 2, 3]  # the cascade's pass, then 3 draws
     assert robust_accuracy_from_record(record) == pytest.approx(row.all_draws[EPS], abs=1e-9)
+
+
+def test_a_randomized_model_gives_the_same_numbers_whatever_the_global_random_state(eval_ws):
+    """The suite seeds global randomness per chunk (the first too), so a randomized defense's draws
+    inside the attacks do not depend on what ran before (model builds, a prediction-cache hit)."""
+    rows = []
+    for name, state in (("rand-a", 1), ("rand-b", 12345)):
+        torch.manual_seed(state)
+        torch.rand(7)
+        config = _config(name, models=["baseline+random-resize-pad"], subset=24, chunk_size=24, eps_from_sets=[],
+                         extra_eps=parse_eps_list("24/255"))
+        [row] = run_evaluate(eval_ws, config, CPU).adaptive.models
+        rows.append((row.robust["24/255"], row.all_draws["24/255"], row.to_dict()))
+    assert 0 < rows[0][0] < 1, rows[0][:2]  # some images fall, some hold: the draws matter
+    assert rows[0] == rows[1]
 
 
 class _Cut(Exception):

@@ -9,7 +9,6 @@ counts of forward/backward passes through the model (core.attacks.counting).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,9 +92,10 @@ class EpsRun:
 
 
 def _chunk_runner(target: SuiteTarget, job: EpsJob, attacks: Sequence[SuiteAttack], runtime: Runtime,
-                  pgd_held: torch.Tensor | None, chunks: int) -> ChunkRun:
-    """The suite on chunk [start, stop) of the subset, seeded by chunk (global randomness too when
-    there is more than one chunk), with the member-loss route (ensembles) and the PGD sweep's verdict."""
+                  pgd_held: torch.Tensor | None) -> ChunkRun:
+    """The suite on chunk [start, stop) of the subset, seeded by chunk (global randomness too, so a
+    randomized model's draws inside the attacks repeat from run to run), with the member-loss route
+    (ensembles) and the PGD sweep's verdict."""
     gradient_free = [a.gradient_free for a in attacks]
     draws = job.draws if target.stochastic else 1
     member = None
@@ -109,7 +109,7 @@ def _chunk_runner(target: SuiteTarget, job: EpsJob, attacks: Sequence[SuiteAttac
         positions = np.arange(start, stop)
         common = dict(runtime=runtime, seed=seed, batch_size=job.batch_size, stochastic=target.stochastic,
                       draws=draws)
-        with seeded_randomness(seed, runtime) if chunks > 1 else contextlib.nullcontext():
+        with seeded_randomness(seed, runtime):  # every chunk, the first too: a randomized model's draws repeat
             if member is not None:
                 ens = run_ensemble_suite(target.module, images, labels, attacks, member, **common)
                 outcome = outcomes_from_ensemble(ens, positions, labels, gradient_free)
@@ -147,8 +147,7 @@ def suite_outcomes(target: SuiteTarget, job: EpsJob, attacks: Sequence[SuiteAtta
     layout = OutcomeLayout(tuple(a.name for a in attacks) + routes, len(attacks),
                            tuple(a.gradient_free for a in attacks), job.draws if target.stochastic else 0)
     record = _suite_record(target, job, layout)
-    chunks = -(-len(job.subset) // job.chunk_size)
-    runner = _chunk_runner(target, job, attacks, runtime, pgd_held, chunks)
+    runner = _chunk_runner(target, job, attacks, runtime, pgd_held)
     try:
         outcomes = run_chunks(runner, len(job.subset), job.chunk_size, record=record, dist=job.dist)
         path = record.finish() if record is not None else None
