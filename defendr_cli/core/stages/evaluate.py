@@ -194,11 +194,11 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
                 chunk_size=config.chunk_size, record_dir=folder if config.record else None, dist=dist)
             adaptive = run_adaptive_suite(attacked, data_path, adaptive_config, runtime=runtime, reporter=reporter)
         files, html, siblings = None, None, None
+        entries = robustbench_entries(adaptive, Path(data_path).stem)
         if dist.is_main:
             settings = config.report_settings
             if settings is None:
                 settings = _report_settings(config, data_path, [m.name for m in models], runtime, spec)
-            entries = robustbench_entries(adaptive, Path(data_path).stem)
             siblings = sibling_results(workspace.reports_dir, report_name) if adaptive else None
             files = write_report(folder, name=report_name, transfer=transfer, adaptive=adaptive, settings=settings,
                                  extra={"robustbench": [e.to_dict() for e in entries]} if entries else None,
@@ -208,7 +208,7 @@ def run_evaluate(workspace: Workspace, config: EvaluateConfig, runtime: Runtime,
             html = _write_html(workspace, config, folder, models, data_path, adv_paths, transfer, runtime)
     return EvaluateResult(report_name=report_name, report_dir=folder, transfer=transfer, adaptive=adaptive,
                           tables=all_tables(transfer, adaptive, siblings), files=files, notes=notes,
-                          html=html, robustbench=robustbench_entries(adaptive, Path(data_path).stem))
+                          html=html, robustbench=entries)
 
 
 def _write_html(workspace: Workspace, config: EvaluateConfig, folder: Path, models: list, data_path: Path,
