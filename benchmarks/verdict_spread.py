@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -121,21 +122,21 @@ def run_variant(name: str, root: Path, overrides: list[str]) -> dict:
 # quick profile's adaptive settings on the same seeded test images; its margin is taken against the
 # best paper defense of a full run (`--defenses-from`, a results file written by a full variant).
 
-CONTROL_VARIANTS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
-    # name: (changes to the profile's methods.madry, environment)
-    "madry-profile-t2": ({}, {"OMP_NUM_THREADS": "2"}),
-    "madry-profile-t1": ({}, {"OMP_NUM_THREADS": "1"}),
-    "madry-profile-avx2": ({}, {"OMP_NUM_THREADS": "2", **AVX2}),
-    "madry-bf16-t2": ({"precision": "bf16"}, {"OMP_NUM_THREADS": "2"}),
-    "madry-bf16-t1": ({"precision": "bf16"}, {"OMP_NUM_THREADS": "1"}),
-    "madry-bf16-avx2": ({"precision": "bf16"}, {"OMP_NUM_THREADS": "2", **AVX2}),
-    "madry-fp32-t2": ({"precision": "fp32"}, {"OMP_NUM_THREADS": "2"}),
-    "madry-fp32-t1": ({"precision": "fp32"}, {"OMP_NUM_THREADS": "1"}),
-    "madry-fp32-avx2": ({"precision": "fp32"}, {"OMP_NUM_THREADS": "2", **AVX2}),
-    "madry-profile-seed1": ({"seed": 1}, {"OMP_NUM_THREADS": "2"}),
-    "madry-fp32-seed1": ({"precision": "fp32", "seed": 1}, {"OMP_NUM_THREADS": "2"}),
-    "madry-bf16-seed1": ({"precision": "bf16", "seed": 1}, {"OMP_NUM_THREADS": "2"}),
-}
+THREAD_ENV = {"t1": {"OMP_NUM_THREADS": "1"}, "t2": {"OMP_NUM_THREADS": "2"},
+              "avx2": {"OMP_NUM_THREADS": "2", **AVX2}, "avx2t1": {"OMP_NUM_THREADS": "1", **AVX2}}
+CONTROL_NAMES = "madry-<profile|fp32|bf16>-<t1|t2|avx2|avx2t1>[-seedN], e.g. madry-fp32-avx2-seed3"
+
+
+def control_variant(name: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """(changes to the profile's methods.madry, environment) of a control-only variant name."""
+    match = re.fullmatch(r"madry-(profile|fp32|bf16)-(t1|t2|avx2|avx2t1)(?:-seed(\d+))?", name)
+    if match is None:
+        raise SystemExit(f"unknown control variant {name!r}: {CONTROL_NAMES}")
+    precision, kernels, seed = match.groups()
+    changes: dict[str, Any] = {} if precision == "profile" else {"precision": precision}
+    if seed is not None:
+        changes["seed"] = int(seed)
+    return changes, THREAD_ENV[kernels]
 
 
 def control_settings(changes: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -151,7 +152,7 @@ def control_settings(changes: dict[str, Any], overrides: list[str]) -> dict[str,
 
 def control_in_process(name: str, workdir: Path, overrides: list[str]) -> dict:
     """Train the control and attack it adaptively (this process's numerics); return its row."""
-    changes, _ = CONTROL_VARIANTS[name]
+    changes, _ = control_variant(name)
     settings = control_settings(changes, overrides)
     runtime = Runtime.create("cpu", settings["precision"], settings["memory_format"])
     env = st.StageEnv(Workspace(workdir), runtime, settings, NullReporter())
@@ -172,7 +173,7 @@ def control_in_process(name: str, workdir: Path, overrides: list[str]) -> dict:
 
 
 def run_control(name: str, root: Path, defenses: dict[str, float], overrides: list[str]) -> dict:
-    _, env_extra = CONTROL_VARIANTS[name]
+    _, env_extra = control_variant(name)
     env = {**os.environ, **env_extra, "PYTHONPATH": str(REPO)}
     command = [sys.executable, str(Path(__file__).resolve()), "--control-in-process", name,
                "--root", str(root)] + [f"--set={item}" for item in overrides]
@@ -231,7 +232,7 @@ def save(out_path: Path, key: str, item: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default="", help=f"full runs: {', '.join(VARIANTS)}")
-    parser.add_argument("--controls", default="", help=f"control-only runs: {', '.join(CONTROL_VARIANTS)}")
+    parser.add_argument("--controls", default="", help=f"control-only runs: {CONTROL_NAMES}")
     parser.add_argument("--defenses-from", default=None, help="results JSON whose full runs give the defenses")
     parser.add_argument("--defense-robust", type=float, default=None,
                         help="the best paper defense's adaptive robust accuracy to take margins against "
