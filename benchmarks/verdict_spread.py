@@ -1,10 +1,11 @@
 """How much does the quick profile's robust-control verdict move with the machine's numerics?
 
-Runs `defendr reproduce` (quick profile, reduced to what the check needs: the robust control
-madry, the defenses alp, clp, dunet and the ensemble dunet-alp-clp, attacked adaptively) once per
-variant, each in its own workspace, and prints and saves per variant: every model's clean and
-adaptive robust accuracy at the reference eps, the margin "madry minus the best paper defense"
-and whether it passes the profile's `checks.robust_control.min_margin`.
+Full variants run `defendr reproduce` (the whole quick profile, as README command 1) once per
+variant, each in its own workspace, and print and save per variant: the value of every phenomena
+check, every adaptively attacked model's clean and robust accuracy at the reference eps, and the
+margin "madry minus the best paper defense" against the profile's `checks.robust_control.min_margin`.
+Control-only variants (--controls) retrain only the robust control and attack it with the profile's
+adaptive settings: cheap, for many seeds and kernels.
 
 Variants (names accepted by --variants):
 
@@ -20,7 +21,7 @@ Variants (names accepted by --variants):
     nice -n 10 python benchmarks/verdict_spread.py --variants bf16-t2,fp32-t2 --root /tmp/spread
 
 Writes benchmarks/results/verdict_spread.json (or --out). Times are wall seconds of the whole
-reduced reproduce; they are only comparable next to the calibration line each run prints.
+reproduce; they are only comparable next to the calibration line each run prints.
 """
 
 from __future__ import annotations
@@ -49,8 +50,6 @@ from defendr_cli.core.runtime import Runtime, seed_everything  # noqa: E402
 from defendr_cli.core.stages.evaluate import run_evaluate as evaluate_stage  # noqa: E402
 from defendr_cli.core.workspace import Workspace  # noqa: E402
 
-DEFENSES = ["alp", "clp", "dunet"]
-ENSEMBLE = "dunet-alp-clp"
 CONTROL = "madry"
 AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 VARIANTS: dict[str, tuple[str | None, dict[str, str], int]] = {
@@ -66,25 +65,19 @@ VARIANTS: dict[str, tuple[str | None, dict[str, str], int]] = {
 }
 
 
-def reduced_overrides(precision: str | None, seed: int) -> list[str]:
-    """--set values: the quick profile cut to the robust-control check's models."""
-    profile = load_profile("quick")
-    methods = {name: dict(profile["methods"][name]) for name in [*DEFENSES, CONTROL]}
+def variant_overrides(precision: str | None, seed: int) -> list[str]:
+    """--set values of a full variant: the whole quick profile (README command 1), with every model
+    trained in `precision` when one is forced (None keeps the profile's: bf16, the control fp32)."""
+    overrides = [f"seed={seed}"]
     if precision is not None:
-        for spec in methods.values():
-            spec["precision"] = precision
-    overrides = [f"methods={json.dumps(methods)}",
-                 f"ensembles={json.dumps({ENSEMBLE: profile['ensembles'][ENSEMBLE]})}",
-                 "extra_test_attacks=[]", "randomization.wrap=[]",
-                 f"evaluate.adaptive_models={json.dumps(['alp', 'dunet', ENSEMBLE, CONTROL])}",
-                 "checks.adaptive_below_transfer=[\"dunet\"]", f"seed={seed}"]
-    if precision is not None:
+        methods = load_profile("quick")["methods"]
         overrides.append(f"train.precision={precision}")
+        overrides += [f"methods.{name}.precision={precision}" for name in methods if "precision" in methods[name]]
     return overrides
 
 
 def read_run(workdir: Path) -> dict:
-    """Per model clean / robust at the reference eps, and the robust-control check."""
+    """Every phenomena check's value, and per model clean / robust at the reference eps."""
     folder = workdir / "reports" / "reproduce"
     results = json.loads((folder / "results.json").read_text())
     checks = json.loads((folder / "phenomena.json").read_text())
@@ -94,7 +87,8 @@ def read_run(workdir: Path) -> dict:
         eps = next(iter(row["robust"]))  # the reference eps comes first in the sweep
         models[row["name"]] = {"clean": row["clean"], "robust": row["robust"][eps], "eps": eps}
     return {"margin": control["value"], "threshold": control["threshold"], "passed": control["passed"],
-            "detail": control["detail"], "models": models}
+            "detail": control["detail"], "models": models,
+            "checks": [{k: c[k] for k in ("name", "value", "threshold", "unit", "passed")} for c in checks]}
 
 
 def run_variant(name: str, root: Path, overrides: list[str]) -> dict:
@@ -102,7 +96,7 @@ def run_variant(name: str, root: Path, overrides: list[str]) -> dict:
     workdir = root / name
     env = {**os.environ, **env_extra, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "defendr_cli", "--workdir", str(workdir), "reproduce", "--json"]
-    for item in reduced_overrides(precision, seed) + overrides:
+    for item in variant_overrides(precision, seed) + overrides:
         command += ["--set", item]
     started = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -209,6 +203,10 @@ def print_row(item: dict) -> None:
     margin = "-" if item["margin"] is None else f"{100 * item['margin']:.1f}"
     print(f"{item['variant']:14s} margin {margin} pts ({'PASS' if item['passed'] else 'FAIL'}) "
           f"robust/clean % {cells}  {item['seconds']:.0f}s", flush=True)
+    for check in item.get("checks", []):
+        value = "-" if check["value"] is None else f"{100 * check['value']:.1f}"
+        print(f"    {check['name']:60s} {value:>6s} (>= {100 * check['threshold']:.1f}) "
+              f"{'PASS' if check['passed'] else 'FAIL'}", flush=True)
 
 
 def print_control(item: dict) -> None:
@@ -223,7 +221,7 @@ def print_control(item: dict) -> None:
 
 def save(out_path: Path, key: str, item: dict) -> None:
     data = json.loads(out_path.read_text()) if out_path.exists() else {}
-    data.setdefault("profile", "quick (reduced to the robust-control check)")
+    data.setdefault("profile", "quick")
     runs = [r for r in data.get(key, []) if r["variant"] != item["variant"]] + [item]
     data[key] = runs
     out_path.write_text(json.dumps(data, indent=2))
