@@ -57,7 +57,8 @@ def test_the_points_are_typed_per_eps():
     assert first == EpsPoint("8/255", 0.625, 8 / 255, {"pgd": 0.75, "apgd-ce": 0.6875}, 0.5, [0.625, 0.6875, 0.5625],
                              EnsembleRoute("tie", {"combined": 1, "member-loss": 1, "both": 2, "neither": 9},
                                            0.6875, 0.75), PASSES, "per_image-baseline+advfgsm-8_255.h5")
-    assert second.eps == [0.01, 0.02, 0.03] and second.route.winner == "member-loss" and second.attacks["square"] == 0.3125
+    assert second.eps == [0.01, 0.02, 0.03] and second.route.winner == "member-loss"
+    assert second.attacks["square"] == 0.3125
     assert row.point("c3") is second and row.point("4/255") is None
     assert row.robust_at("8/255") == 0.625 and row.robust_at("4/255") is None and row.robust_at(None) is None
     assert row.attack_labels() == ["pgd", "apgd-ce", "square"]

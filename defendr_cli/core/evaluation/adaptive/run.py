@@ -198,8 +198,7 @@ def _record(row: AdaptiveRow, eps: AdaptiveEps, run: EpsRun) -> None:
     drawn = run.draws is not None
     row.set_point(EpsPoint(label=eps.label, robust=run.robust, eps=eps.value, attacks=dict(run.columns),
                            all_draws=run.all_draws if drawn else None, draws=run.draws if drawn else None,
-                           route=run.route,
-                           passes=run.passes, record=run.record))
+                           route=run.route, passes=run.passes, record=run.record))
 
 
 def _transfer_scores(module: torch.nn.Module, subset: Subset, copies: dict[str, TransferCopies], runtime: Runtime,
