@@ -160,8 +160,8 @@ def control_in_process(name: str, workdir: Path, overrides: list[str]) -> dict:
     config = replace(ev.evaluate_config(env, "control"), models=[CONTROL], adv_paths=[], eps_from_sets=None)
     result = evaluate_stage(env.workspace, config, runtime)
     row = result.adaptive.model(CONTROL)
-    eps = next(iter(row.robust))
-    return {"variant": name, "changes": changes, "clean": row.clean, "robust": row.robust[eps], "eps": eps,
+    first = row.points[0]  # the reference eps comes first in the sweep
+    return {"variant": name, "changes": changes, "clean": row.clean, "robust": first.robust, "eps": first.label,
             "train_precision": st.training_runtime(env, spec).precision, "threads": torch.get_num_threads(),
             "train_cpu_seconds": round(train_cpu, 1), "seconds": round(time.perf_counter() - started, 1)}
 

@@ -8,7 +8,7 @@ import torch
 from defendr_cli.core.attacks.counting import count_passes
 from defendr_cli.core.evaluation.adaptive.cascade import SuiteAttack, run_suite
 from defendr_cli.core.evaluation.adaptive.plan import FAST_NOTE, SuitePlan, resolve_suite, suite_entries
-from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow, AdaptiveSettings
+from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow, AdaptiveSettings, EpsPoint
 from defendr_cli.core.evaluation.report.adaptive_tables import suite_table
 from tests.attacks.attack_helpers import trained_tiny_model
 
@@ -56,8 +56,8 @@ def test_fast_suite_runs_and_costs_less_than_standard_on_a_tiny_model():
 
 
 def _adaptive(suite: str) -> AdaptiveResult:
-    row = AdaptiveRow("m", "classifier", False, 1, 0.9, [], {"8/255": 0.4}, {}, 0.0, 0.0,
-                      attacks={"apgd-ce": {"8/255": 0.5}}, suite=suite)
+    row = AdaptiveRow("m", "classifier", False, 1, 0.9, [], [EpsPoint("8/255", 0.4, attacks={"apgd-ce": 0.5})], {},
+                      0.0, 0.0, suite=suite)
     settings = AdaptiveSettings(["8/255"], [10], [1], 1, 20, 64 / 255, 0.05)
     return AdaptiveResult(0, list(range(20)), settings, [row])
 

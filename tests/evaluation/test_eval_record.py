@@ -69,8 +69,8 @@ def quick(eval_ws):
 
 def test_the_report_robust_accuracy_is_recomputed_from_the_record(quick):
     [row] = quick.adaptive.models
-    record = load_per_image_record(quick.report_dir / row.records[EPS])
-    assert robust_accuracy_from_record(record) == pytest.approx(row.robust[EPS], abs=1e-9)
+    record = load_per_image_record(quick.report_dir / row.point(EPS).record)
+    assert robust_accuracy_from_record(record) == pytest.approx(row.point(EPS).robust, abs=1e-9)
     assert set(record.columns["attack"]) == {"apgd-ce", "apgd-t", "square", "pgd"}
     assert len(record) == 12 * 4 and record.header.suite == "quick"
     assert record.header.budgets["apgd-t"] == {"attack": "apgd-t", "early_stop": False, "eot": 1, "n_target_classes": 3, "restarts": 1,
@@ -78,21 +78,21 @@ def test_the_report_robust_accuracy_is_recomputed_from_the_record(quick):
     broken = record.columns["broken"]
     assert (record.columns["restart"][broken & (record.columns["attack"] != "pgd")] >= 0).all()
     assert (record.columns["linf"] <= 8 / 255 + 1e-6).all()
-    assert (quick.report_dir / row.records[EPS]).with_suffix(".csv").read_text().count("\n") == len(record) + 1
+    assert (quick.report_dir / row.point(EPS).record).with_suffix(".csv").read_text().count("\n") == len(record) + 1
 
 
 def test_counted_passes_are_in_results_and_match_the_record(quick):
     [row] = quick.adaptive.models
-    record = load_per_image_record(quick.report_dir / row.records[EPS])
+    record = load_per_image_record(quick.report_dir / row.point(EPS).record)
     saved = json.loads((quick.report_dir / "results.json").read_text())["adaptive"]["models"][0]
-    assert saved["passes"] == row.passes and saved["budgets"]["square"]["n_queries"] == 10
+    passes = row.point(EPS).passes
+    assert saved["passes"] == {EPS: passes} and saved["budgets"]["square"]["n_queries"] == 10
     for attack in ("apgd-ce", "apgd-t", "square"):
         mine = record.columns["attack"] == attack
-        assert row.passes[EPS][attack]["forward"] == int(record.columns["forward_passes"][mine].sum())
-        assert row.passes[EPS][attack]["backward"] == int(record.columns["backward_passes"][mine].sum())
-    assert row.passes[EPS]["square"]["backward"] == 0
-    assert row.passes[EPS]["total"]["forward"] == sum(row.passes[EPS][a]["forward"] for a in ("apgd-ce", "apgd-t",
-                                                                                               "square"))
+        assert passes[attack]["forward"] == int(record.columns["forward_passes"][mine].sum())
+        assert passes[attack]["backward"] == int(record.columns["backward_passes"][mine].sum())
+    assert passes["square"]["backward"] == 0
+    assert passes["total"]["forward"] == sum(passes[a]["forward"] for a in ("apgd-ce", "apgd-t", "square"))
     cost = next(t for t in quick.tables if t.key == "adaptive-cost")
     assert [r[3] for r in cost.rows] == ["APGD-CE", "APGD-T", "Square", "Total"]
     assert "n_target_classes=3" in cost.rows[1][4]
@@ -101,10 +101,10 @@ def test_counted_passes_are_in_results_and_match_the_record(quick):
 def test_robustbench_json_next_to_the_report_and_in_results(quick):
     [row] = quick.adaptive.models
     entry = json.loads((quick.report_dir / "robustbench-baseline.json").read_text())
-    assert entry["clean_accuracy"] == row.clean and entry["robust_accuracy"] == row.robust[EPS]
+    assert entry["clean_accuracy"] == row.clean and entry["robust_accuracy"] == row.point(EPS).robust
     assert entry["norm"] == entry["threat_model"] == "Linf" and entry["eps"] == pytest.approx(8 / 255)
     assert entry["n_examples"] == 12 and entry["suite"]["name"] == "quick" and entry["seed"] == 0
-    assert entry["number_forward_passes"] == row.passes[EPS]["total"]["forward"]
+    assert entry["number_forward_passes"] == row.point(EPS).passes["total"]["forward"]
     assert set(entry["versions"]) == {"defendr", "torch", "python"}
     saved = json.loads((quick.report_dir / "results.json").read_text())
     assert saved["robustbench"] == [entry]
@@ -113,9 +113,9 @@ def test_robustbench_json_next_to_the_report_and_in_results(quick):
 def test_a_randomized_model_records_every_draw_and_its_all_draws_accuracy(eval_ws):
     result = run_evaluate(eval_ws, _config("rec-rand", models=["baseline+random-resize-pad"]), CPU)
     [row] = result.adaptive.models
-    record = load_per_image_record(result.report_dir / row.records[EPS])
+    record = load_per_image_record(result.report_dir / row.point(EPS).record)
     assert sorted(set(record.columns["draw"].tolist())) == [0, 1, 2, 3]  # the cascade's pass, then 3 draws
-    assert robust_accuracy_from_record(record) == pytest.approx(row.all_draws[EPS], abs=1e-9)
+    assert robust_accuracy_from_record(record) == pytest.approx(row.point(EPS).all_draws, abs=1e-9)
 
 
 def test_a_randomized_model_gives_the_same_numbers_whatever_the_global_random_state(eval_ws):
@@ -128,7 +128,7 @@ def test_a_randomized_model_gives_the_same_numbers_whatever_the_global_random_st
         config = _config(name, models=["baseline+random-resize-pad"], subset=24, chunk_size=24, eps_from_sets=[],
                          extra_eps=parse_eps_list("24/255"))
         [row] = run_evaluate(eval_ws, config, CPU).adaptive.models
-        rows.append((row.robust["24/255"], row.all_draws["24/255"], row.to_dict()))
+        rows.append((row.point("24/255").robust, row.point("24/255").all_draws, row.to_dict()))
     assert 0 < rows[0][0] < 1, rows[0][:2]  # some images fall, some hold: the draws matter
     assert rows[0] == rows[1]
 
@@ -153,7 +153,7 @@ def test_resume_from_the_record_attacks_only_unfinished_chunks_and_ends_equal(ev
     with pytest.raises(_Cut):
         run_evaluate(eval_ws, _config("rec-cut", chunk_size=4), CPU)
     folder = eval_ws.reports_dir / "rec-cut"
-    [name] = whole.adaptive.models[0].records.values()
+    [name] = [p.record for p in whole.adaptive.models[0].points]
     partial = load_per_image_record(partial_record_path(folder / name), allow_incomplete=True)
     assert sorted(set(partial.columns["image"].tolist())) == whole.adaptive.subset[:4]
     monkeypatch.setattr(chunked, "saved_for_test", lambda: None)
@@ -174,14 +174,14 @@ def test_standard_suite_is_autoattack_standard_with_every_budget_counted(eval_ws
     images still standing; the budgets and passes are in results.json and the cost table."""
     result = run_evaluate(eval_ws, _config("rec-standard", suite="standard", subset=6), CPU)
     [row] = result.adaptive.models
-    assert row.suite == "standard" and list(row.attacks) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert row.suite == "standard" and row.attack_labels() == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert row.budgets["fab-t"] == {"attack": "fab-t", "alpha_max": 0.1, "beta": 0.9, "eta": 1.05,
                                     "n_target_classes": 9, "restarts": 1, "steps": 100}
     assert row.budgets["apgd-ce"]["steps"] == 100 and row.budgets["square"]["n_queries"] == 10
-    passes = row.passes[EPS]
+    passes = row.point(EPS).passes
     clean_correct = round(row.clean * 6)
     assert passes["apgd-ce"]["images"] == clean_correct and passes["apgd-ce"]["backward"] == 101 * clean_correct
     cost = next(t for t in result.tables if t.key == "adaptive-cost")
     assert [r[3] for r in cost.rows] == ["APGD-CE", "APGD-T", "FAB-T", "Square", "Total"]
-    record = load_per_image_record(result.report_dir / row.records[EPS])
-    assert robust_accuracy_from_record(record) == pytest.approx(row.robust[EPS], abs=1e-9)
+    record = load_per_image_record(result.report_dir / row.point(EPS).record)
+    assert robust_accuracy_from_record(record) == pytest.approx(row.point(EPS).robust, abs=1e-9)

@@ -123,7 +123,7 @@ def test_toy_attack_counts_as_black_box_in_the_masking_check(toy_attack, ws):
                             subset=None, batch_size=16)
     adaptive = run_adaptive_suite([model], ws.path_for("data", "tiny"), config, runtime=Runtime())
     (row,) = adaptive.models
-    assert row.clean > row.robust["0.5"]  # the random signs broke some clean-correct images
+    assert row.clean > row.point("0.5").robust  # the random signs broke some clean-correct images
     check = next(c for c in row.checks if c.name == "black-box-beats-white-box")
     # no gradient attack ran, so every image randsign broke is one a black-box attack won
     assert check.status == "fail" and "broken by randsign" in check.detail

@@ -29,10 +29,11 @@ def quick(stage_ws):
 
 def test_quick_suite_has_one_monotone_column_per_attack_and_robust_below_each(quick):
     [row] = quick.adaptive.models
-    assert row.suite == "quick" and list(row.attacks) == ["pgd", "apgd-ce", "apgd-t", "square"]
-    cascade = [row.attacks[a]["8/255"] for a in ("apgd-ce", "apgd-t", "square")]
+    assert row.suite == "quick" and row.attack_labels() == ["pgd", "apgd-ce", "apgd-t", "square"]
+    point = row.point("8/255")
+    cascade = [point.attacks[a] for a in ("apgd-ce", "apgd-t", "square")]
     assert cascade == sorted(cascade, reverse=True) and cascade[0] <= row.clean
-    assert all(row.robust["8/255"] <= col["8/255"] for col in row.attacks.values())
+    assert all(point.robust <= accuracy for accuracy in point.attacks.values())
     assert [g.steps for g in row.grid] == [2, 3]  # the PGD sweep still runs when asked for
     assert {c.name for c in row.checks} >= CHECKS | {"monotone-in-steps"}
     assert all(c.status in ("pass", "warn", "fail") and c.detail for c in row.checks)
@@ -55,8 +56,8 @@ def test_custom_suite_runs_only_the_attacks_asked_for(stage_ws):
     result = run_evaluate(stage_ws, _config("suite-custom", models=["baseline"], suite="custom",
                                             attacks=["fgsm", "square"]), CPU)
     [row] = result.adaptive.models
-    assert list(row.attacks) == ["fgsm", "square"] and row.grid == [] and row.suite == "custom"
-    assert row.robust["8/255"] == row.attacks["square"]["8/255"]
+    assert row.attack_labels() == ["fgsm", "square"] and row.grid == [] and row.suite == "custom"
+    assert row.point("8/255").robust == row.point("8/255").attacks["square"]
 
 
 def test_randomized_model_gets_draws_and_the_rand_suite(stage_ws):
@@ -64,8 +65,9 @@ def test_randomized_model_gets_draws_and_the_rand_suite(stage_ws):
                                             square_queries=None), CPU)
     [row] = result.adaptive.models
     assert row.stochastic and row.suite == "rand" and row.eot == 2
-    assert list(row.attacks) == ["apgd-ce", "apgd-dlr"]
-    assert len(row.draws["8/255"]) == 3 and row.all_draws["8/255"] <= row.robust["8/255"] + 1e-9
+    point = row.point("8/255")
+    assert row.attack_labels() == ["apgd-ce", "apgd-dlr"]
+    assert len(point.draws) == 3 and point.all_draws <= point.robust + 1e-9
     randomized = next(c for c in row.checks if c.name == "randomized")
     assert randomized.status == "pass" and "rand suite" in randomized.detail
 
@@ -73,13 +75,13 @@ def test_randomized_model_gets_draws_and_the_rand_suite(stage_ws):
 def test_ensemble_is_also_attacked_through_its_members_losses(stage_ws):
     result = run_evaluate(stage_ws, _config("suite-ens", ensembles=[["baseline", "advfgsm"]], suite="quick"), CPU)
     [row] = [m for m in result.adaptive.models if m.kind == "ensemble"]
-    route = row.route["8/255"]
-    assert route["winner"] in ("combined", "member-loss", "tie")
-    assert row.robust["8/255"] <= min(route["combined"], route["member_loss"]) + 1e-9
+    route = row.point("8/255").route
+    assert route.winner in ("combined", "member-loss", "tie")
+    assert row.point("8/255").robust <= min(route.combined, route.member_loss) + 1e-9
     assert next(c for c in row.checks if c.name == "logits-output").status == "warn"  # averaged softmax
     table = next(t for t in result.tables if t.key == "adaptive-suite")
     cells = next(r for r in table.rows if r[0] == row.name)
-    assert cells[table.columns.index("Ensemble route")].startswith(route["winner"])
+    assert cells[table.columns.index("Ensemble route")].startswith(route.winner)
 
 
 def test_bad_suite_options_are_input_errors_before_any_work(stage_ws):
@@ -97,8 +99,8 @@ def test_a_fast_run_is_compared_with_another_suite_on_the_same_images_only(quick
     rows = {(r[2], r[3]): r for r in table.rows if r[0] == "baseline" and r[1] == "8/255"}
     pairs = ((fast.adaptive.models[0], ("fast", "this report")), (quick.adaptive.models[0], ("quick", "suite-quick")))
     for row, key in pairs:
-        total = row.passes["8/255"]["total"]
-        assert rows[key][4] == row.robust["8/255"]
+        total = row.point("8/255").passes["total"]
+        assert rows[key][4] == row.point("8/255").robust
         assert rows[key][5] == f"{(total['forward'] + total['backward']) / 1e6:.4f}"
     saved = read_results(fast.report_dir)
     assert "suite-comparison" in {t["key"] for t in saved["tables"]}

@@ -92,7 +92,7 @@ def phenomena(transfer: TransferResult, adaptive: AdaptiveResult | None,
         entry = adaptive.model(model) if adaptive else None
         gap = None
         if entry and ref in entry.transfer:
-            robust = entry.robust.get(ref_eps)
+            robust = entry.robust_at(ref_eps)
             if robust is not None:
                 gap = entry.transfer[ref] - robust
         add(f"adaptive attack beats transfer on {model}", gap, 1e-9,
@@ -110,15 +110,16 @@ def robust_control_margin(adaptive: AdaptiveResult | None, control: dict[str, An
     naming both). None when the control or every defense is missing from the adaptive result."""
     name = control["model"]
     entry = adaptive.model(name) if adaptive else None
-    if entry is None or eps_label not in entry.robust:
+    if entry is None or entry.robust_at(eps_label) is None:
         return None, f"{name} has no adaptive robust accuracy at eps {eps_label}"
-    others = {d: adaptive.model(d).robust[eps_label] for d in control.get("defenses", [])
-              if adaptive.model(d) is not None and eps_label in adaptive.model(d).robust}
+    others = {d: adaptive.model(d).robust_at(eps_label) for d in control.get("defenses", [])
+              if adaptive.model(d) is not None and adaptive.model(d).robust_at(eps_label) is not None}
     if not others:
         return None, f"no paper defense was attacked adaptively at eps {eps_label}"
     best = max(others, key=others.get)
-    return (entry.robust[eps_label] - others[best],
-            f"{name} adaptive robust {100 * entry.robust[eps_label]:.1f}% minus the best paper defense "
+    robust = entry.robust_at(eps_label)
+    return (robust - others[best],
+            f"{name} adaptive robust {100 * robust:.1f}% minus the best paper defense "
             f"({best}, {100 * others[best]:.1f}%) at eps {eps_label}")
 
 

@@ -26,6 +26,7 @@ from torch import nn
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.adaptive.cascade import (AttackDetail, SuiteAttack, SuiteResult, attack_rows_counted,
                                                           margins, perturbation_norms, predict_logits, run_suite)
+from defendr_cli.core.evaluation.adaptive.results import EnsembleRoute
 from defendr_cli.core.models.ensemble import Ensemble
 from defendr_cli.core.runtime import Runtime
 
@@ -68,10 +69,10 @@ class EnsembleSuiteResult:
     adv: torch.Tensor
     member_detail: AttackDetail | None = None
 
-    def route_summary(self) -> dict:
-        """What a report row keeps: {'winner', 'wins', 'combined' (accuracy), 'member_loss' (accuracy)}."""
-        return {"winner": self.winner, "wins": self.wins, "combined": self.combined.robust_accuracy,
-                "member_loss": float(self.member_loss_mask.float().mean())}
+    def route_summary(self) -> EnsembleRoute:
+        """What a report row keeps: the winner, the wins and both routes' accuracies."""
+        return EnsembleRoute(winner=self.winner, wins=self.wins, combined=self.combined.robust_accuracy,
+                             member_loss=float(self.member_loss_mask.float().mean()))
 
     def to_dict(self) -> dict:
         return {"combined": self.combined.to_dict(), "member_loss": float(self.member_loss_mask.float().mean()),

@@ -26,6 +26,7 @@ from defendr_cli.core.evaluation.adaptive.outcomes import (MEMBER_ROUTE, PGD_ROU
                                                            with_route)
 from defendr_cli.core.evaluation.adaptive.plan import PGD_LABEL, SuiteEntry, entry_budget, member_entry, resolve_suite
 from defendr_cli.core.evaluation.adaptive.record import OutcomeLayout, SuiteRecord, record_filename, rows_digest
+from defendr_cli.core.evaluation.adaptive.results import EnsembleRoute
 from defendr_cli.core.evaluation.adaptive.seeds import SeedPlan
 from defendr_cli.core.evaluation.adaptive.subset import Subset
 from defendr_cli.core.evaluation.checks import HeldMasks
@@ -85,7 +86,7 @@ class EpsRun:
     robust: float = 0.0
     all_draws: float | None = None
     draws: list[float] | None = None
-    route: dict | None = None
+    route: EnsembleRoute | None = None
     held: HeldMasks | None = None
     passes: dict | None = None
     record: str | None = None

@@ -23,6 +23,7 @@ import torch
 from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.adaptive.cascade import SuiteResult
 from defendr_cli.core.evaluation.adaptive.ensemble_route import EnsembleSuiteResult, route_from_masks
+from defendr_cli.core.evaluation.adaptive.results import EnsembleRoute
 
 MEMBER_ROUTE = "member-loss"
 PGD_ROUTE = "pgd"
@@ -152,7 +153,7 @@ class EpsSummary:
     suite_robust: float
     robust_mask: np.ndarray
     draws: list[float] | None
-    route: dict | None
+    route: EnsembleRoute | None
     white: np.ndarray
     black: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -178,6 +179,6 @@ def summarize(outcomes: ImageOutcomes) -> EpsSummary:
     if member is not None:
         held = clean & ~outcomes.broken[member]
         wins, winner = route_from_masks(torch.from_numpy(clean), torch.from_numpy(robust_mask), torch.from_numpy(held))
-        route = {"winner": winner, "wins": wins, "combined": suite_robust, "member_loss": _fraction(held)}
+        route = EnsembleRoute(winner=winner, wins=wins, combined=suite_robust, member_loss=_fraction(held))
         robust_mask, white = robust_mask & held, white & held
     return EpsSummary(columns, suite_robust, robust_mask, draws, route, white, black)

@@ -34,7 +34,8 @@ from defendr_cli.core.evaluation.adaptive.eps_run import EpsJob, EpsRun, SuiteTa
 from defendr_cli.core.evaluation.adaptive.partial import AdaptivePartials, file_signature
 from defendr_cli.core.evaluation.adaptive.pgd_sweep import attack_correct_mask
 from defendr_cli.core.evaluation.adaptive.plan import SuitePlan, cheap_entry, first_entry, resolve_suite
-from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow, AdaptiveSettings, GridPoint
+from defendr_cli.core.evaluation.adaptive.results import (AdaptiveResult, AdaptiveRow, AdaptiveSettings, EpsPoint,
+                                                          GridPoint)
 from defendr_cli.core.evaluation.adaptive.seeds import SeedPlan
 from defendr_cli.core.evaluation.adaptive.subset import (Subset, TransferCopies, correct_mask, read_subset,
                                                          transfer_copies)
@@ -83,10 +84,11 @@ def run_adaptive_suite(models: list[EvalModel], data_path: Path, config: Adaptiv
                        reporter: Reporter | None = None) -> AdaptiveResult:
     """The suite (and optionally the PGD sweep) against every model, with the sanity table.
 
-    Returns an AdaptiveResult whose rows have per-attack columns in `attacks` ({label: {eps label:
-    accuracy after it ran}}, cumulative for the suite's attacks; 'pgd' the sweep's own worst
-    case), `robust` {eps label: per-image worst case over everything}, `transfer` {cached set:
-    accuracy on the subset's copies}, draws for randomized models and the route for ensembles.
+    Returns an AdaptiveResult whose rows have one EpsPoint per eps: per-attack columns in
+    `attacks` ({label: accuracy after it ran}, cumulative for the suite's attacks; 'pgd' the
+    sweep's own worst case), `robust` (per-image worst case over everything), draws for
+    randomized models and the route for ensembles; and `transfer` {cached set: accuracy on the
+    subset's copies}.
     """
     if not models:
         raise InputError("no model to evaluate: give --model or --models")
@@ -155,7 +157,7 @@ def _attack_model(model: EvalModel, subset: Subset, copies: dict[str, TransferCo
     transfer, transfer_held = _transfer_scores(target.module, subset, copies, runtime, seeds, batch)
     row = AdaptiveRow(name=model.name, kind=model.kind, stochastic=target.stochastic,
                       eot=target.suite_eot if target.entries else plan.pgd_eot(target.stochastic),
-                      clean=float(clean.mean()), grid=[], robust={}, transfer=transfer, eps0_accuracy=0.0,
+                      clean=float(clean.mean()), grid=[], points=[], transfer=transfer, eps0_accuracy=0.0,
                       large_eps_accuracy=0.0, suite=target.suite, budgets=target.budgets())
     held_all = []
     with reporter.task(f"{model.name}: adaptive suite ({target.suite})", total=len(eps_values) + 2) as task:
@@ -175,7 +177,7 @@ def _attack_model(model: EvalModel, subset: Subset, copies: dict[str, TransferCo
     outcome = ModelOutcome(
         stochastic=target.stochastic, clean=row.clean, eps0_accuracy=row.eps0_accuracy,
         large_eps_accuracy=row.large_eps_accuracy, held=held_all, grid=row.grid,
-        eps_points=[(0.0, row.clean)] + [(eps_scalar(e.value), row.robust[e.label]) for e in eps_values],
+        eps_points=[(0.0, row.clean)] + [(eps_scalar(e.value), row.point(e.label).robust) for e in eps_values],
         evaluated_as_rand=target.stochastic and bool(target.entries) and target.suite_eot > 1 and plan.draws > 1)
     row.checks = model_checks(target.module, outcome, subset.images, subset.labels, runtime=runtime,
                               batch_size=batch, near_zero=config.near_zero)
@@ -192,19 +194,11 @@ def _eps_job(config: AdaptiveConfig, subset: Subset, eps: AdaptiveEps, seed: int
 
 
 def _record(row: AdaptiveRow, eps: AdaptiveEps, run: EpsRun) -> None:
-    """Copy one eps's outcome into the model's row."""
-    for label, value in run.columns.items():
-        row.attacks.setdefault(label, {})[eps.label] = value
-    row.robust[eps.label] = run.robust
-    row.eps_values[eps.label] = eps.value
-    if run.draws is not None:
-        row.all_draws[eps.label], row.draws[eps.label] = run.all_draws, run.draws
-    if run.route is not None:
-        row.route[eps.label] = run.route
-    if run.passes is not None:
-        row.passes[eps.label] = run.passes
-    if run.record is not None:
-        row.records[eps.label] = run.record
+    """Add one eps's outcome to the model's row as its EpsPoint."""
+    drawn = run.draws is not None
+    row.set_point(EpsPoint(label=eps.label, robust=run.robust, eps=eps.value, attacks=dict(run.columns),
+                           all_draws=run.all_draws if drawn else None, draws=run.draws if drawn else None,
+                           route=run.route, passes=run.passes, record=run.record))
 
 
 def _transfer_scores(module: torch.nn.Module, subset: Subset, copies: dict[str, TransferCopies], runtime: Runtime,

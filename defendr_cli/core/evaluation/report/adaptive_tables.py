@@ -32,7 +32,7 @@ def attack_labels(adaptive: AdaptiveResult) -> list[str]:
     """The per-attack columns over every model, in first-seen order ('pgd' first when present)."""
     labels: list[str] = []
     for m in adaptive.models:
-        labels += [a for a in m.attacks if a not in labels]
+        labels += [a for a in m.attack_labels() if a not in labels]
     return sorted(labels, key=lambda a: a != "pgd")
 
 
@@ -70,14 +70,12 @@ def suite_table(adaptive: AdaptiveResult, transfer: TransferResult | None = None
                           "combined output vs sum of members' losses, the one that broke more images."
                           + (f" {FAST_NOTE}" if any(m.suite == "fast" for m in adaptive.models) else ""))
     for m in adaptive.models:
-        for label in m.robust:
-            route = m.route.get(label)
+        for p in m.points:
             route_text = None
-            if route:
-                route_text = f"{route['winner']} ({route['wins']['combined']} vs {route['wins']['member-loss']})"
-            table.add(m.name, m.suite or "pgd", label, m.clean, _transfer_at(m, m.eps_of(label), transfer),
-                      *(m.attacks.get(a, {}).get(label) for a in labels), m.robust[label], m.all_draws.get(label),
-                      route_text, checks_summary(m))
+            if p.route is not None:
+                route_text = f"{p.route.winner} ({p.route.wins['combined']} vs {p.route.wins['member-loss']})"
+            table.add(m.name, m.suite or "pgd", p.label, m.clean, _transfer_at(m, m.eps_of(p.label), transfer),
+                      *(p.attacks.get(a) for a in labels), p.robust, p.all_draws, route_text, checks_summary(m))
     return table
 
 
@@ -98,12 +96,12 @@ def cost_table(adaptive: AdaptiveResult) -> Table:
                           "images still standing. The PGD sweep (when it ran) is not counted.")
     for m in adaptive.models:
         count = max(adaptive.settings.subset, 1)
-        for label, passes in m.passes.items():
-            for attack, cost in passes.items():
+        for p in (p for p in m.points if p.passes is not None):
+            for attack, cost in p.passes.items():
                 name = "Total" if attack == "total" else column_name(attack)
                 budget = budget_text(m.budgets[attack]) if attack in m.budgets else "-"
-                after = m.robust.get(label) if attack == "total" else m.attacks.get(attack, {}).get(label)
-                table.add(m.name, m.suite, label, name, budget, after, cost.get("images", "-"),
+                after = p.robust if attack == "total" else p.attacks.get(attack)
+                table.add(m.name, m.suite, p.label, name, budget, after, cost.get("images", "-"),
                           f"{cost['forward'] / 1e6:.4f}", f"{cost['backward'] / 1e6:.4f}",
                           f"{cost['forward'] / count:.1f}", f"{cost['backward'] / count:.1f}")
     return table
@@ -113,7 +111,7 @@ def adaptive_tables(adaptive: AdaptiveResult, transfer: TransferResult | None = 
     """Suite table, cost table (suites with counted passes), PGD sweep table (when a sweep ran),
     sanity table and (with a transfer result) transfer-vs-adaptive table."""
     tables = [suite_table(adaptive, transfer)]
-    if any(m.passes for m in adaptive.models):
+    if any(p.passes is not None for m in adaptive.models for p in m.points):
         tables.append(cost_table(adaptive))
     sweep = Table("adaptive-sweep", "Adaptive white-box PGD through the whole defense",
                   ["Model", "EOT", "eps", "Steps", "Restarts", "Accuracy"], percent_columns={5},
@@ -163,9 +161,9 @@ def comparison_rows(adaptive: AdaptiveResult, transfer: TransferResult) -> list[
         if t is None:
             continue
         for s in transfer.adv_sets:
-            match = next((label for label in m.robust if _eps_matches(m.eps_of(label), s.eps)), None)
+            match = next((p for p in m.points if _eps_matches(m.eps_of(p.label), s.eps)), None)
             transfer_all = t.sets[s.name].adv100
             out.append(ComparisonRow(model=m.name, set=s.name, eps_label=s.eps_label, transfer_all=transfer_all,
                                      transfer=(m.transfer or {}).get(s.name, transfer_all),
-                                     adaptive=m.robust[match] if match else None))
+                                     adaptive=match.robust if match is not None else None))
     return out

@@ -33,8 +33,8 @@ def report_figures(folder: Path, transfer: TransferResult | None, adaptive: Adap
     if adaptive:
         curves = {}
         for m in adaptive.models:
-            eps_of_label = {label: eps_scalar(m.eps_of(label)) for label in m.robust if m.eps_of(label) is not None}
-            curves[m.name] = [(0.0, m.clean)] + [(value, m.robust[label]) for label, value in eps_of_label.items()]
+            curves[m.name] = [(0.0, m.clean)] + [(eps_scalar(m.eps_of(p.label)), p.robust) for p in m.points
+                                                 if m.eps_of(p.label) is not None]
         figures.append(("Accuracy vs eps, adaptive evaluation (robust: worst case per image)",
                         plots.accuracy_vs_eps_png(curves, folder / "adaptive-accuracy-vs-eps.png",
                                                   title="Adaptive: accuracy vs eps")))

@@ -20,7 +20,7 @@ import torch
 
 from defendr_cli import __version__
 from defendr_cli.core.atomic import atomic_path
-from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow
+from defendr_cli.core.evaluation.adaptive.results import AdaptiveResult, AdaptiveRow, EpsPoint
 from defendr_cli.core.evaluation.jsonable import jsonable
 
 ROBUSTBENCH_FORMAT = "defendr-robustbench-style"
@@ -48,22 +48,22 @@ class RobustBenchEntry:
         return dict(self.content)
 
 
-def _evaluation(row: AdaptiveRow, label: str, count: int) -> dict:
-    passes = row.passes.get(label, {})
+def _evaluation(row: AdaptiveRow, point: EpsPoint, count: int) -> dict:
+    passes = point.passes if point.passes is not None else {}
     total = passes.get("total", {"forward": 0, "backward": 0})
-    return {"eps_label": label, "eps": jsonable(row.eps_of(label)), "robust_accuracy": row.robust[label],
-            "robust_acc": f"{100 * row.robust[label]:.2f}", "all_draws_accuracy": row.all_draws.get(label),
-            "after_attack": {a: v.get(label) for a, v in row.attacks.items()},
+    return {"eps_label": point.label, "eps": jsonable(row.eps_of(point.label)), "robust_accuracy": point.robust,
+            "robust_acc": f"{100 * point.robust:.2f}", "all_draws_accuracy": point.all_draws,
+            "after_attack": {a: point.attacks.get(a) for a in row.attack_labels()},
             "number_forward_passes": total["forward"], "number_backward_passes": total["backward"],
             "forward_passes_per_image": total["forward"] / max(count, 1),
             "backward_passes_per_image": total["backward"] / max(count, 1),
-            "passes": passes, "per_image_record": row.records.get(label)}
+            "passes": passes, "per_image_record": point.record}
 
 
 def robustbench_entry(adaptive: AdaptiveResult, row: AdaptiveRow, dataset: str) -> RobustBenchEntry:
     """The entry of one model row of an adaptive result evaluated on `dataset` (a name)."""
     count = adaptive.settings.subset
-    evaluations = [_evaluation(row, label, count) for label in row.robust]
+    evaluations = [_evaluation(row, point, count) for point in row.points]
     first = evaluations[0] if evaluations else {}
     content = {
         "format": ROBUSTBENCH_FORMAT, "name": row.name, "kind": row.kind, "dataset": dataset,
@@ -83,7 +83,7 @@ def robustbench_entries(adaptive: AdaptiveResult | None, dataset: str) -> list[R
     """One entry per model row that ran a suite (none without an adaptive result)."""
     if adaptive is None:
         return []
-    return [robustbench_entry(adaptive, row, dataset) for row in adaptive.models if row.robust]
+    return [robustbench_entry(adaptive, row, dataset) for row in adaptive.models if row.points]
 
 
 def write_robustbench(folder: Path, entries: list[RobustBenchEntry]) -> list[Path]:

@@ -83,11 +83,12 @@ def suite_comparison(adaptive: AdaptiveResult, transfer: TransferResult,
 
 
 def _add_pair(table: Table, row: AdaptiveRow, match: dict, report: str, images: int) -> None:
-    for label, robust in row.robust.items():
+    for point in row.points:
+        label = point.label
         if label not in (match.get("robust") or {}) or not _same_eps(row.eps_of(label),
                                                                       (match.get("eps_values") or {}).get(label)):
             continue
         if not any(r[:4] == [row.name, label, row.suite, "this report"] for r in table.rows):
-            table.add(row.name, label, row.suite, "this report", robust, *_pass_cells(row.passes.get(label), images))
+            table.add(row.name, label, row.suite, "this report", point.robust, *_pass_cells(point.passes, images))
         table.add(row.name, label, match["suite"], report, match["robust"][label],
                   *_pass_cells((match.get("passes") or {}).get(label), images))
