@@ -4,7 +4,9 @@ dicts of the writers wrote before it, reads back to the same bytes, and old payl
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -190,3 +192,13 @@ def test_an_old_denoiser_naming_its_target_only_in_its_config_still_loads(worksp
                 "state_dict": denoiser.state_dict()}, workspace.path_for("model", "dn"))
     with pytest.raises(CorruptArtefactError, match="fingerprint"):
         load_model(workspace, "dn")
+
+
+def test_only_the_record_and_the_schema_index_a_checkpoint_payload():
+    """Issue 19: no payload dict crosses a layer; the other modules read Checkpoint attributes."""
+    package = Path(__file__).resolve().parents[2] / "defendr_cli"
+    allowed = {package / "core" / "io" / "checkpoint_record.py", package / "core" / "io" / "checkpoint_schema.py"}
+    hits = [f"{path.relative_to(package)}:{number}" for path in sorted(package.rglob("*.py")) if path not in allowed
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if re.search(r'payload\[|\["provenance"\]', line)]
+    assert not hits, hits

@@ -9,6 +9,7 @@ its checkpoint (core.io.checkpoint_record.Checkpoint).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
