@@ -17,13 +17,14 @@ import torch
 from defendr_cli.core.atomic import atomic_path, write_bytes_atomic
 from defendr_cli.core.errors import WriteError
 from defendr_cli.core.io.checkpoint import read_checkpoint, save_checkpoint
+from defendr_cli.core.io.checkpoint_record import Checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def payload(numbers: int) -> dict:
-    return {"format": "defendr-checkpoint", "version": 1, "kind": "classifier", "name": "m",
-            "config": {}, "state_dict": {"w": torch.arange(numbers, dtype=torch.float32)}}
+def payload(numbers: int) -> Checkpoint:
+    return Checkpoint(kind="classifier", name="m", config={},
+                      state_dict={"w": torch.arange(numbers, dtype=torch.float32)})
 
 
 def _mount(path: Path, options: str) -> bool:
@@ -81,7 +82,7 @@ def test_a_checkpoint_too_large_for_the_disk_is_refused_and_the_old_one_kept(sma
         save_checkpoint(path, payload(1_000_000), force=True)  # 4 MB of weights
     message = str(info.value)
     assert str(path) in message and "MB" in message and "\n" not in message
-    assert path.read_bytes() == before and read_checkpoint(path)["name"] == "m"
+    assert path.read_bytes() == before and read_checkpoint(path).name == "m"
     assert sorted(p.name for p in small_disk.iterdir()) == ["m.pt"]
 
 

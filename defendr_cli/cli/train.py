@@ -138,10 +138,10 @@ def train_and_report(ctx: typer.Context, options: TrainOptions, device: str, pre
     if not dist.is_main:
         return
     if as_json:
-        print_json({"name": result.name, "path": str(result.path), "summary": result.payload["summary"],
+        print_json({"name": result.name, "path": str(result.path), "summary": result.checkpoint.summary,
                     "best": result.best.to_dict() if result.best else {},
                     "history": [record.to_dict() for record in result.history], "start_epoch": result.start_epoch,
-                    "seconds": round(result.seconds, 2), "hparams": result.payload["hparams"]})
+                    "seconds": round(result.seconds, 2), "hparams": result.checkpoint.hparams})
         return
     table = Table(title=f"train {options.method} -> {result.name}")
     for column in ("epoch", "loss", "acc", "val loss", "val acc", "lr", "s"):
@@ -152,7 +152,7 @@ def train_and_report(ctx: typer.Context, options: TrainOptions, device: str, pre
                       _fmt(record.train_acc, "{:.1%}"), _fmt(record.val_loss, "{:.4f}"),
                       _fmt(record.val_acc, "{:.1%}"), f"{record.lr:.3g}", f"{record.seconds:.1f}")
     app_state.console.print(table)
-    app_state.console.print(result.payload["summary"])
+    app_state.console.print(result.checkpoint.summary)
     app_state.console.print(f"wrote {result.path} in {result.seconds:.1f}s (* = best epoch, saved)")
 
 

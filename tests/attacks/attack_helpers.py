@@ -36,6 +36,7 @@ def make_checkpoint(ws: Workspace, name: str = "baseline", *, train_steps: int =
     """A tinycnn classifier briefly trained on the cache's train split, saved in models/."""
     from defendr_cli.core.io.reader import SplitReader, read_cache_info
     from defendr_cli.core.io.checkpoint import save_checkpoint
+    from defendr_cli.core.io.checkpoint_record import Checkpoint
     from defendr_cli.core.models.registry import build_classifier
 
     cache = ws.path_for("data", "tiny")
@@ -61,7 +62,7 @@ def make_checkpoint(ws: Workspace, name: str = "baseline", *, train_steps: int =
         "hparams": {}, "history": [], "best": {},
         "provenance": {"seed": 0, "software_version": "test", "created": "", "parents": []},
     }
-    return save_checkpoint(ws.path_for("model", name), payload)
+    return save_checkpoint(ws.path_for("model", name), Checkpoint.from_payload(payload))
 
 
 def trained_tiny_model(seed: int = 0, steps: int = 150) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:

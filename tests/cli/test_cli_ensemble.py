@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from defendr_cli.cli.app import app
 from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
+from defendr_cli.core.io.checkpoint_record import Checkpoint
 from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.models.ensemble import Ensemble
 from defendr_cli.core.models.registry import build_classifier
@@ -18,13 +19,13 @@ from defendr_cli.core.workspace import Workspace
 def _classifier(ws: Workspace, name: str, classes: int = 3, seed: int = 0) -> None:
     torch.manual_seed(seed)
     model = build_classifier("tinycnn", classes)
-    save_checkpoint(ws.path_for("model", name), {
+    save_checkpoint(ws.path_for("model", name), Checkpoint.from_payload({
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "classifier", "name": name,
         "summary": name, "method": "baseline", "config": {"arch": "tinycnn", "num_classes": classes, "image_size": 16},
         "state_dict": model.state_dict(),
         "data": {"class_ids": [str(i) for i in range(classes)], "image_size": 16},
         "provenance": {"parents": []},
-    })
+    }))
 
 
 def test_ensemble_command_writes_a_loadable_manifest(tmp_path):

@@ -4,6 +4,8 @@ their own classes (MismatchError, one line)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from typer.testing import CliRunner
 
@@ -52,10 +54,9 @@ def mismatched(tmp_path_factory):
     make_cache(ws)
     make_checkpoint(ws, train_steps=2)
     make_checkpoint(ws, "b2", train_steps=2)
-    payload = read_checkpoint(ws.path_for("model", "b2"))
-    payload["name"] = "other"
-    payload["data"] = {**payload["data"], "name": "other", "class_ids": ["x0", "x1", "x2"]}
-    save_checkpoint(ws.path_for("model", "other"), payload)
+    b2 = read_checkpoint(ws.path_for("model", "b2"))
+    other = replace(b2, name="other", data=replace(b2.data, name="other", class_ids=("x0", "x1", "x2")))
+    save_checkpoint(ws.path_for("model", "other"), other)
     ok = runner.invoke(app, ["--workdir", str(ws.root), "attack", "fgsm", "--eps", "0.01", "--device", "cpu"])
     assert ok.exit_code == 0, ok.output
     return ws

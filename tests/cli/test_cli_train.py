@@ -41,8 +41,8 @@ def test_train_each_method_writes_its_checkpoint(ws, args):
     assert result.exit_code == 0, result.output
     name = args[args.index("--name") + 1] if "--name" in args else args[0]
     assert f"wrote {ws.path_for('model', name)}" in result.output.replace("\n", "")
-    payload = read_checkpoint(ws.path_for("model", name))
-    assert payload["method"] == args[0] and payload["hparams"]["epochs"] == 2
+    checkpoint = read_checkpoint(ws.path_for("model", name))
+    assert checkpoint.method == args[0] and checkpoint.hparams["epochs"] == 2
 
 
 def test_train_json_and_recorded_options(ws):

@@ -61,15 +61,15 @@ def runs(tmp_path_factory):
 def test_train_two_processes_matches_one_process(runs):
     single_ws, parallel_ws, stdout = runs
     single, parallel = read_checkpoint(single_ws.path_for("model", "again")), read_checkpoint(parallel_ws.path_for("model", "again"))
-    assert len(parallel["history"]) == 2
-    for a, b in zip(single["history"], parallel["history"]):
+    assert len(parallel.history) == 2
+    for a, b in zip(single.history, parallel.history):
         assert a["val_acc"] == pytest.approx(b["val_acc"], abs=1e-9)  # 18 val images, counts summed over ranks
         assert a["train_acc"] == pytest.approx(b["train_acc"], abs=1e-9)
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-4)
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-4)
-    for key, value in single["state_dict"].items():  # gradients averaged over the two halves of each batch
-        assert torch.allclose(value, parallel["state_dict"][key], atol=1e-4), key
-    assert single["hparams"] == parallel["hparams"]
+    for key, value in single.state_dict.items():  # gradients averaged over the two halves of each batch
+        assert torch.allclose(value, parallel.state_dict[key], atol=1e-4), key
+    assert single.hparams == parallel.hparams
     assert not list(parallel_ws.dir_for("model").glob(".*"))  # rank 0 removed the resume state
     assert stdout.count("wrote ") == 1 and stdout.count("data-parallel run") == 0  # tables by rank 0 only
 
@@ -130,4 +130,4 @@ def test_python_m_defendr_cli_under_torchrun_inits_its_own_group_and_rank0_alone
     done = torchrun_cli(ws.root, ["train", "clp", "--arch", "tinycnn", "--epochs", "1", "--batch-size", "4", "--json"])
     printed = json.loads(done.stdout)  # exactly one JSON document on stdout
     assert printed["name"] == "clp" and printed["history"][0]["val_acc"] is not None
-    assert read_checkpoint(ws.path_for("model", "clp"))["history"] == printed["history"]
+    assert read_checkpoint(ws.path_for("model", "clp")).history == printed["history"]

@@ -19,6 +19,7 @@ from defendr_cli.core.io.reader import SplitReader, read_cache_info
 from defendr_cli.core.data.synthetic import synthetic_classes
 from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.io.checkpoint import save_checkpoint
+from defendr_cli.core.io.checkpoint_record import Checkpoint
 from defendr_cli.core.models.registry import build_classifier
 from defendr_cli.core.workspace import Workspace
 
@@ -92,7 +93,7 @@ def save_classifier(ws: Workspace, name: str, module: torch.nn.Module, cache: Pa
         "hparams": hparams or {}, "history": [], "best": {},
         "provenance": {"seed": 0, "software_version": "test", "created": "now", "parents": []},
     }
-    return save_checkpoint(ws.path_for("model", name), payload)
+    return save_checkpoint(ws.path_for("model", name), Checkpoint.from_payload(payload))
 
 
 def write_adv_set(ws: Workspace, model: torch.nn.Module, cache: Path, *, attack: str = "fgsm", eps: float = 8 / 255,

@@ -10,6 +10,7 @@ import torch
 from defendr_cli.core.errors import CorruptArtefactError, MismatchError, MissingArtefactError
 from defendr_cli.core.fingerprint import bytes_fingerprint, file_fingerprint
 from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
+from defendr_cli.core.io.checkpoint_record import Checkpoint
 from defendr_cli.core.models.loading import check_matches_cache, load_model
 from defendr_cli.core.models.registry import build_classifier
 
@@ -32,7 +33,7 @@ def classifier_payload(model, *, name="m", class_ids=("c0", "c1", "c2"), image_s
 def test_round_trip_through_weights_only_load(workspace):
     model = build_classifier("tinycnn", 3).eval()
     path = workspace.path_for("model", "m")
-    save_checkpoint(path, classifier_payload(model))
+    save_checkpoint(path, Checkpoint.from_payload(classifier_payload(model)))
     raw = torch.load(path, weights_only=True)  # no code is unpickled
     assert raw["format"] == CHECKPOINT_FORMAT
     loaded = load_model(workspace, "m")
@@ -72,7 +73,7 @@ def test_missing_model_names_the_training_command(workspace):
 def test_weights_that_do_not_fit_the_config_are_corrupt(workspace):
     payload = classifier_payload(build_classifier("tinycnn", 3))
     payload["config"]["arch"] = "tinyresnet"
-    save_checkpoint(workspace.path_for("model", "bad"), payload)
+    save_checkpoint(workspace.path_for("model", "bad"), Checkpoint.from_payload(payload))
     with pytest.raises(CorruptArtefactError, match="do not fit"):
         load_model(workspace, "bad")
 
@@ -80,7 +81,7 @@ def test_weights_that_do_not_fit_the_config_are_corrupt(workspace):
 def test_unknown_kind_is_corrupt(workspace):
     payload = classifier_payload(build_classifier("tinycnn", 3))
     payload["kind"] = "hologram"
-    save_checkpoint(workspace.path_for("model", "odd"), payload)
+    save_checkpoint(workspace.path_for("model", "odd"), Checkpoint.from_payload(payload))
     with pytest.raises(CorruptArtefactError, match="unknown checkpoint kind"):
         load_model(workspace, "odd")
 
@@ -88,28 +89,28 @@ def test_unknown_kind_is_corrupt(workspace):
 def test_save_refuses_existing_file_without_force(workspace):
     from defendr_cli.core.errors import ArtefactExistsError
 
-    payload = classifier_payload(build_classifier("tinycnn", 3))
+    checkpoint = Checkpoint.from_payload(classifier_payload(build_classifier("tinycnn", 3)))
     path = workspace.path_for("model", "m")
-    save_checkpoint(path, payload)
+    save_checkpoint(path, checkpoint)
     with pytest.raises(ArtefactExistsError):
-        save_checkpoint(path, payload, force=False)
+        save_checkpoint(path, checkpoint, force=False)
 
 
 def test_cache_mismatch_on_classes_and_image_size():
-    payload = classifier_payload(build_classifier("tinycnn", 3))
-    check_matches_cache(payload, ["c0", "c1", "c2"], 16)
+    data = Checkpoint.from_payload(classifier_payload(build_classifier("tinycnn", 3))).data
+    check_matches_cache(data, "m", ["c0", "c1", "c2"], 16)
     with pytest.raises(MismatchError, match="other classes"):
-        check_matches_cache(payload, ["c0", "c1", "c2", "c3"], 16)
+        check_matches_cache(data, "m", ["c0", "c1", "c2", "c3"], 16)
     with pytest.raises(MismatchError, match="other classes"):
-        check_matches_cache(payload, ["c0", "c2", "c1"], 16)
+        check_matches_cache(data, "m", ["c0", "c2", "c1"], 16)
     with pytest.raises(MismatchError, match="16px"):
-        check_matches_cache(payload, ["c0", "c1", "c2"], 32)
+        check_matches_cache(data, "m", ["c0", "c1", "c2"], 32)
 
 
 def test_defense_in_config_wraps_the_classifier(workspace):
     payload = classifier_payload(build_classifier("tinycnn", 3),
                                  defense={"name": "random-resize-pad", "variant": "paper", "passes": 1})
-    save_checkpoint(workspace.path_for("model", "rand"), payload)
+    save_checkpoint(workspace.path_for("model", "rand"), Checkpoint.from_payload(payload))
     loaded = load_model(workspace, "rand")
     assert type(loaded.module).__name__ != "Classifier"
     with torch.no_grad():
@@ -119,11 +120,11 @@ def test_defense_in_config_wraps_the_classifier(workspace):
 def test_the_fingerprint_is_of_the_bytes_loaded_even_when_the_file_is_swapped(workspace, monkeypatch):
     """A checkpoint replaced right after it was read: the fingerprint must still be the loaded bytes'."""
     path = workspace.path_for("model", "m")
-    save_checkpoint(path, classifier_payload(build_classifier("tinycnn", 3), name="m"))
+    save_checkpoint(path, Checkpoint.from_payload(classifier_payload(build_classifier("tinycnn", 3), name="m")))
     original = path.read_bytes()
     other = workspace.path_for("model", "other")
     torch.manual_seed(5)
-    save_checkpoint(other, classifier_payload(build_classifier("tinycnn", 3), name="m"))
+    save_checkpoint(other, Checkpoint.from_payload(classifier_payload(build_classifier("tinycnn", 3), name="m")))
     real_load = torch.load
 
     def load_then_swap(*args, **kwargs):
@@ -141,7 +142,7 @@ def test_the_fingerprint_is_of_the_bytes_loaded_even_when_the_file_is_swapped(wo
 def test_an_incomplete_checkpoint_is_refused_by_the_loader(workspace):
     for flag in (False, "no", 0, None):
         payload = {**classifier_payload(build_classifier("tinycnn", 3)), "complete": flag}
-        save_checkpoint(workspace.path_for("model", "m"), payload)
+        save_checkpoint(workspace.path_for("model", "m"), Checkpoint.from_payload(payload))
         with pytest.raises(CorruptArtefactError, match="did not complete"):
             load_model(workspace, "m")
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from defendr_cli.core.errors import ArtefactExistsError, InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
+from defendr_cli.core.io.checkpoint_record import Checkpoint, Provenance
 from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.models.denoised import DenoisedClassifier, denoised_config
 from defendr_cli.core.models.dunet import DUNet, DUNetConfig
@@ -31,19 +34,17 @@ def _save_classifier(workspace, name, *, classes=3, size=16, seed=0, defense=Non
         "hparams": {}, "history": [], "best": None,
         "provenance": {"seed": seed, "software_version": "test", "created": "now", "parents": []},
     }
-    return save_checkpoint(workspace.path_for("model", name), payload)
+    return save_checkpoint(workspace.path_for("model", name), Checkpoint.from_payload(payload))
 
 
 def _save_denoised(workspace, name="dn", target="base"):
     target_path = workspace.path_for("model", target)
     denoiser = DUNet(DUNetConfig(width_mult=0.0625))
     ref = make_reference(workspace, "target", target_path)
-    payload = read_checkpoint(target_path) | {
-        "kind": "denoised", "name": name, "method": "dunet", "config": denoised_config(denoiser, ref),
-        "state_dict": denoiser.state_dict(),
-        "provenance": {"seed": 0, "software_version": "test", "created": "now", "parents": [ref]},
-    }
-    save_checkpoint(workspace.path_for("model", name), payload)
+    checkpoint = replace(read_checkpoint(target_path), kind="denoised", name=name, method="dunet",
+                         config=denoised_config(denoiser, ref), state_dict=denoiser.state_dict(),
+                         provenance=Provenance(seed=0, software_version="test", created="now", parents=(ref,)))
+    save_checkpoint(workspace.path_for("model", name), checkpoint)
     return denoiser
 
 
@@ -73,10 +74,10 @@ def test_denoised_detects_a_changed_or_missing_target(workspace):
 def test_ensemble_manifest_round_trip(workspace):
     for i, name in enumerate(("a", "b", "c")):
         _save_classifier(workspace, name, seed=i)
-    path, payload = create_ensemble(workspace, "best", ["a", "b", "c"], weights=[2, 1, 1])
+    path, manifest = create_ensemble(workspace, "best", ["a", "b", "c"], weights=[2, 1, 1])
     assert path == workspace.path_for("model", "best")
-    assert payload["config"]["members"] == ["a", "b", "c"]
-    assert [p["role"] for p in payload["provenance"]["parents"]] == ["member"] * 3
+    assert manifest.config["members"] == ["a", "b", "c"]
+    assert [p.role for p in manifest.provenance.parents] == ["member"] * 3
     assert path.stat().st_size < 10_000  # a manifest, not weights
     loaded = load_model(workspace, "best")
     assert loaded.kind == "ensemble" and isinstance(loaded.module, Ensemble)

@@ -48,9 +48,9 @@ def test_paper_profile_runs_end_to_end_on_real_photographs_at_299_with_resnet101
     assert {"train:baseline", "train:dunet", "train:fastadv", "evaluate"} <= ids
     assert read_cache_info(next((work / "data").glob("*.h5"))).image_size == 299
     for name in ("baseline", "adv", "advpgd", "alp", "clp", "lsq", "dunet", "fastadv"):
-        payload = read_checkpoint(work / "models" / f"{name}.pt")
-        assert len(payload["history"]) == 1, name  # train.epochs reached every model
-    assert read_checkpoint(work / "models" / "baseline.pt")["config"]["arch"] == "resnet101"
+        checkpoint = read_checkpoint(work / "models" / f"{name}.pt")
+        assert len(checkpoint.history) == 1, name  # train.epochs reached every model
+    assert read_checkpoint(work / "models" / "baseline.pt").config["arch"] == "resnet101"
     results = json.loads((work / "reports" / "reproduce" / "results.json").read_text())
     adaptive = {m["name"] for m in results["adaptive"]["models"]}
     assert {"fastadv", "dunet", "dunet-alp-clp", "baseline+random-resize-pad"} <= adaptive

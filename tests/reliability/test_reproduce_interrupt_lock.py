@@ -58,8 +58,8 @@ def test_reproduce_ctrl_c_then_resume_equals_one_uninterrupted_run(tmp_path):
     assert all(s["status"] == "ran" for s in out["stages"][1:])
     assert _numbers(once) == _numbers(cut)
     for name in ("baseline", "adv"):
-        a = read_checkpoint(once.path_for("model", name))["state_dict"]
-        b = read_checkpoint(cut.path_for("model", name))["state_dict"]
+        a = read_checkpoint(once.path_for("model", name)).state_dict
+        b = read_checkpoint(cut.path_for("model", name)).state_dict
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     assert _numbers(cut)["adaptive"]["models"], "the adaptive protocol ran"
 

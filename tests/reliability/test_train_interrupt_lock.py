@@ -43,10 +43,10 @@ def test_ctrl_c_then_resume_equals_one_uninterrupted_run(ws, tmp_path):
     assert resumed.returncode == 0, err
 
     a, b = read_checkpoint(ws.path_for("model", "once")), read_checkpoint(ws.path_for("model", "cut"))
-    _same_state(a["state_dict"], b["state_dict"])
+    _same_state(a.state_dict, b.state_dict)
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
-    assert strip(a["history"]) == strip(b["history"]) and len(a["history"]) == 3
-    assert a["best"]["epoch"] == b["best"]["epoch"]
+    assert strip(a.history) == strip(b.history) and len(a.history) == 3
+    assert a.best["epoch"] == b.best["epoch"]
 
 
 def test_second_train_of_the_same_name_stops_at_once_naming_the_first(ws):
@@ -68,7 +68,7 @@ def test_force_retrain_killed_after_epoch_1_leaves_the_old_model_byte_identical(
     out, err = cut.communicate(timeout=300)
     assert cut.returncode != 0, out + err
     assert model.read_bytes() == before
-    assert read_checkpoint(best_path(ws, "keep"))["complete"] is False
+    assert read_checkpoint(best_path(ws, "keep")).complete is False
     again = defendr(ws, *TRAIN, "--epochs", "1", "--name", "keep")
     out, err = again.communicate(timeout=300)
     assert again.returncode == 1 and "--resume" in err.strip().splitlines()[-1], err

@@ -27,8 +27,8 @@ def test_torchvision_weights_round_trip(workspace, tmp_path, suffix):
     result = run_import(workspace, ImportConfig("r18", arch="torchvision:resnet18", weights=weights,
                                                 image_size=H.SIZE))
     assert result.num_outputs == 5 and result.cam_layer == "layer4" and result.class_map is None
-    payload = read_checkpoint(result.path)
-    assert payload["kind"] == "imported" and payload["data"] == {"image_size": H.SIZE}
+    checkpoint = read_checkpoint(result.path)
+    assert checkpoint.kind == "imported" and checkpoint.data.to_dict() == {"image_size": H.SIZE}
     loaded = load_model(workspace, "r18")
     x = torch.rand(4, 3, H.SIZE, H.SIZE)
     with torch.no_grad():
@@ -67,10 +67,10 @@ def test_thousand_class_model_is_restricted_to_a_wnid_cache(workspace, tmp_path)
     x = torch.rand(2, 3, H.SIZE, H.SIZE)
     with torch.no_grad():
         assert torch.allclose(loaded.module(x), net(Normalize()(x))[:, [0, 3, 500, 999]], atol=1e-5)
-    check_checkpoint_against_cache(loaded.payload, read_cache_info(cache))
+    check_checkpoint_against_cache(loaded.checkpoint, read_cache_info(cache))
     other = H.write_cache(workspace, H.some_wnids((1, 2, 3, 4)), name="other")
     with pytest.raises(MismatchError, match="other classes"):
-        check_checkpoint_against_cache(loaded.payload, read_cache_info(other))
+        check_checkpoint_against_cache(loaded.checkpoint, read_cache_info(other))
 
 
 def test_mismatch_without_map_and_class_map_file(workspace, tmp_path):

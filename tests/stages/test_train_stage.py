@@ -67,9 +67,9 @@ def test_toy_recipe_trains_through_the_stage(workspace, smoothing_recipe):
     result = run_train(workspace, options, Runtime())
     losses = [record.train_loss for record in result.history]
     assert losses[-1] < losses[0], losses
-    payload = read_checkpoint(result.path)
-    assert payload["method"] == "smooth-test" and payload["hparams"]["smoothing"] == 0.2
-    assert payload["summary"].startswith("smooth-test (ε=0.2)")
+    checkpoint = read_checkpoint(result.path)
+    assert checkpoint.method == "smooth-test" and checkpoint.hparams["smoothing"] == 0.2
+    assert checkpoint.summary.startswith("smooth-test (ε=0.2)")
     assert load_model(workspace, "smooth-test").kind == "classifier"
 
 

@@ -43,10 +43,10 @@ def test_guided_loss_decreases_and_checkpoint_is_denoised(trained):
     ws, result, _, _ = trained
     losses = [r.train_loss for r in result.history]
     assert losses[-1] < 0.8 * losses[0], losses
-    assert result.payload["kind"] == "denoised"
-    roles = [p["role"] for p in result.payload["provenance"]["parents"]]
+    assert result.checkpoint.kind == "denoised"
+    roles = [p.role for p in result.checkpoint.provenance.parents]
     assert roles[0] == "target" and "adversarial-set" in roles
-    assert "cached" in result.payload["summary"]  # validated on the cached val-split twin
+    assert "cached" in result.checkpoint.summary  # validated on the cached val-split twin
 
 
 def test_denoiser_beats_the_undefended_model_on_the_adversarial_train_set(trained):
@@ -77,8 +77,8 @@ def test_other_guides_and_online_pairs_train(trained, guide):
     options = train_options("dunet", dict(name=f"dn-{guide}", guide=guide, width_mult=0.0625, epochs=1,
                            batch_size=32, online="fgsm", eps="40/255", seed=0))
     result = train(options, make_context(ws, Runtime()))
-    assert result.payload["config"]["guide"] == guide
-    assert "online fgsm" in result.payload["summary"] and "online FGSM" in result.payload["summary"]
+    assert result.checkpoint.config["guide"] == guide
+    assert "online fgsm" in result.checkpoint.summary and "online FGSM" in result.checkpoint.summary
     assert np.isfinite(result.history[-1].train_loss) and result.history[-1].val_acc is not None
 
 

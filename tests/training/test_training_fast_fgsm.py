@@ -56,7 +56,7 @@ def test_fast_fgsm_adversarial_training_runs_and_learns(workspace, tiny_cache):
     result = train(options, make_context(workspace, Runtime(), None))
     losses = [record.train_loss for record in result.history]
     assert losses[-1] < losses[0], losses
-    assert "online fgsm-rs" in result.payload["summary"]
+    assert "online fgsm-rs" in result.checkpoint.summary
 
 
 def test_freezing_a_random_backbone_is_a_warning_that_says_what_happens(workspace, tiny_cache):

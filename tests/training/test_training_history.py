@@ -31,6 +31,6 @@ def test_a_run_returns_records_and_stores_their_dicts(workspace, tiny_cache):
     options = train_options("baseline", dict(arch="tinycnn", epochs=2, batch_size=12, lr=0.02))
     result = train(options, make_context(workspace, Runtime()))
     assert [r.epoch for r in result.history] == [1, 2] and all(isinstance(r, EpochRecord) for r in result.history)
-    payload = read_checkpoint(result.path)
-    assert payload["history"] == [r.to_dict() for r in result.history]
-    assert payload["best"] == result.best.to_dict() and result.best in result.history
+    checkpoint = read_checkpoint(result.path)
+    assert checkpoint.history == [r.to_dict() for r in result.history]
+    assert checkpoint.best == result.best.to_dict() and result.best in result.history

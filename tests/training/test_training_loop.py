@@ -9,6 +9,7 @@ import torch
 from defendr_cli.core.errors import (ArtefactExistsError, CorruptArtefactError, InputError, MismatchError,
                                      MissingArtefactError, TrainingDivergedError)
 from defendr_cli.core.io.checkpoint import read_checkpoint
+from defendr_cli.core.io.checkpoint_record import Reference
 from defendr_cli.core.models.loading import check_checkpoint_against_cache, load_model
 from defendr_cli.core.progress import NullReporter
 from defendr_cli.core.runtime import Runtime
@@ -47,12 +48,12 @@ def test_each_method_decreases_its_loss(with_adv_set, method, extra):
     result = run(with_adv_set, method=method, name=f"{method}-{len(extra)}", **extra)
     losses = [record.train_loss for record in result.history]
     assert losses[-1] < losses[0], losses
-    payload = read_checkpoint(result.path)
-    assert payload["method"] == method and payload["kind"] == "classifier"
-    assert payload["hparams"]["seed"] == 0 and len(payload["history"]) == 3
-    roles = [parent["role"] for parent in payload["provenance"]["parents"]]
+    checkpoint = read_checkpoint(result.path)
+    assert checkpoint.method == method and checkpoint.kind == "classifier"
+    assert checkpoint.hparams["seed"] == 0 and len(checkpoint.history) == 3
+    roles = [parent.role for parent in checkpoint.provenance.parents]
     assert roles[0] == "data" and (("adversarial-set" in roles) == bool(extra.get("adv")))
-    assert payload["summary"].startswith(method)
+    assert checkpoint.summary.startswith(method)
 
 
 def test_doubled_dataset_has_twice_the_batches(with_adv_set):
@@ -68,9 +69,9 @@ def test_same_seed_gives_identical_weights(workspace, tiny_cache):
     first = read_checkpoint(run(workspace, name="a", seed=3).path)
     second = read_checkpoint(run(workspace, name="b", seed=3).path)
     other = read_checkpoint(run(workspace, name="c", seed=4).path)
-    for key, value in first["state_dict"].items():
-        assert torch.equal(value, second["state_dict"][key]), key
-    assert any(not torch.equal(v, other["state_dict"][k]) for k, v in first["state_dict"].items())
+    for key, value in first.state_dict.items():
+        assert torch.equal(value, second.state_dict[key]), key
+    assert any(not torch.equal(v, other.state_dict[k]) for k, v in first.state_dict.items())
 
 
 class InterruptAfter(NullReporter):
@@ -113,10 +114,10 @@ def test_resume_after_interruption_matches_uninterrupted_run(workspace, tiny_cac
     assert resumed.start_epoch == 1
     assert not resume_path(workspace, "cut").exists()
     a, b = read_checkpoint(whole.path), read_checkpoint(resumed.path)
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
+    for key, value in a.state_dict.items():
+        assert torch.equal(value, b.state_dict[key]), key
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
-    assert strip(a["history"]) == strip(b["history"])
+    assert strip(a.history) == strip(b.history)
 
 
 def test_resume_without_interrupted_run_is_missing(workspace, tiny_cache):
@@ -157,18 +158,18 @@ def test_existing_model_needs_force(workspace, tiny_cache):
 
 def test_interrupted_force_run_keeps_the_previous_model_byte_for_byte(workspace, tiny_cache):
     first = run(workspace, epochs=1, name="m")
-    assert first.payload["complete"] is True and read_checkpoint(first.path)["complete"] is True
+    assert first.checkpoint.complete is True and read_checkpoint(first.path).complete is True
     before = first.path.read_bytes()
     with pytest.raises(KeyboardInterrupt):  # 3 steps per epoch: epoch 1 saved, stopped in epoch 2
         run(workspace, reporter=InterruptAfter(5), name="m", force=True, epochs=3, seed=1)
     assert first.path.read_bytes() == before
     side = best_path(workspace, "m")
-    assert read_checkpoint(side)["complete"] is False and "m" == load_model(workspace, "m").name
+    assert read_checkpoint(side).complete is False and "m" == load_model(workspace, "m").name
     with pytest.raises(CorruptArtefactError, match="did not complete"):
         load_model(workspace, side)
     resumed = train(TrainOptions(name="m", resume=True, method="baseline"), make_context(workspace, Runtime(), None))
-    assert resumed.path.read_bytes() != before and len(read_checkpoint(resumed.path)["history"]) == 3
-    assert read_checkpoint(resumed.path)["complete"] is True and not side.exists()
+    assert resumed.path.read_bytes() != before and len(read_checkpoint(resumed.path).history) == 3
+    assert read_checkpoint(resumed.path).complete is True and not side.exists()
 
 
 class DivergingRecipe(ClassifierRecipe):
@@ -192,9 +193,9 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(workspace, tiny_cache):
     finally:
         unregister_recipe("diverging-test")
     assert not workspace.path_for("model", "div").exists()  # written only when a run completes
-    payload = read_checkpoint(best_path(workspace, "div"))
-    assert [r["epoch"] for r in payload["history"]] == [1] and payload["complete"] is False
-    assert all(torch.isfinite(v).all() for v in payload["state_dict"].values() if v.is_floating_point())
+    side = read_checkpoint(best_path(workspace, "div"))
+    assert [r["epoch"] for r in side.history] == [1] and side.complete is False
+    assert all(torch.isfinite(v).all() for v in side.state_dict.values() if v.is_floating_point())
     assert resume_path(workspace, "div").exists()
 
 
@@ -202,15 +203,15 @@ def test_checkpoint_against_another_cache_is_a_mismatch(workspace, tiny_cache, t
     from defendr_cli.core.io.reader import read_cache_info
 
     result = run(workspace, epochs=1)
-    payload = read_checkpoint(result.path)
-    check_checkpoint_against_cache(payload, read_cache_info(tiny_cache))
+    checkpoint = read_checkpoint(result.path)
+    check_checkpoint_against_cache(checkpoint, read_cache_info(tiny_cache))
     other = write_tiny_cache(tmp_path / "four.h5", num_classes=4)
     with pytest.raises(MismatchError, match="other classes"):
-        check_checkpoint_against_cache(payload, read_cache_info(other))
+        check_checkpoint_against_cache(checkpoint, read_cache_info(other))
     bigger = write_tiny_cache(tmp_path / "big.h5", image_size=24)
     with pytest.raises(MismatchError, match="16px"):
-        check_checkpoint_against_cache(payload, read_cache_info(bigger))
-    assert load_model(workspace, result.name).payload["data"]["class_ids"] == read_cache_info(tiny_cache).class_ids
+        check_checkpoint_against_cache(checkpoint, read_cache_info(bigger))
+    assert load_model(workspace, result.name).checkpoint.data.class_ids == tuple(read_cache_info(tiny_cache).class_ids)
 
 
 def test_bad_options_are_input_errors(with_adv_set):
@@ -226,7 +227,7 @@ def test_bad_options_are_input_errors(with_adv_set):
 
 def test_freeze_backbone_leaves_backbone_weights_unchanged(workspace, tiny_cache):
     result = run(workspace, arch="tinyresnet", epochs=1, freeze_backbone=True, name="frozen")
-    trained = read_checkpoint(result.path)["state_dict"]
+    trained = read_checkpoint(result.path).state_dict
     torch.manual_seed(0)  # the loop seeds with --seed 0 before building the model
     from defendr_cli.core.runtime import seed_everything
     from defendr_cli.core.models.registry import build_classifier
@@ -239,8 +240,8 @@ def test_freeze_backbone_leaves_backbone_weights_unchanged(workspace, tiny_cache
 
 
 def test_worker_processes_give_the_same_weights_as_in_process_loading(workspace, tiny_cache):
-    inline = read_checkpoint(run(workspace, name="inline", epochs=1).path)["state_dict"]
-    workers = read_checkpoint(run(workspace, name="workers", epochs=1, workers=1).path)["state_dict"]
+    inline = read_checkpoint(run(workspace, name="inline", epochs=1).path).state_dict
+    workers = read_checkpoint(run(workspace, name="workers", epochs=1, workers=1).path).state_dict
     assert all(torch.equal(value, workers[key]) for key, value in inline.items())
 
 
@@ -248,7 +249,7 @@ def test_bf16_autocast_trains_with_finite_loss(workspace, tiny_cache):
     result = train(train_options("baseline", {**QUICK, "epochs": 2}), make_context(workspace, Runtime(precision="bf16"), None))
     losses = [record.train_loss for record in result.history]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
-    assert all(v.dtype != torch.bfloat16 for v in read_checkpoint(result.path)["state_dict"].values())
+    assert all(v.dtype != torch.bfloat16 for v in read_checkpoint(result.path).state_dict.values())
 
 
 def test_pretrained_file_is_recorded_as_a_parent(workspace, tiny_cache, tmp_path):
@@ -259,6 +260,6 @@ def test_pretrained_file_is_recorded_as_a_parent(workspace, tiny_cache, tmp_path
     weights = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
     result = run(workspace, arch="resnet18", pretrained=str(weights), freeze_backbone=True, epochs=1, name="ft")
-    parents = read_checkpoint(result.path)["provenance"]["parents"]
-    assert {"role": "pretrained", "name": "resnet18.pth", "fingerprint": file_fingerprint(weights)} in parents
+    parents = read_checkpoint(result.path).provenance.parents
+    assert Reference("pretrained", "resnet18.pth", file_fingerprint(weights)) in parents
     assert load_model(workspace, "ft").module.head.out_features == 3

@@ -47,9 +47,9 @@ def test_every_recipe_trains_one_epoch_and_writes_a_loadable_checkpoint(target_w
     options = train_options(method, tiny_values(method))
     result = run_train(target_workspace, options, Runtime())
     assert result.path == target_workspace.path_for("model", f"r-{method}") and result.path.is_file()
-    payload = read_checkpoint(result.path)
-    assert payload["kind"] == spec.kind and payload["method"] == method and len(payload["history"]) == 1
-    assert options_from_dict(payload["hparams"]) == options.resolved(16)
+    checkpoint = read_checkpoint(result.path)
+    assert checkpoint.kind == spec.kind and checkpoint.method == method and len(checkpoint.history) == 1
+    assert options_from_dict(checkpoint.hparams) == options.resolved(16)
     loaded = load_model(target_workspace, f"r-{method}")
     with torch.no_grad():
         assert loaded.module(torch.rand(2, 3, 16, 16)).shape == (2, 3)

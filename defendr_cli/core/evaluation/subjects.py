@@ -3,13 +3,12 @@ defense, or ensembles built on the spot from several checkpoints.
 
 `EvalModel.key` identifies what is evaluated (checkpoint fingerprint + defense) for the
 prediction cache; `train_attack` is the attack a model was trained on (for Table 4), read from
-its checkpoint payload.
+its checkpoint (core.io.checkpoint_record.Checkpoint).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +17,7 @@ from defendr_cli.core.attacks.set_names import label_of_set
 from defendr_cli.core.errors import CorruptArtefactError
 from defendr_cli.core.evaluation.predictions import safe_key
 from defendr_cli.core.io.adversarial import read_adv_info
+from defendr_cli.core.io.checkpoint_record import Checkpoint
 from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.models.defenses import wrap_defense
 from defendr_cli.core.models.ensemble import Ensemble
@@ -43,7 +43,7 @@ class EvalModel:
     method: str | None = None
     train_attack: str | None = None
     members: list[str] = field(default_factory=list)
-    payload: dict[str, Any] = field(default_factory=dict, repr=False)
+    checkpoint: Checkpoint | None = field(default=None, repr=False)  # None: an ensemble built on the spot
 
     @property
     def key(self) -> str:
@@ -82,16 +82,15 @@ def _set_label(workspace: Workspace, name: str) -> str:
         return name
 
 
-def training_attack(payload: dict, workspace: Workspace) -> str | None:
+def training_attack(checkpoint: Checkpoint, workspace: Workspace) -> str | None:
     """The adversarial sets a model was trained on, as set labels joined by '+', or None.
 
     The sets are the provenance parents whose role mentions 'adv' (else hparams 'adv'); each is
     labelled from its stored attributes (`_set_label`), never by parsing its name.
     """
-    names = [str(p.get("name", "")) for p in (payload.get("provenance") or {}).get("parents") or []
-             if "adv" in str(p.get("role", ""))]
+    names = [p.name for p in checkpoint.provenance.parents if "adv" in p.role]
     if not names:
-        adv = (payload.get("hparams") or {}).get("adv") or []
+        adv = checkpoint.hparams.get("adv") or []
         names = [a for a in adv.split(",") if a] if isinstance(adv, str) else [str(a) for a in adv]
     labels = list(dict.fromkeys(_set_label(workspace, name) for name in names if name))
     return "+".join(labels) if labels else None
@@ -105,18 +104,17 @@ def load_eval_model(workspace: Workspace, ref: str, *, device: torch.device,
 
     loaded = load_model(workspace, ref, device=device, memo=memo)
     module = loaded.module
-    payload = loaded.payload or {}
+    checkpoint = loaded.checkpoint
     name = loaded.name
     if defense:
-        size = image_size or int((payload.get("data") or {}).get("image_size"))
+        size = image_size or int(checkpoint.data.image_size)
         module = wrap_defense(module, defense, size).to(device)
         name = f"{name}+{defense['name']}"
-    members = [p.get("name") for p in (payload.get("provenance") or {}).get("parents") or []
-               if p.get("role") == "member"] if loaded.kind == "ensemble" else []
+    members = [p.name for p in checkpoint.parents_with_role("member")] if loaded.kind == "ensemble" else []
     module.eval()
     return EvalModel(name=name, module=module, fingerprint=loaded.fingerprint, kind=loaded.kind,
-                     defense=defense, method=payload.get("method"), train_attack=training_attack(payload, workspace),
-                     members=members, payload=payload)
+                     defense=defense, method=checkpoint.method, train_attack=training_attack(checkpoint, workspace),
+                     members=members, checkpoint=checkpoint)
 
 
 def ensemble_of(models: list[EvalModel], *, name: str | None = None) -> EvalModel:

@@ -1,8 +1,8 @@
 """What a workspace holds: every artefact with its one-line summary, for `defendr ls`.
 
 Summaries come from the artefacts themselves: the HDF5 file attribute `summary` (clean caches,
-adversarial sets), the checkpoint key `summary` (read with torch.load(weights_only=True,
-mmap=True), so no code is unpickled and no weights are loaded), and for a report folder the
+adversarial sets), the checkpoint key `summary` (core.io.checkpoint.read_checkpoint_summary:
+torch.load(weights_only=True, mmap=True), so no code is unpickled and no weights are loaded), and for a report folder the
 `summary` of its results.json or the first heading of its report.md. A file that cannot be read
 is listed as unreadable with the reason; it never stops the listing.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from defendr_cli.core.io.files import read_small_file, require_regular_file
+from defendr_cli.core.io.checkpoint import read_checkpoint_summary
+from defendr_cli.core.io.files import read_small_file
 from defendr_cli.core.io.h5 import open_h5
 from defendr_cli.core.io.report_file import read_results_file
 from defendr_cli.core.workspace import ARTEFACT_KINDS, Workspace
@@ -52,16 +53,6 @@ def hdf5_summary(path: Path) -> str:
         return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def checkpoint_summary(path: Path) -> str:
-    import torch
-
-    require_regular_file(path, what="checkpoint")
-    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if not isinstance(payload, dict) or "summary" not in payload:
-        raise ValueError("not a Defendr checkpoint (no summary)")
-    return str(payload["summary"])
-
-
 def report_summary(folder: Path) -> str:
     results = folder / "results.json"
     if results.is_file():
@@ -85,7 +76,7 @@ def _size(path: Path) -> int:
 
 
 def _entry(kind: str, name: str, path: Path, *, partial: bool = False) -> ArtefactEntry:
-    reader = {"data": hdf5_summary, "adv": hdf5_summary, "model": checkpoint_summary, "report": report_summary}[kind]
+    reader = {"data": hdf5_summary, "adv": hdf5_summary, "model": read_checkpoint_summary, "report": report_summary}[kind]
     try:
         size = _size(path)
     except OSError:

@@ -1,5 +1,10 @@
 """The schema of a checkpoint payload (core/io/checkpoint.py) and of an ensemble manifest.
 
+`validate_payload(payload, where)` is the one check of a loaded or to-be-written payload: a dict
+in this format (`format`, `version` 1..CHECKPOINT_VERSION, the required keys, the top-level key
+types), then `checkpoint_fields`. core.io.checkpoint_record.Checkpoint.from_payload runs it once
+on every read; save_checkpoint runs it before every write.
+
 `checkpoint_fields(payload, where)` checks the type of every key a stage reads, so a payload that
 unpickles fine (weights_only) but lies (a list where `data` is a dict, a string image size, a
 state_dict holding strings, parents that are not references) is ONE CorruptArtefactError naming
@@ -17,17 +22,43 @@ import torch
 from defendr_cli.core.errors import CorruptArtefactError
 from defendr_cli.core.io.schema import Fields, is_finite_number
 
+CHECKPOINT_FORMAT = "defendr-checkpoint"
+CHECKPOINT_VERSION = 1
+REQUIRED_KEYS = ("format", "version", "kind", "name", "config")
+KEY_TYPES = {"kind": str, "name": str, "summary": str, "config": dict, "state_dict": dict, "data": dict,
+             "hparams": dict, "history": list, "provenance": dict}
 _DATA_TEXT = ("name", "fingerprint")
+_PROVENANCE_TEXT = ("software_version", "created")
 _OPTIONAL_MAPPINGS = ("hparams", "best", "provenance")
 _CONFIG_COUNTS = ("num_classes", "image_size", "passes")  # ints >= 1 when present ('4' is not 4)
 _CONFIG_TEXT = ("arch",)
+
+
+def validate_payload(payload: Any, where: str) -> None:
+    """CorruptArtefactError unless `payload` is a dict in this format with the required keys."""
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CorruptArtefactError(f"{where} is not a defendr checkpoint (format '{CHECKPOINT_FORMAT}')")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CorruptArtefactError(f"checkpoint {where} lacks {', '.join(missing)}")
+    wrong = [f"{key} ({type(payload[key]).__name__}, not {kind.__name__})" for key, kind in KEY_TYPES.items()
+             if key in payload and not isinstance(payload[key], kind)]
+    if wrong:
+        raise CorruptArtefactError(f"checkpoint {where} has keys of the wrong type: {', '.join(wrong)}")
+    version = payload["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1 or version > CHECKPOINT_VERSION:
+        raise CorruptArtefactError(
+            f"checkpoint {where} has version {version!r}; this defendr reads versions 1..{CHECKPOINT_VERSION}"
+        )
+    checkpoint_fields(payload, where)  # the type of every key a stage reads
 
 
 def checkpoint_fields(payload: dict[str, Any], where: str) -> None:
     """CorruptArtefactError naming `where` unless the payload's keys have the types Defendr writes:
     kind, name str; config dict; summary, method str; state_dict {str: Tensor}; data {name,
     fingerprint str, class_ids/class_names [str], image_size int >= 1}; hparams, best, provenance
-    dict or None; history list; provenance.parents [{role, name, fingerprint: str}]."""
+    dict or None; history list; provenance.seed int or None, provenance.software_version/created str
+    or None, provenance.parents [{role, name, fingerprint: str}]."""
     fields = Fields(where, payload, "checkpoint")
     fields.text("kind")
     if not fields.text("name"):
@@ -43,7 +74,7 @@ def checkpoint_fields(payload: dict[str, Any], where: str) -> None:
             fields.mapping(key)
     if payload.get("history") is not None:
         fields.sequence("history")
-    _check_parents(where, (payload.get("provenance") or {}).get("parents"))
+    _check_provenance(where, payload.get("provenance") or {})
     if payload["kind"] == "ensemble":
         ensemble_manifest_fields(payload, where)
 
@@ -83,6 +114,16 @@ def _check_data(where: str, data: Any) -> None:
     fields.texts("class_names", [])
     if data.get("image_size") is not None:
         fields.integer("image_size", minimum=1)
+
+
+def _check_provenance(where: str, provenance: dict[str, Any]) -> None:
+    fields = Fields(where, provenance, "checkpoint (its 'provenance')")
+    if provenance.get("seed") is not None:
+        fields.integer("seed")
+    for key in _PROVENANCE_TEXT:
+        if provenance.get(key) is not None:
+            fields.text(key)
+    _check_parents(where, provenance.get("parents"))
 
 
 def _check_parents(where: str, parents: Any) -> None:

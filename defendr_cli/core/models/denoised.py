@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError
+from defendr_cli.core.io.checkpoint_record import Checkpoint, Reference
 from defendr_cli.core.models.dunet import DUNet, DUNetConfig
-from defendr_cli.core.models.references import load_reference, parents_with_role
+from defendr_cli.core.models.references import load_reference
 from defendr_cli.core.workspace import Workspace
 
 
@@ -57,31 +58,42 @@ class DenoisedClassifier(nn.Module):
         return self.classifier(self.denoiser(x))
 
 
-def denoised_config(denoiser: DUNet, target_reference: dict) -> dict:
+def denoised_config(denoiser: DUNet, target_reference: Reference) -> dict:
     """The `config` of a denoised checkpoint: denoiser architecture + target reference."""
     return {"denoiser": {"arch": "dunet", **denoiser.config.to_dict()},
-            "target": {"name": target_reference["name"], "fingerprint": target_reference["fingerprint"]}}
+            "target": {"name": target_reference.name, "fingerprint": target_reference.fingerprint}}
 
 
-def build_denoised(payload: dict, context) -> DenoisedClassifier:
+def _target_reference(checkpoint: Checkpoint, owner: str) -> Reference:
+    """The target classifier's reference: the provenance parent of role 'target', else (older
+    checkpoints) the config's `target` {name, fingerprint}."""
+    references = checkpoint.parents_with_role("target")
+    if references:
+        return references[0]
+    target = checkpoint.config.get("target") or {}
+    if not isinstance(target, dict) or not target.get("name"):
+        raise CorruptArtefactError(f"{owner} does not name its target classifier")
+    if not isinstance(target.get("fingerprint"), str):
+        raise CorruptArtefactError(f"{owner} does not record its target classifier's fingerprint")
+    return Reference("target", str(target["name"]), target["fingerprint"])
+
+
+def build_denoised(checkpoint: Checkpoint, context) -> DenoisedClassifier:
     """Builder of kind 'denoised': DUNET from config + state_dict, target reloaded and checked.
 
     `context` is a core.models.loading.BuildContext (workspace, device, load).
     """
     workspace = context.workspace or Workspace.from_option(None)
     device = context.device
-    owner = f"denoiser '{payload['name']}'"
-    config = payload["config"]
-    references = parents_with_role(payload, "target") or [dict(config.get("target") or {}, role="target")]
-    if not references[0].get("name"):
-        raise CorruptArtefactError(f"{owner} does not name its target classifier")
-    target = load_reference(workspace, references[0], owner=owner, load=context.load).module
+    owner = f"denoiser '{checkpoint.name}'"
+    config = checkpoint.config
+    target = load_reference(workspace, _target_reference(checkpoint, owner), owner=owner, load=context.load).module
     denoiser_config = dict(config.get("denoiser") or {})
     if denoiser_config.pop("arch", "dunet") != "dunet":
         raise CorruptArtefactError(f"{owner} has an unknown denoiser architecture")
     denoiser = DUNet(DUNetConfig.from_dict(denoiser_config))
     try:
-        denoiser.load_state_dict(payload["state_dict"])
+        denoiser.load_state_dict(checkpoint.state_dict)
     except (KeyError, RuntimeError) as exc:
         raise CorruptArtefactError(f"{owner}: weights do not fit its DUNET config: "
                                    f"{str(exc).splitlines()[0]}") from exc

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from defendr_cli.core.errors import InputError, MismatchError
-from defendr_cli.core.models.references import load_reference, parents_with_role
+from defendr_cli.core.io.checkpoint_record import Checkpoint, DataRecord
+from defendr_cli.core.models.references import load_reference
 from defendr_cli.core.workspace import Workspace
 
 COMBINE_RULES = ("probs", "logits")
@@ -89,43 +90,41 @@ class Ensemble(nn.Module):
         return torch.log(probs.clamp_min(1e-12))
 
 
-def _data_key(payload: dict) -> tuple[list, int | None]:
-    data = payload.get("data") or {}
-    size = data.get("image_size")
-    return list(data.get("class_ids") or []), (int(size) if size is not None else None)
+def _data_key(checkpoint: Checkpoint) -> tuple[list, int | None]:
+    data = checkpoint.data
+    return list(data.class_ids or []), (int(data.image_size) if data.image_size is not None else None)
 
 
-def check_compatible(names: Sequence[str], payloads: Sequence[dict]) -> dict:
-    """The members' common `data` entry; MismatchError when class lists or image sizes differ."""
-    first_ids, first_size = _data_key(payloads[0])
-    for name, payload in zip(names[1:], payloads[1:]):
-        ids, size = _data_key(payload)
+def check_compatible(names: Sequence[str], checkpoints: Sequence[Checkpoint]) -> DataRecord:
+    """The members' common `data` record; MismatchError when class lists or image sizes differ."""
+    first_ids, first_size = _data_key(checkpoints[0])
+    for name, checkpoint in zip(names[1:], checkpoints[1:]):
+        ids, size = _data_key(checkpoint)
         if ids != first_ids:
             raise MismatchError(f"ensemble members '{names[0]}' and '{name}' were trained on different class "
                                 f"lists ({len(first_ids)} vs {len(ids)} classes, or another order)")
         if size != first_size:
             raise MismatchError(f"ensemble members '{names[0]}' and '{name}' were trained on different image "
                                 f"sizes ({first_size}px vs {size}px)")
-    data = dict(payloads[0].get("data") or {})
-    return {key: data[key] for key in ("name", "fingerprint", "class_ids", "class_names", "image_size") if key in data}
+    return checkpoints[0].data
 
 
-def build_ensemble(payload: dict, context) -> Ensemble:
+def build_ensemble(checkpoint: Checkpoint, context) -> Ensemble:
     """Builder of kind 'ensemble': reload every member after checking its fingerprint.
 
     `context` is a core.models.loading.BuildContext (workspace, device, load).
     """
     workspace = context.workspace or Workspace.from_option(None)
-    owner = f"ensemble '{payload['name']}'"
-    references = parents_with_role(payload, "member")
+    owner = f"ensemble '{checkpoint.name}'"
+    references = checkpoint.parents_with_role("member")
     if not references:
         raise MismatchError(f"{owner} lists no members")
     loaded = [load_reference(workspace, ref, owner=owner, load=context.load) for ref in references]
-    names = [ref["name"] for ref in references]
-    check_compatible(names, [m.payload for m in loaded])
-    if _data_key(loaded[0].payload) != _data_key(payload):
+    names = [ref.name for ref in references]
+    check_compatible(names, [m.checkpoint for m in loaded])
+    if _data_key(loaded[0].checkpoint) != _data_key(checkpoint):
         raise MismatchError(f"{owner}'s members no longer match its recorded class list or image size")
-    config = payload["config"]
+    config = checkpoint.config
     return Ensemble([m.module for m in loaded], weights=config.get("weights"),
                     combine=config.get("combine", "probs"), names=names).to(context.device)
 

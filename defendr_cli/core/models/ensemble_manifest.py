@@ -14,7 +14,8 @@ from pathlib import Path
 from defendr_cli import __version__
 from defendr_cli.core.atomic import check_writable
 from defendr_cli.core.errors import InputError
-from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
+from defendr_cli.core.io.checkpoint import save_checkpoint
+from defendr_cli.core.io.checkpoint_record import Checkpoint, Provenance
 from defendr_cli.core.models.ensemble import COMBINE_RULES, check_compatible, normalized_weights
 from defendr_cli.core.models.loading import load_model
 from defendr_cli.core.models.references import make_reference
@@ -23,11 +24,11 @@ from defendr_cli.core.workspace import Workspace
 
 def create_ensemble(workspace: Workspace, name: str, members: Sequence[str], *,
                     weights: Sequence[float] | None = None, combine: str = "probs",
-                    force: bool = False) -> tuple[Path, dict]:
+                    force: bool = False) -> tuple[Path, Checkpoint]:
     """Write models/<name>.pt, a manifest referencing `members` (names or paths) by fingerprint.
 
     Every member is loaded once to check it builds; members must share class list and image
-    size. Returns (path, payload). ArtefactExistsError when the file exists and not `force`.
+    size. Returns (path, the manifest written). ArtefactExistsError when the file exists and not `force`.
     """
     if not name or "/" in name or name.startswith("."):
         raise InputError(f"invalid ensemble name '{name}': use a plain name such as 'best'")
@@ -44,20 +45,18 @@ def create_ensemble(workspace: Workspace, name: str, members: Sequence[str], *,
     loaded = [load_model(workspace, member) for member in members]
     if any(m.path.resolve() == out.resolve() for m in loaded):
         raise InputError(f"ensemble '{name}' would overwrite its own member {out}: choose another name")
-    data = check_compatible(members, [m.payload for m in loaded])
-    parents = [make_reference(workspace, "member", m.path, m.fingerprint) for m in loaded]
-    member_names = [p["name"] for p in parents]
+    data = check_compatible(members, [m.checkpoint for m in loaded])
+    parents = tuple(make_reference(workspace, "member", m.path, m.fingerprint) for m in loaded)
+    member_names = [p.name for p in parents]
     weight_text = "equal weights" if weights is None else "weights " + ",".join(f"{w:.3g}" for w in weights_list)
-    payload = {
-        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "ensemble", "name": name,
-        "summary": (f"ensemble of {', '.join(member_names)} ({combine}, {weight_text}); "
-                    f"{len(data.get('class_ids') or [])} classes, {data.get('image_size')}px"),
-        "method": "ensemble",
-        "config": {"members": member_names, "weights": weights_list, "combine": combine},
-        "state_dict": {}, "data": data, "hparams": {"combine": combine, "weights": weights_list},
-        "history": [], "best": None,
-        "provenance": {"seed": None, "software_version": __version__,
-                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "parents": parents},
-    }
-    save_checkpoint(out, payload, force=force)
-    return out, payload
+    manifest = Checkpoint(
+        kind="ensemble", name=name,
+        summary=(f"ensemble of {', '.join(member_names)} ({combine}, {weight_text}); "
+                 f"{len(data.class_ids or [])} classes, {data.image_size}px"),
+        method="ensemble", config={"members": member_names, "weights": weights_list, "combine": combine},
+        state_dict={}, data=data, hparams={"combine": combine, "weights": weights_list}, history=[], best=None,
+        provenance=Provenance(seed=None, software_version=__version__,
+                              created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), parents=parents),
+    )
+    save_checkpoint(out, manifest, force=force)
+    return out, manifest

@@ -32,6 +32,7 @@ from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.fingerprint import bytes_fingerprint
+from defendr_cli.core.io.checkpoint_record import Checkpoint
 from defendr_cli.core.models.exported import exported_module, load_exported_bytes, read_exported_bytes
 from defendr_cli.core.models.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from defendr_cli.core.workspace import Workspace
@@ -180,19 +181,19 @@ def network_from_config(config: dict, workspace: Workspace | None) -> tuple[nn.M
     return module, True
 
 
-def build_imported(payload: dict, context) -> ImportedClassifier:
+def build_imported(checkpoint: Checkpoint, context) -> ImportedClassifier:
     """Builder of kind 'imported': network from config + state_dict, normalization, class map.
 
     `context` is a core.models.loading.BuildContext (workspace, device).
     """
     workspace, device = context.workspace, context.device
-    config = payload["config"]
+    config = checkpoint.config
     try:
         net, frozen = network_from_config(config, workspace)
         if config["source"] != "exported":
-            net.load_state_dict(payload["state_dict"], strict=True)
+            net.load_state_dict(checkpoint.state_dict, strict=True)
     except (KeyError, RuntimeError) as exc:
-        raise CorruptArtefactError(f"imported model '{payload['name']}' cannot be rebuilt: "
+        raise CorruptArtefactError(f"imported model '{checkpoint.name}' cannot be rebuilt: "
                                    f"{str(exc).splitlines()[0]}") from exc
     class_map = config.get("class_map") or {}
     module = ImportedClassifier(net, normalize=config.get("normalize"), class_index=class_map.get("indices"),

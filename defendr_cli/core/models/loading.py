@@ -1,8 +1,8 @@
 """Checkpoints rebuilt into modules: `load_model` and the table of builders, one per kind.
 
-A builder turns a validated payload (core.io.checkpoint) into an nn.Module:
+A builder turns a validated checkpoint (core.io.checkpoint_record.Checkpoint) into an nn.Module:
 
-    builder(payload, context: BuildContext) -> nn.Module
+    builder(checkpoint, context: BuildContext) -> nn.Module
 
 `BuildContext` carries the workspace (to resolve referenced checkpoints), the device, and
 `load`, the function that loads another checkpoint: composite kinds (a denoiser's target
@@ -26,6 +26,7 @@ from torch import nn
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.io.checkpoint import check_complete, read_checkpoint_and_fingerprint
+from defendr_cli.core.io.checkpoint_record import Checkpoint, DataRecord
 from defendr_cli.core.models.defenses import wrap_defense
 from defendr_cli.core.models.denoised import build_denoised
 from defendr_cli.core.models.ensemble import build_ensemble
@@ -44,7 +45,7 @@ class LoadedModel:
     fingerprint: str
     kind: str
     module: nn.Module
-    payload: dict[str, Any]
+    checkpoint: Checkpoint
 
 
 @dataclass
@@ -60,17 +61,17 @@ class BuildContext:
         return load_model(self.workspace, ref, device=self.device, memo=self.memo)
 
 
-def build_classifier_from_payload(payload: dict[str, Any], context: BuildContext) -> nn.Module:
+def build_classifier_from_checkpoint(checkpoint: Checkpoint, context: BuildContext) -> nn.Module:
     """Kind 'classifier': build_classifier(config) + state_dict (+ the config's optional defense)."""
-    config = payload["config"]
+    config = checkpoint.config
     try:
         module = build_classifier(config["arch"], int(config["num_classes"]))
     except (KeyError, InputError) as exc:
-        raise CorruptArtefactError(f"checkpoint '{payload['name']}' has an unusable config {config!r}") from exc
+        raise CorruptArtefactError(f"checkpoint '{checkpoint.name}' has an unusable config {config!r}") from exc
     try:
-        module.load_state_dict(payload["state_dict"])
+        module.load_state_dict(checkpoint.state_dict)
     except (KeyError, RuntimeError) as exc:
-        raise CorruptArtefactError(f"checkpoint '{payload['name']}': weights do not fit {config['arch']}: "
+        raise CorruptArtefactError(f"checkpoint '{checkpoint.name}': weights do not fit {config['arch']}: "
                                    f"{str(exc).splitlines()[0]}") from exc
     defense = config.get("defense")
     if defense and defense.get("name", "none") != "none":
@@ -78,16 +79,16 @@ def build_classifier_from_payload(payload: dict[str, Any], context: BuildContext
     return module.to(context.device)
 
 
-def build_randomized(payload: dict[str, Any], context: BuildContext) -> nn.Module:
-    """Kind 'randomized': a classifier payload whose config carries a 'defense' spec."""
-    if not (payload.get("config") or {}).get("defense"):
-        raise CorruptArtefactError(f"randomized checkpoint '{payload.get('name')}' has no config['defense']")
-    return build_classifier_from_payload(payload, context)
+def build_randomized(checkpoint: Checkpoint, context: BuildContext) -> nn.Module:
+    """Kind 'randomized': a classifier checkpoint whose config carries a 'defense' spec."""
+    if not checkpoint.config.get("defense"):
+        raise CorruptArtefactError(f"randomized checkpoint '{checkpoint.name}' has no config['defense']")
+    return build_classifier_from_checkpoint(checkpoint, context)
 
 
-KindBuilder = Callable[[dict[str, Any], BuildContext], nn.Module]
+KindBuilder = Callable[[Checkpoint, BuildContext], nn.Module]
 KIND_BUILDERS: dict[str, KindBuilder] = {
-    "classifier": build_classifier_from_payload,
+    "classifier": build_classifier_from_checkpoint,
     "randomized": build_randomized,
     "denoised": build_denoised,
     "ensemble": build_ensemble,
@@ -122,37 +123,38 @@ def load_model(workspace: Workspace | None, ref: str | Path, device: torch.devic
         path = workspace.resolve("model", ref, hint=model_hint(str(ref)))
     if memo is not None and path.resolve() in memo:
         return memo[path.resolve()]
-    payload, fingerprint = read_checkpoint_and_fingerprint(path)  # one read: the hash is of what was loaded
-    check_complete(payload, str(path))
+    checkpoint, fingerprint = read_checkpoint_and_fingerprint(path)  # one read: the hash is of what was loaded
+    check_complete(checkpoint, str(path))
     try:
-        module = kind_builder(payload["kind"])(payload, BuildContext(workspace, device, memo))
+        module = kind_builder(checkpoint.kind)(checkpoint, BuildContext(workspace, device, memo))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
         # a payload of the right keys but odd contents (a config value of the wrong type, a tensor of
         # the wrong shape) fails deep inside a builder: at this artefact boundary that is "corrupt"
         raise CorruptArtefactError(f"checkpoint {path} cannot be rebuilt: {type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
-    module = guard_finite_logits(module.to(device).eval(), payload["name"])
-    loaded = LoadedModel(payload["name"], path, fingerprint, payload["kind"], module, payload)
+    module = guard_finite_logits(module.to(device).eval(), checkpoint.name)
+    loaded = LoadedModel(checkpoint.name, path, fingerprint, checkpoint.kind, module, checkpoint)
     if memo is not None:
         memo[path.resolve()] = loaded
     return loaded
 
 
-def check_matches_cache(payload: dict[str, Any], class_ids: list[str], image_size: int, *, cache_name: str = "the cache") -> None:
-    """MismatchError when a checkpoint was trained on other classes or another image size."""
-    data = payload.get("data") or {}
-    name = payload.get("name", "?")
-    own_ids = list(data.get("class_ids") or [])
+def check_matches_cache(data: DataRecord, name: str, class_ids: list[str], image_size: int, *,
+                        cache_name: str = "the cache") -> None:
+    """MismatchError when the model `name`, made for `data`, was trained on other classes or
+    another image size."""
+    own_ids = list(data.class_ids or [])
     if own_ids and own_ids != list(class_ids):
         detail = f"{len(own_ids)} vs {len(class_ids)} classes" if len(own_ids) != len(class_ids) \
             else "same count, different classes or order"
         raise MismatchError(f"model '{name}' was trained on other classes than {cache_name} ({detail})")
-    own_size = data.get("image_size")
+    own_size = data.image_size
     if own_size is not None and int(own_size) != int(image_size):
         raise MismatchError(f"model '{name}' was trained on {own_size}px images, {cache_name} has {image_size}px")
 
 
-def check_checkpoint_against_cache(payload: dict[str, Any], cache_info: Any) -> None:
-    """check_matches_cache with a core.io.reader CacheInfo (class_ids, image_size, path)."""
-    check_matches_cache(payload, list(cache_info.class_ids), int(cache_info.image_size),
-                        cache_name=f"cache '{Path(cache_info.path).stem}'")
+def check_checkpoint_against_cache(checkpoint: Checkpoint, cache_info: Any, *, name: str | None = None) -> None:
+    """check_matches_cache with a core.io.reader CacheInfo (class_ids, image_size, path); `name`:
+    the model's name in messages (default the checkpoint's)."""
+    check_matches_cache(checkpoint.data, name or checkpoint.name, list(cache_info.class_ids),
+                        int(cache_info.image_size), cache_name=f"cache '{Path(cache_info.path).stem}'")

@@ -1,7 +1,7 @@
 """References from a composite checkpoint (denoised, ensemble) to the checkpoints it builds on.
 
-A reference is a dict `{"role": "target"|"member", "name": str, "fingerprint": str}` kept in the
-payload's `provenance.parents`. `name` is a workspace model name (or a path for a checkpoint that
+A reference is a core.io.checkpoint_record.Reference (role "target"|"member", name, fingerprint),
+one of the checkpoint's `provenance.parents`. `name` is a workspace model name (or a path for a checkpoint that
 lives outside the workspace); `fingerprint` is `file_fingerprint` of the file when the composite
 was made. Loading re-checks it on the bytes actually loaded: a changed file is a MismatchError, a missing one a
 MissingArtefactError naming the command that makes it.
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from defendr_cli.core.errors import MismatchError
+from defendr_cli.core.io.checkpoint_record import Reference
 from defendr_cli.core.fingerprint import file_fingerprint
 from defendr_cli.core.workspace import Workspace
 
@@ -28,30 +29,25 @@ def reference_name(workspace: Workspace, path: Path) -> str:
     return path.stem if inside and path.suffix == ".pt" else str(path.resolve())
 
 
-def make_reference(workspace: Workspace, role: str, path: Path, fingerprint: str | None = None) -> dict:
+def make_reference(workspace: Workspace, role: str, path: Path, fingerprint: str | None = None) -> Reference:
     """A reference to the checkpoint at `path` (fingerprint computed unless given)."""
-    return {"role": role, "name": reference_name(workspace, path),
-            "fingerprint": fingerprint or file_fingerprint(path)}
+    return Reference(role, reference_name(workspace, path), fingerprint or file_fingerprint(path))
 
 
-def load_reference(workspace: Workspace, reference: dict, *, owner: str, load: Callable[[Path], Any]) -> Any:
+def load_reference(workspace: Workspace, reference: Reference, *, owner: str, load: Callable[[Path], Any]) -> Any:
     """The referenced checkpoint loaded with `load(path)` (a core.models.loading.LoadedModel), after
     checking that the fingerprint of the bytes it was loaded from is the recorded one.
 
     One read: the check is on what was loaded, not on a second read of the file.
     owner: the composite's name, used in messages ('ensemble 'best'').
     """
-    name = reference["name"]
+    name = reference.name
     loaded = load(workspace.resolve("model", name))
-    if loaded.fingerprint != reference["fingerprint"]:
+    if loaded.fingerprint != reference.fingerprint:
         raise MismatchError(
-            f"{owner} was built on {reference.get('role', 'model')} '{name}' with fingerprint "
-            f"{reference['fingerprint']}, but {loaded.path} now has fingerprint {loaded.fingerprint}",
+            f"{owner} was built on {reference.role or 'model'} '{name}' with fingerprint "
+            f"{reference.fingerprint}, but {loaded.path} now has fingerprint {loaded.fingerprint}",
             hint=f"rebuild {owner} against the current '{name}'",
         )
     return loaded
 
-
-def parents_with_role(payload: dict, role: str) -> list[dict]:
-    """The provenance parents of `payload` that have `role`, in stored order."""
-    return [p for p in (payload.get("provenance") or {}).get("parents") or [] if p.get("role") == role]

@@ -66,7 +66,7 @@ def plan_train(workspace: Workspace, options: TrainOptions, runtime: Runtime, ca
     arch = getattr(method, "arch", None)  # classifier recipes only (ClassifierOptions)
     if options.method == "dunet":  # the denoiser trains in front of its frozen target's architecture
         target = read_checkpoint(workspace.resolve("model", getattr(method, "target", "baseline")))
-        arch = str((target.get("config") or {}).get("arch") or arch)
+        arch = str(target.config.get("arch") or arch)
     settings = {"data": {"classes": info.num_classes, "per_class": 0, "image_size": info.image_size,
                          "counts": dict(info.split_counts)},
                 "model": {"arch": arch, "freeze_backbone": bool(getattr(method, "freeze_backbone", False))},

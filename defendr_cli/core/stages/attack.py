@@ -70,7 +70,7 @@ def run_attack(workspace: Workspace, config: AttackStageConfig, runtime: Runtime
     cache_path = workspace.resolve("data", config.data) if config.data else workspace.default_data()
     cache_info = read_cache_info(cache_path)
     loaded = load_model(workspace, config.model, device=runtime.device)
-    check_checkpoint_against_cache(loaded.payload, cache_info)
+    check_checkpoint_against_cache(loaded.checkpoint, cache_info)
     model = runtime.prepare_model(loaded.module).eval()
     eps_pixels = [eps_in_pixels(eps.value, config.eps_space) for eps in config.eps]
     step_sizes = [None if config.step_size is None else eps_in_pixels(config.step_size, config.eps_space)

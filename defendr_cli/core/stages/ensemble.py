@@ -45,10 +45,12 @@ class EnsembleResult:
 def run_ensemble(workspace: Workspace, config: EnsembleConfig) -> EnsembleResult:
     """Write models/<name>.pt; ArtefactExistsError when it exists and not `force`."""
     validate_name(config.name, "NAME")
-    path, payload = create_ensemble(workspace, config.name, config.members, weights=config.weights,
-                                    combine=config.combine, force=config.force)
-    settings = payload["config"]
-    members = [EnsembleMember(p["name"], p["fingerprint"], w)
-               for p, w in zip(payload["provenance"]["parents"], settings["weights"])]
+    path, manifest = create_ensemble(workspace, config.name, config.members, weights=config.weights,
+                                     combine=config.combine, force=config.force)
+    settings = manifest.config
+    members = [EnsembleMember(p.name, p.fingerprint, w)
+               for p, w in zip(manifest.provenance.parents, settings["weights"])]
+    class_ids = manifest.data.class_ids
     return EnsembleResult(name=config.name, path=Path(path), combine=settings["combine"], members=members,
-                          data={k: payload["data"].get(k) for k in ("image_size", "class_ids")})
+                          data={"image_size": manifest.data.image_size,
+                                "class_ids": None if class_ids is None else list(class_ids)})

@@ -50,7 +50,7 @@ def run_gradcam(workspace: Workspace, config: GradcamConfig, runtime: Runtime, *
     data_path = workspace.resolve("data", str(config.data)) if config.data else workspace.default_data()
     adv_path = resolve_test_sets(workspace, config.attack, unique=True)[0]
     model = load_eval_model(workspace, config.model, device=runtime.device)
-    check_checkpoint_against_cache({**model.payload, "name": model.name}, read_cache_info(data_path))
+    check_checkpoint_against_cache(model.checkpoint, read_cache_info(data_path), name=model.name)
     folder = config.folder or workspace.reports_dir / (config.name or safe_key("gradcam", model.name, adv_path.stem))
     result = gradcam_pairs(model, data_path, adv_path, Path(folder), runtime=runtime, count=config.count,
                            select=config.select, seed=config.seed, batch_size=config.batch_size,

@@ -28,7 +28,8 @@ from defendr_cli.core.atomic import check_writable, write_bytes_atomic
 from defendr_cli.core.errors import InputError, MismatchError
 from defendr_cli.core.fingerprint import bytes_fingerprint
 from defendr_cli.core.io.reader import CacheInfo, read_cache_info
-from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
+from defendr_cli.core.io.checkpoint import save_checkpoint
+from defendr_cli.core.io.checkpoint_record import Checkpoint, DataRecord, Provenance
 from defendr_cli.core.models.class_map import ClassMap, read_class_map_file, resolve_class_map
 from defendr_cli.core.models.exported import (exported_module, load_exported_bytes, read_exported_bytes,
                                               static_image_size)
@@ -221,23 +222,22 @@ def run_import(workspace: Workspace, config: ImportConfig) -> ImportResult:
     bound = f", cache {cache.name}" if cache else ", unbound"
     summary = (f"imported {label}: {outputs} outputs{mapped}{bound}, normalize {norm['name'] if norm else 'none'}, "
                f"Grad-CAM {cam_layer or 'unavailable'}")
-    data = {"image_size": image_size} if image_size else {}
+    data = DataRecord(image_size=image_size or None)
     if cache is not None:
-        data = {"name": cache.name, "fingerprint": cache.fingerprint, "class_ids": list(cache.class_ids),
-                "class_names": list(cache.class_names), "image_size": int(cache.image_size)}
-    payload = {
-        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "imported", "name": config.name,
-        "summary": summary, "method": "imported",
-        "config": {"source": source, "arch": arch, "num_outputs": outputs, "normalize": norm,
-                   "cam_layer": cam_layer, "cam_note": cam_note,
-                   "class_map": class_map.to_dict() if class_map else None, "exported": exported_ref},
-        "state_dict": {} if frozen else net.state_dict(), "data": data,
-        "hparams": {"weights": str(config.weights) if config.weights else None,
-                    "exported": str(config.exported) if config.exported else None},
-        "history": [], "best": None,
-        "provenance": {"seed": None, "software_version": __version__,
-                       "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "parents": []},
-    }
-    save_checkpoint(out, payload, force=config.force)
+        data = DataRecord(cache.name, cache.fingerprint, tuple(cache.class_ids), tuple(cache.class_names),
+                          int(cache.image_size))
+    checkpoint = Checkpoint(
+        kind="imported", name=config.name, summary=summary, method="imported",
+        config={"source": source, "arch": arch, "num_outputs": outputs, "normalize": norm,
+                "cam_layer": cam_layer, "cam_note": cam_note,
+                "class_map": class_map.to_dict() if class_map else None, "exported": exported_ref},
+        state_dict={} if frozen else net.state_dict(), data=data,
+        hparams={"weights": str(config.weights) if config.weights else None,
+                 "exported": str(config.exported) if config.exported else None},
+        history=[], best=None,
+        provenance=Provenance(seed=None, software_version=__version__,
+                              created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+    )
+    save_checkpoint(out, checkpoint, force=config.force)
     return ImportResult(config.name, out, source, arch, outputs, num_classes, norm, cam_layer, cam_note,
                         class_map, cache.name if cache else None, image_size, summary, notes)

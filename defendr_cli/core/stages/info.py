@@ -7,6 +7,7 @@ from pathlib import Path
 
 from defendr_cli.core.errors import CorruptArtefactError, InputError
 from defendr_cli.core.io.checkpoint import read_checkpoint
+from defendr_cli.core.io.checkpoint_record import Checkpoint
 from defendr_cli.core.io.catalog import KIND_ORDER, ArtefactEntry, list_artefacts
 from defendr_cli.core.io.reader import CacheInfo, read_cache_info
 from defendr_cli.core.io.verify import VerifyReport, verify_cache, verify_workspace_adv_sets
@@ -29,15 +30,15 @@ class InfoResult:
     adv_verify: list[VerifyReport] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        payload = self.info.to_dict()
+        out = self.info.to_dict()
         if self.verify is not None:
             v = self.verify
-            payload["verify"] = {"ok": v.ok, "recorded": v.recorded, "computed": v.computed, "rows": v.rows,
-                                 "seconds": round(v.seconds, 3)}
-            payload["verify_adv_sets"] = [{"name": r.path.stem, "ok": r.ok, "recorded": r.recorded,
-                                           "computed": r.computed, "rows": r.rows, "problem": r.problem}
-                                          for r in self.adv_verify]
-        return payload
+            out["verify"] = {"ok": v.ok, "recorded": v.recorded, "computed": v.computed, "rows": v.rows,
+                             "seconds": round(v.seconds, 3)}
+            out["verify_adv_sets"] = [{"name": r.path.stem, "ok": r.ok, "recorded": r.recorded,
+                                       "computed": r.computed, "rows": r.rows, "problem": r.problem}
+                                      for r in self.adv_verify]
+        return out
 
     def raise_if_corrupt(self) -> None:
         """CorruptArtefactError when a verification ran and the content does not match its fingerprint."""
@@ -70,17 +71,16 @@ class ModelInfo:
     provenance, and for imported models the architecture and class map (cache class -> output)."""
 
     path: Path
-    payload: dict
+    checkpoint: Checkpoint
 
     def to_dict(self) -> dict:
-        p = self.payload
-        data = p.get("data") or {}
-        config = p.get("config") or {}
-        out = {"name": p.get("name"), "path": str(self.path), "kind": p.get("kind"), "method": p.get("method"),
-               "summary": p.get("summary", ""), "classes": len(data.get("class_ids") or []),
-               "image_size": data.get("image_size"), "data": data.get("name"),
-               "parents": (p.get("provenance") or {}).get("parents") or []}
-        if p.get("kind") == "imported":
+        c = self.checkpoint
+        config = c.config
+        out = {"name": c.name, "path": str(self.path), "kind": c.kind, "method": c.method,
+               "summary": c.summary, "classes": len(c.data.class_ids or []),
+               "image_size": c.data.image_size, "data": c.data.name,
+               "parents": [p.to_dict() for p in c.provenance.parents]}
+        if c.kind == "imported":
             out.update({"source": config.get("source"), "arch": config.get("arch"),
                         "outputs": config.get("num_outputs"), "normalize": config.get("normalize"),
                         "cam_layer": config.get("cam_layer"), "class_map": config.get("class_map")})
@@ -88,9 +88,9 @@ class ModelInfo:
 
     def class_map_pairs(self) -> list[tuple[str, str, int]]:
         """(cache class id, class name, model output index) per class of an imported model's map."""
-        data = self.payload.get("data") or {}
-        indices = ((self.payload.get("config") or {}).get("class_map") or {}).get("indices") or []
-        ids, names = data.get("class_ids") or [], data.get("class_names") or []
+        data = self.checkpoint.data
+        indices = (self.checkpoint.config.get("class_map") or {}).get("indices") or []
+        ids, names = data.class_ids or (), data.class_names or ()
         return [(ids[i] if i < len(ids) else str(i), names[i] if i < len(names) else "", int(index))
                 for i, index in enumerate(indices)]
 

@@ -26,7 +26,8 @@ __all__ = ["TrainResult", "run_train"]
 def run_train(workspace: Workspace, options: TrainOptions, runtime: Runtime, *, reporter: Reporter | None = None,
               dist: DistContext = SINGLE) -> TrainResult:
     """Train (or resume, with options.resume) on the clean cache `options.data` (None: the workspace's
-    only cache) and return the written checkpoint's path, payload, history and best epoch."""
+    only cache) and return the written checkpoint's path and record (core.io.checkpoint_record.Checkpoint),
+    history and best epoch."""
     # the whole run holds models/<name>.pt's lock (rank 0 writes it): a second `train` of the same
     # name stops at once with ArtefactBusyError naming this process
     with artefact_lock(workspace.path_for("model", options.model_name)) if dist.is_main else contextlib.nullcontext():

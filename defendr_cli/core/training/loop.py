@@ -42,7 +42,8 @@ from defendr_cli.core.distributed import DistContext, all_reduce_sum, barrier
 from defendr_cli.core.errors import (ArtefactExistsError, CorruptArtefactError, InputError, MismatchError,
                                      TrainingDivergedError)
 from defendr_cli.core.io.reader import read_cache_info
-from defendr_cli.core.io.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint, save_checkpoint
+from defendr_cli.core.io.checkpoint import read_checkpoint, save_checkpoint
+from defendr_cli.core.io.checkpoint_record import Checkpoint, DataRecord, Provenance, Reference
 from defendr_cli.core.progress import NullReporter, Reporter, interrupt_for_test
 from defendr_cli.core.runtime import Runtime, seed_everything
 from defendr_cli.core.training.data import TrainBatch, epoch_seed
@@ -61,13 +62,13 @@ EXISTS_HINT = ("pass --force to train it again (the old model stays until the ne
 
 @dataclass
 class TrainResult:
-    """name/path of the written checkpoint, its payload, per-epoch history, the best epoch's record
-    (None when no epoch ran), the epoch the run started from (0 unless resumed) and the wall-clock
-    seconds of this call."""
+    """name/path of the written checkpoint, the checkpoint (None on the ranks > 0 of a data-parallel
+    run, which write nothing), per-epoch history, the best epoch's record (None when no epoch ran),
+    the epoch the run started from (0 unless resumed) and the wall-clock seconds of this call."""
 
     name: str
     path: Path
-    payload: dict[str, Any]
+    checkpoint: Checkpoint | None
     history: list[EpochRecord]
     best: EpochRecord | None
     start_epoch: int
@@ -171,7 +172,7 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
         history: list[EpochRecord] = []
         best: EpochRecord | None = None
         start_epoch = 0
-        payload: dict[str, Any] | None = None
+        checkpoint: Checkpoint | None = None
         if state is not None:
             module.load_state_dict(state["state_dict"])
             optimizer.load_state_dict(state["optimizer"])
@@ -197,8 +198,8 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             if record.beats(best):
                 best = record
                 if dist.is_main:
-                    payload = _payload(recipe, spec, options, context, cpu_state_dict(module), history, best)
-                    save_checkpoint(best_file, payload, force=True)
+                    checkpoint = _checkpoint(recipe, spec, options, context, cpu_state_dict(module), history, best)
+                    save_checkpoint(best_file, checkpoint, force=True)
             if not dist.is_main:
                 continue
             save_resume_state(resume_file, {
@@ -210,13 +211,13 @@ def train(options: TrainOptions, context: TrainContext) -> TrainResult:
             interrupt_for_test(epoch + 1)
         if not dist.is_main:
             barrier(dist)  # rank 0 writes the final files
-            return TrainResult(name, final_path, {}, history, best, start_epoch, time.perf_counter() - started)
-        payload = _complete_payload(payload, history, best_file)
-        save_checkpoint(final_path, payload, force=True)  # the one write of models/<name>.pt
+            return TrainResult(name, final_path, None, history, best, start_epoch, time.perf_counter() - started)
+        checkpoint = _complete_checkpoint(checkpoint, history, best_file)
+        save_checkpoint(final_path, checkpoint, force=True)  # the one write of models/<name>.pt
         best_file.unlink(missing_ok=True)
         resume_file.unlink(missing_ok=True)
         barrier(dist)
-        return TrainResult(name, final_path, payload, history, best, start_epoch, time.perf_counter() - started)
+        return TrainResult(name, final_path, checkpoint, history, best, start_epoch, time.perf_counter() - started)
     finally:
         recipe.close()
 
@@ -296,17 +297,16 @@ def _validate(recipe: Recipe, runtime: Runtime, dist: DistContext) -> dict[str, 
     return {"val_loss": loss_sum / seen, "val_acc": correct / seen}
 
 
-def _complete_payload(payload: dict[str, Any] | None, history: list[EpochRecord],
-                      best_file: Path) -> dict[str, Any]:
-    """The best epoch's payload with the full history, marked complete.
+def _complete_checkpoint(checkpoint: Checkpoint | None, history: list[EpochRecord], best_file: Path) -> Checkpoint:
+    """The best epoch's checkpoint with the full history, marked complete.
 
     When the best epoch was earlier (or in an earlier session) its weights are in the side file:
-    the in-memory payload's tensors may alias the module's, which kept training.
+    the in-memory checkpoint's tensors may alias the module's, which kept training.
     """
     stored = [r.to_dict() for r in history]
-    if payload is None or payload["history"] != stored:
-        payload = read_checkpoint(best_file)
-    return {**payload, "history": stored, "complete": True}
+    if checkpoint is None or checkpoint.history != stored:
+        checkpoint = read_checkpoint(best_file)
+    return replace(checkpoint, history=stored, complete=True)
 
 
 def _epoch_line(record: EpochRecord, epochs: int) -> str:
@@ -318,26 +318,17 @@ def _epoch_line(record: EpochRecord, epochs: int) -> str:
     return line + f", lr {record.lr:.3g}, {record.seconds:.1f}s"
 
 
-def _payload(recipe: Recipe, spec: RecipeSpec, options: TrainOptions, context: TrainContext, state_dict: dict[str, torch.Tensor],
-             history: list[EpochRecord], best: EpochRecord) -> dict[str, Any]:
+def _checkpoint(recipe: Recipe, spec: RecipeSpec, options: TrainOptions, context: TrainContext,
+                state_dict: dict[str, torch.Tensor], history: list[EpochRecord], best: EpochRecord) -> Checkpoint:
+    """The best epoch's checkpoint, marked incomplete (the side file; _complete_checkpoint finishes it)."""
     info = context.data_info
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "kind": spec.kind,
-        "name": options.model_name,
-        "summary": recipe.summary(best),
-        "method": options.method,
-        "config": recipe.checkpoint_config(),
-        "state_dict": state_dict,
-        "data": {"name": Path(context.data_path).stem, "fingerprint": str(info.fingerprint),
-                 "class_ids": list(info.class_ids), "class_names": list(info.class_names),
-                 "image_size": int(info.image_size)},
-        "hparams": options.to_dict(),
-        "history": [r.to_dict() for r in history],
-        "best": best.to_dict(),
-        "complete": False,
-        "provenance": {"seed": options.seed, "software_version": __version__,
-                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       "parents": recipe.parents()},
-    }
+    return Checkpoint(
+        kind=spec.kind, name=options.model_name, summary=recipe.summary(best), method=options.method,
+        config=recipe.checkpoint_config(), state_dict=state_dict,
+        data=DataRecord(Path(context.data_path).stem, str(info.fingerprint), tuple(info.class_ids),
+                        tuple(info.class_names), int(info.image_size)),
+        hparams=options.to_dict(), history=[r.to_dict() for r in history], best=best.to_dict(), complete=False,
+        provenance=Provenance(seed=options.seed, software_version=__version__,
+                              created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                              parents=tuple(Reference.from_dict(p) for p in recipe.parents())),
+    )

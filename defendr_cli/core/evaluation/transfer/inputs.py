@@ -54,8 +54,8 @@ def check_adv_set(info: Any, cache_info: Any, labels: np.ndarray, clean_indices:
 
 def check_model_classes(model: EvalModel, cache_info: Any, image: torch.Tensor, runtime: Runtime) -> None:
     """MismatchError when the model was trained on other classes or outputs another class count."""
-    if model.payload and model.payload.get("data"):
-        check_checkpoint_against_cache({**model.payload, "name": model.name}, cache_info)
+    if model.checkpoint is not None:
+        check_checkpoint_against_cache(model.checkpoint, cache_info, name=model.name)
     with torch.no_grad(), runtime.autocast():
         width = model.module(runtime.to_device(image)).shape[1]
     if width != cache_info.num_classes:

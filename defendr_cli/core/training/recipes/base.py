@@ -95,9 +95,10 @@ class Recipe(abc.ABC):
             last epoch then counts as best).
         validation_logits(batch) -> (logits (n, K), labels (n,)): under torch.no_grad(), module in
             eval mode; the loop keeps the epoch with the best accuracy of these.
-        checkpoint_config() -> payload["config"]: enough for the checkpoint kind's builder to
+        checkpoint_config() -> the checkpoint's `config`: enough for the checkpoint kind's builder to
             rebuild the module with no CLI flags (plain values only).
-        parents() -> [{"role", "name", "fingerprint"}]: artefacts this model depends on (default none).
+        parents() -> [{"role", "name", "fingerprint"}]: artefacts this model depends on (default none);
+            the loop stores them as the checkpoint's provenance parents (core.io.checkpoint_record.Reference).
         summary(best) -> one line for `defendr ls` (best: the best epoch's EpochRecord).
         close(): release files (default: close train_batches).
     """

@@ -121,7 +121,7 @@ class DunetRecipe(Recipe):
         runtime, workspace = context.runtime, context.workspace
         self.guide = self.method_options.guide
         loaded = load_model(workspace, self.method_options.target, device=runtime.device)
-        check_checkpoint_against_cache(loaded.payload, context.data_info)
+        check_checkpoint_against_cache(loaded.checkpoint, context.data_info)
         self.target_name = loaded.name
         self.target = runtime.prepare_model(freeze(loaded.module))
         self.target_reference = make_reference(workspace, "target", loaded.path, loaded.fingerprint)
@@ -231,7 +231,7 @@ class DunetRecipe(Recipe):
     def parents(self) -> list[dict[str, str]]:
         info = self.context.data_info
         data = {"role": "data", "name": Path(self.context.data_path).stem, "fingerprint": str(info.fingerprint)}
-        return [self.target_reference, data, *self.adv_parents]
+        return [self.target_reference.to_dict(), data, *self.adv_parents]
 
     def summary(self, best: EpochRecord) -> str:
         pairs = f"online {self.method_options.online}" if self.online else "+".join(p.stem for p in self.adv_paths)
