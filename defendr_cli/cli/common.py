@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -46,6 +47,13 @@ def warn_eps(values: list[EpsValue], space: str = "pixel", *, command: str = "at
                               normalized_option=command != "evaluate")
         if message:
             typer.echo(f"warning: {message}", err=True)
+
+
+def print_report_paths(console: Console, markdown: Path, details: str, html: Path | None) -> None:
+    """The closing lines of a command that writes a report: its markdown file (with `details` in
+    parentheses) and its self-contained HTML page."""
+    console.print(f"report: {markdown}  ({details})")
+    console.print(f"page: {html}  (one file, opens offline)")
 
 
 def print_json(payload: Any) -> None:
