@@ -38,8 +38,8 @@ class AttackRunSettings:
     steps, step_size, random_start, restarts: None for an attack without the option (in a stage
     config before validation: the attack's default). step_size is in the config's eps space there,
     in pixel units (a per-channel list where eps is one) in a set. label_mode: 'true' | 'predicted';
-    targeted: 'none' | 'random' | 'least-likely' (and 'given' for the attack functions); loss: the
-    attack's objective ('ce' unless the attack takes another).
+    targeted: 'none' | 'random' | 'least-likely'; loss: the attack's objective ('ce' unless the
+    attack takes another).
     """
 
     steps: int | None = None
