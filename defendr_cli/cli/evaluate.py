@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, print_report_paths, state, warn_eps
+from defendr_cli.cli.common import (DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, print_report_paths, state,
+                                    warn_eps)
 from defendr_cli.cli.distributed import run_distributed_stage
 from defendr_cli.cli.option_ranges import RANGES
 from defendr_cli.core.attacks.eps import parse_eps_list

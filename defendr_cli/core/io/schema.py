@@ -109,9 +109,10 @@ class Fields:
                            f"one of {', '.join(choices)}" if choices else "a string")
 
     def integer(self, key: str, default: Any = MISSING, *, minimum: int | None = None) -> int:
-        return self._typed(key, default,
-                           lambda v: not isinstance(v, bool) and isinstance(v, int) and (minimum is None or v >= minimum),
-                           "an integer" + (f" >= {minimum}" if minimum is not None else ""), int)
+        def valid(value: Any) -> bool:
+            return not isinstance(value, bool) and isinstance(value, int) and (minimum is None or value >= minimum)
+
+        return self._typed(key, default, valid, "an integer" + (f" >= {minimum}" if minimum is not None else ""), int)
 
     def number(self, key: str, default: Any = MISSING, *, low: float | None = None,
                high: float | None = None) -> float:

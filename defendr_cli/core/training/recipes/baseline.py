@@ -49,8 +49,8 @@ class ClassifierOptions(MethodOptions):
     pretrained: str | None = option(None, help="torchvision state-dict file, or 'imagenet' (needs the network "
                                                "or the torch hub cache).")
     freeze_backbone: bool = option(False, help="Train only the last stage and the head.")
-    defense: str = option("none", choices=DEFENSES, help="none | random-resize-pad: inference-time defense recorded in the "
-                                       "checkpoint.")
+    defense: str = option("none", choices=DEFENSES, help="none | random-resize-pad: inference-time defense "
+                                                         "recorded in the checkpoint.")
     defense_variant: str = option("paper", help="paper | competition (random-resize-pad).")
     passes: int | None = option(None, help="Randomization passes averaged at inference.")
 
