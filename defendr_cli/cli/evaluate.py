@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from defendr_cli.cli.common import DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, state, warn_eps
+from defendr_cli.cli.common import (DataOpt, DeviceOpt, JsonOpt, PrecisionOpt, SeedOpt, print_report_paths, state,
+                                    warn_eps)
 from defendr_cli.cli.distributed import run_distributed_stage
 from defendr_cli.cli.option_ranges import RANGES
 from defendr_cli.core.attacks.eps import parse_eps_list
@@ -116,9 +117,8 @@ def _print(app_state, result: EvaluateResult, as_json: bool) -> None:
         app_state.console.print(rich_table(table))
     transfer = result.transfer
     app_state.console.print(f"predictions: {transfer.cache_misses} computed, {transfer.cache_hits} from cache")
-    app_state.console.print(f"report: {files.markdown}  (results.json, {len(files.csvs)} CSV tables, "
-                            f"{len(files.figures)} figures)")
-    app_state.console.print(f"page: {result.html}  (one file, opens offline)")
+    print_report_paths(app_state.console, files.markdown,
+                       f"results.json, {len(files.csvs)} CSV tables, {len(files.figures)} figures", result.html)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,13 +3,13 @@ class folders or CIFAR-10/100 (binary or python version)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+import inspect
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from defendr_cli.cli.common import ForceOpt, JsonOpt, print_json, state
+from defendr_cli.cli.common import ForceOpt, JsonOpt, config_parameters, print_json, state, with_options
 from defendr_cli.cli.progress import RichReporter
 from defendr_cli.core.data.prepare import PrepareResult
 from defendr_cli.core.data.source_detect import FORMAT_CHOICES
@@ -39,46 +39,32 @@ def _summary_table(result: PrepareResult) -> Table:
     return table
 
 
-def prepare_command(
-    ctx: typer.Context,
-    source: Annotated[str, typer.Option(
-        "--source", help="'synthetic' (built-in dataset), an ImageNet-layout folder train/<wnid>/*.JPEG, "
-                         "class folders <class>/*.jpg, or a CIFAR-10/100 folder (binary or python version).")
-    ] = "synthetic",
-    fmt: Annotated[str, typer.Option(
-        "--format", help=f"What --source holds: {' | '.join(FORMAT_CHOICES)} (auto: detected from its files).")
-    ] = "auto",
-    classes: Annotated[int | None, typer.Option(
-        "--classes", help="Number of classes (at least 2): the first N in sorted folder / label order "
-                                 "(default 201 for ImageNet, 10 for synthetic, all for class folders and CIFAR).")] = None,
-    class_list: Annotated[Path | None, typer.Option(
-        "--class-list", help="File with one wnid / class folder name per line (instead of --classes).")] = None,
-    per_class: Annotated[int | None, typer.Option(
-        "--per-class", help="Images per class (default 70; CIFAR: all of them).")] = None,
-    split: Annotated[str | None, typer.Option(
-        "--split", help="train,val,test images per class, e.g. 54,6,10 (default: those proportions; CIFAR: "
-                        "test from its test set, val carved out of its training set).")] = None,
-    image_size: Annotated[int | None, typer.Option(
-        "--image-size", help="Side of the square images in pixels (default 299 for a folder, "
-                                              "32 for synthetic and CIFAR).")
-    ] = None,
-    resize: Annotated[str, typer.Option(
-        "--resize", help="stretch (the paper) or center-crop (keep aspect, crop the middle).")] = "stretch",
-    seed: Annotated[int, typer.Option("--seed", help="Seed for image choice / synthetic drawing.")] = 0,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", help="Decoding processes (default: the CPU count).")] = None,
-    allow_short: Annotated[bool, typer.Option(
-        "--allow-short", help="Keep classes with fewer images than --per-class (fewer rows).")] = False,
-    name: Annotated[str | None, typer.Option("--name", help="Cache name (default derived from the parameters).")]
-    = None,
-    force: ForceOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
+# PrepareConfig field -> the help of its option (--field-name; type and default are the field's)
+OPTIONS: dict[str, Any] = {
+    "source": "'synthetic' (built-in dataset), an ImageNet-layout folder train/<wnid>/*.JPEG, "
+              "class folders <class>/*.jpg, or a CIFAR-10/100 folder (binary or python version).",
+    "format": f"What --source holds: {' | '.join(FORMAT_CHOICES)} (auto: detected from its files).",
+    "classes": "Number of classes (at least 2): the first N in sorted folder / label order "
+               "(default 201 for ImageNet, 10 for synthetic, all for class folders and CIFAR).",
+    "class_list": "File with one wnid / class folder name per line (instead of --classes).",
+    "per_class": "Images per class (default 70; CIFAR: all of them).",
+    "split": "train,val,test images per class, e.g. 54,6,10 (default: those proportions; CIFAR: "
+             "test from its test set, val carved out of its training set).",
+    "image_size": "Side of the square images in pixels (default 299 for a folder, 32 for synthetic and CIFAR).",
+    "resize": "stretch (the paper) or center-crop (keep aspect, crop the middle).",
+    "seed": "Seed for image choice / synthetic drawing.",
+    "workers": "Decoding processes (default: the CPU count).",
+    "allow_short": "Keep classes with fewer images than --per-class (fewer rows).",
+    "name": "Cache name (default derived from the parameters).",
+    "force": ForceOpt,
+}
+
+
+def prepare_command(ctx: typer.Context, **values: Any) -> None:
     """Build a clean cache in the workspace's data/ folder (HDF5, uint8, train/val/test splits)."""
     app_state = state(ctx)
-    config = PrepareConfig(source=source, format=fmt, classes=classes, class_list=class_list, per_class=per_class, split=split,
-                           image_size=image_size, resize=resize, seed=seed, workers=workers,
-                           allow_short=allow_short, name=name, force=force)
+    as_json = values.pop("as_json")
+    config = PrepareConfig(**values)
     with RichReporter(app_state.err_console, enabled=not as_json) as reporter:
         result = run_prepare(app_state.workspace, config, reporter=reporter)
     if as_json:
@@ -92,6 +78,12 @@ def prepare_command(
         console.print(f"  ... and {len(result.skipped) - SHOW_SKIPPED} more (see --json)")
     for note in result.notes:
         console.print(note, markup=False, highlight=False)
+
+
+with_options(prepare_command, [
+    *config_parameters(PrepareConfig, OPTIONS),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=JsonOpt, default=False),
+])
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from defendr_cli.cli.common import JsonOpt, print_json, state
+from defendr_cli.cli.common import JsonOpt, print_json, print_report_paths, state
 from defendr_cli.cli.progress import RichReporter
 from defendr_cli.cli.plan import GpuOpt, PlanOpt, print_plan
 from defendr_cli.core.calibration import cached_calibration, calibration_line
@@ -74,9 +74,9 @@ def reproduce_command(
     app_state.console.print(table)
     if result.calibration:
         app_state.console.print(f"machine: {calibration_line(result.calibration)}")
-    app_state.console.print(f"report: {result.report_dir / 'report.md'}  ({result.seconds:.0f}s, "
-                            f"{sum(r.cpu_seconds for r in result.stages):.0f}s CPU)")
-    app_state.console.print(f"page: {result.report_dir / 'report.html'}  (one file, opens offline)")
+    print_report_paths(app_state.console, result.report_dir / "report.md",
+                       f"{result.seconds:.0f}s, {sum(r.cpu_seconds for r in result.stages):.0f}s CPU",
+                       result.report_dir / "report.html")
 
 
 def register(app: typer.Typer) -> None:

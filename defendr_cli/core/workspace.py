@@ -31,6 +31,11 @@ ARTEFACT_KINDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _kind_folder(kind: str) -> property:
+    """A Workspace property: the folder of artefacts of `kind` (`dir_for(kind)`, not created)."""
+    return property(lambda workspace: workspace.dir_for(kind), doc=f"The folder of the {kind} artefacts.")
+
+
 @dataclass(frozen=True)
 class Workspace:
     """A workspace rooted at `root`. Folders are created on demand by `dir_for(..., create=True)`."""
@@ -49,21 +54,10 @@ class Workspace:
             folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    @property
-    def data_dir(self) -> Path:
-        return self.dir_for("data")
-
-    @property
-    def adv_dir(self) -> Path:
-        return self.dir_for("adv")
-
-    @property
-    def models_dir(self) -> Path:
-        return self.dir_for("model")
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.dir_for("report")
+    data_dir = _kind_folder("data")
+    adv_dir = _kind_folder("adv")
+    models_dir = _kind_folder("model")
+    reports_dir = _kind_folder("report")
 
     def require_folder(self) -> None:
         """InputError when the workspace root exists but is not a folder (e.g. --workdir names a file)."""

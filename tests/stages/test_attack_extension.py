@@ -38,9 +38,8 @@ def random_sign(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, ep
     """One step of `scale * eps` in a uniformly random sign direction (no gradient)."""
     check_inputs(images, labels)
     with attack_context(model, runtime, loss=loss, eval_mode=eval_mode) as ctx:
-        clean = ctx.prepare(images)
-        goal = ctx.goal(clean, labels, targeted=targeted, targets=targets, label_mode=label_mode,
-                        generator=generator)
+        clean, goal = ctx.start(images, labels, targeted=targeted, targets=targets, label_mode=label_mode,
+                                generator=generator)
         draw = torch.rand(clean.shape, generator=generator, device=generator.device if generator else clean.device)
         direction = torch.where(draw.to(clean.device) < 0.5, -1.0, 1.0)
         adv = torch.clamp(clean + scale * as_channel_tensor(eps, clean) * direction, 0.0, 1.0)

@@ -223,9 +223,8 @@ def apgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsL
     if loss not in APGD_LOSSES:
         raise InputError(f"unknown APGD loss '{loss}': use one of {', '.join(APGD_LOSSES)}")
     with attack_context(model, runtime, loss=loss, eval_mode=eval_mode) as ctx:
-        clean = ctx.prepare(images)
-        goal = ctx.goal(clean, labels, targeted=targeted, targets=targets, label_mode=label_mode,
-                        generator=generator)
+        clean, goal = ctx.start(images, labels, targeted=targeted, targets=targets, label_mode=label_mode,
+                                generator=generator)
         true = ctx.goal(clean, labels, label_mode=label_mode).classes if goal.targeted and loss == "dlr" else None
 
         def fooled_test(index: torch.Tensor) -> FooledTest:

@@ -43,8 +43,7 @@ def apgd_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
     check_rho(rho)
     check_target_classes(n_target_classes)
     with attack_context(model, runtime, eval_mode=eval_mode) as ctx:
-        clean = ctx.prepare(images)
-        goal = ctx.goal(clean, labels, label_mode=label_mode)
+        clean, goal = ctx.start(images, labels, label_mode=label_mode)
         clean_logits = ctx.logits(clean)
         ranked = clean_logits.argsort(dim=1, descending=True)  # (N, K), ties as in a stable sort
         tracker = BestPerImage(clean, clean_logits.argmax(dim=1) != goal.classes)

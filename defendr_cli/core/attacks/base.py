@@ -134,6 +134,14 @@ class AttackContext:
         logits = self.logits(adv)
         return self.loss_fn(logits, goal.classes, goal.targeted), logits.argmax(dim=1)
 
+    def start(self, images: torch.Tensor, labels: torch.Tensor, *, targeted: bool | str = False,
+              targets: torch.Tensor | None = None, label_mode: str = "true",
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, Goal]:
+        """What every attack starts from: the prepared clean images (`prepare`) and their `goal`."""
+        clean = self.prepare(images)
+        return clean, self.goal(clean, labels, targeted=targeted, targets=targets, label_mode=label_mode,
+                                generator=generator)
+
     def goal(self, images: torch.Tensor, labels: torch.Tensor, *, targeted: bool | str = False,
              targets: torch.Tensor | None = None, label_mode: str = "true",
              generator: torch.Generator | None = None, clean_logits: torch.Tensor | None = None) -> Goal:

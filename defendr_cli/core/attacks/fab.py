@@ -282,8 +282,7 @@ def fab_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Eps
     check_fab_options(steps, restarts, alpha_max, eta, beta)
     check_target_classes(n_target_classes)
     with attack_context(model, runtime, eval_mode=eval_mode) as ctx:
-        clean = ctx.prepare(images)
-        goal = ctx.goal(clean, labels, label_mode=label_mode)
+        clean, goal = ctx.start(images, labels, label_mode=label_mode)
         clean_logits = ctx.logits(clean)
         ranked = clean_logits.sort(dim=1)[1]  # ascending; rank r is column -r (the reference's order)
         standing = clean_logits.argmax(dim=1) == goal.classes
@@ -313,8 +312,7 @@ def fab(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLi
     check_inputs(images, labels)
     check_fab_options(steps, restarts, alpha_max, eta, beta)
     with attack_context(model, runtime, eval_mode=eval_mode) as ctx:
-        clean = ctx.prepare(images)
-        goal = ctx.goal(clean, labels, label_mode=label_mode)
+        clean, goal = ctx.start(images, labels, label_mode=label_mode)
         standing = ctx.logits(clean).argmax(dim=1) == goal.classes
         adv, eps_t = clean.clone(), as_channel_tensor(eps, clean)
         progress = _no_progress(standing)

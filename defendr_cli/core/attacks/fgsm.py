@@ -43,9 +43,8 @@ def fgsm_multi(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps
     """
     check_inputs(images, labels)
     with attack_context(model, runtime, loss=loss, eval_mode=eval_mode) as ctx:
-        clean = ctx.prepare(images)
-        goal = ctx.goal(clean, labels, targeted=targeted, targets=targets, label_mode=label_mode,
-                        generator=generator)
+        clean, goal = ctx.start(images, labels, targeted=targeted, targets=targets, label_mode=label_mode,
+                                generator=generator)
         direction = ctx.gradient(clean, goal).sign()  # targeted losses already point at the target
         results = []
         for eps in eps_list:

@@ -30,9 +30,8 @@ def mifgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
     if step_size is None:
         step_size = default_iterative_step_size(eps, steps)
     with attack_context(model, runtime, loss=loss, eval_mode=eval_mode) as ctx:
-        clean = ctx.prepare(images)
-        goal = ctx.goal(clean, labels, targeted=targeted, targets=targets, label_mode=label_mode,
-                        generator=generator)
+        clean, goal = ctx.start(images, labels, targeted=targeted, targets=targets, label_mode=label_mode,
+                                generator=generator)
         lower, upper = ball_bounds(clean, as_channel_tensor(eps, clean))
         alpha = as_channel_tensor(step_size, clean)
         momentum = torch.zeros_like(clean)

@@ -66,9 +66,8 @@ def pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: EpsLi
     if step_size is None:
         step_size = default_pgd_step_size(eps, steps)
     with attack_context(model, runtime, loss=loss, eval_mode=eval_mode) as ctx:
-        clean = ctx.prepare(images)
-        goal = ctx.goal(clean, labels, targeted=targeted, targets=targets, label_mode=label_mode,
-                        generator=generator)
+        clean, goal = ctx.start(images, labels, targeted=targeted, targets=targets, label_mode=label_mode,
+                                generator=generator)
         eps_t = as_channel_tensor(eps, clean)
         alpha = as_channel_tensor(step_size, clean)
         lower, upper = ball_bounds(clean, eps_t)

@@ -112,9 +112,8 @@ def square(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Ep
     if not 0.0 < p_init <= 1.0:
         raise InputError(f"p_init must be in (0, 1], got {p_init}")
     with attack_context(model, runtime, loss="margin", eval_mode=eval_mode) as ctx:
-        clean = ctx.prepare(images)
-        goal = ctx.goal(clean, labels, targeted=targeted, targets=targets, label_mode=label_mode,
-                        generator=generator)
+        clean, goal = ctx.start(images, labels, targeted=targeted, targets=targets, label_mode=label_mode,
+                                generator=generator)
         eps_t = as_channel_tensor(eps, clean)
         adv = clean.clone()
         pending = ctx.losses(clean, goal)[0] <= 0  # margin loss > 0 means already fooled

@@ -30,9 +30,31 @@ _PER_ROW_KINDS = {"labels": "iu", "clean_indices": "iu", "success": "b", "clean_
                   "targets": "iu"}
 
 
-@dataclass(frozen=True)
-class AdvSetInfo:
-    """The attributes of an adversarial set. eps in pixel units (float, or per-channel list)."""
+@dataclass(frozen=True, kw_only=True)
+class AttackRunSettings:
+    """How an attack ran besides its eps: what the attack stage takes (`AttackStageConfig`,
+    core/stages/attack_config.py) and what an adversarial set records (`AdvSetInfo`).
+
+    steps, step_size, random_start, restarts: None for an attack without the option (in a stage
+    config before validation: the attack's default). step_size is in the config's eps space there,
+    in pixel units (a per-channel list where eps is one) in a set. label_mode: 'true' | 'predicted';
+    targeted: 'none' | 'random' | 'least-likely'; loss: the attack's objective ('ce' unless the
+    attack takes another).
+    """
+
+    steps: int | None = None
+    step_size: float | list[float] | None = None
+    random_start: bool | None = None
+    restarts: int | None = None
+    label_mode: str = "true"
+    targeted: str = "none"
+    loss: str = "ce"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdvSetInfo(AttackRunSettings):
+    """The attributes of an adversarial set. eps in pixel units (float, or per-channel list); the
+    run's settings are the AttackRunSettings fields."""
 
     name: str
     path: Path
@@ -48,13 +70,6 @@ class AdvSetInfo:
     dtype: str
     count: int
     seed: int
-    steps: int | None = None
-    step_size: float | list[float] | None = None
-    random_start: bool | None = None
-    restarts: int | None = None
-    label_mode: str = "true"
-    targeted: str = "none"
-    loss: str = "ce"
     clean_cache: str = ""
     image_size: int = 0
     clean_accuracy: float | None = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,89 +93,70 @@ class Fields:
             raise CorruptArtefactError(f"{self.path} is a damaged {self.what}: it lacks '{key}'")
         return default
 
-    def text(self, key: str, default: Any = MISSING, *, choices: Sequence[str] | None = None) -> str:
+    def _typed(self, key: str, default: Any, valid: Callable[[Any], bool], expected: str,
+               convert: Callable[[Any], Any] = lambda value: value) -> Any:
+        """The value of `key` converted by `convert` when `valid` accepts it; `default` (as it is)
+        when the key is absent; CorruptArtefactError `bad(key, expected)` otherwise."""
         value = self._get(key, default)
         if value is default and key not in self.values:
             return value
-        if not isinstance(value, str) or (choices is not None and value not in choices):
-            raise self.bad(key, f"one of {', '.join(choices)}" if choices else "a string")
-        return value
+        if not valid(value):
+            raise self.bad(key, expected)
+        return convert(value)
+
+    def text(self, key: str, default: Any = MISSING, *, choices: Sequence[str] | None = None) -> str:
+        return self._typed(key, default, lambda v: isinstance(v, str) and (choices is None or v in choices),
+                           f"one of {', '.join(choices)}" if choices else "a string")
 
     def integer(self, key: str, default: Any = MISSING, *, minimum: int | None = None) -> int:
-        value = self._get(key, default)
-        if value is default and key not in self.values:
-            return value
-        if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-            raise self.bad(key, "an integer" + (f" >= {minimum}" if minimum is not None else ""))
-        return int(value)
+        def valid(value: Any) -> bool:
+            return not isinstance(value, bool) and isinstance(value, int) and (minimum is None or value >= minimum)
+
+        return self._typed(key, default, valid, "an integer" + (f" >= {minimum}" if minimum is not None else ""), int)
 
     def number(self, key: str, default: Any = MISSING, *, low: float | None = None,
                high: float | None = None) -> float:
         """A finite float (ints accepted) within [low, high] when given."""
-        value = self._get(key, default)
-        if value is default and key not in self.values:
-            return value
-        if not is_finite_number(value) or (low is not None and value < low) or (high is not None and value > high):
-            raise self.bad(key, "a finite number" + (f" in [{low}, {high}]" if low is not None and high is not None
-                                                     else ""))
-        return float(value)
+        return self._typed(key, default,
+                           lambda v: is_finite_number(v) and (low is None or v >= low) and (high is None or v <= high),
+                           "a finite number" + (f" in [{low}, {high}]" if low is not None and high is not None else ""),
+                           float)
 
     def numbers(self, key: str, default: Any = MISSING, *, low: float | None = None) -> float | list[float]:
         """A finite float or a non-empty list of finite floats (e.g. a per-channel eps)."""
-        value = self._get(key, default)
-        if value is default and key not in self.values:
-            return value
-        items = value if isinstance(value, list) else [value]
-        if not items or not all(is_finite_number(v) and (low is None or v >= low) for v in items):
-            raise self.bad(key, "a finite number or a list of them" + (f", each >= {low}" if low is not None else ""))
-        return [float(v) for v in value] if isinstance(value, list) else float(value)
+        def valid(value: Any) -> bool:
+            items = value if isinstance(value, list) else [value]
+            return bool(items) and all(is_finite_number(v) and (low is None or v >= low) for v in items)
+
+        return self._typed(key, default, valid,
+                           "a finite number or a list of them" + (f", each >= {low}" if low is not None else ""),
+                           lambda v: [float(x) for x in v] if isinstance(v, list) else float(v))
 
     def flag(self, key: str, default: Any = MISSING) -> bool:
         """A boolean; a string such as 'no' or 'false' is not one (it would read as True)."""
-        value = self._get(key, default)
-        if value is default and key not in self.values:
-            return value
-        if not isinstance(value, bool):
-            raise self.bad(key, "a boolean")
-        return value
+        return self._typed(key, default, lambda v: isinstance(v, bool), "a boolean")
 
     def texts(self, key: str, default: Any = MISSING) -> list[str]:
-        value = self._get(key, default)
-        if value is default and key not in self.values:
-            return value
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.bad(key, "a list of strings")
-        return list(value)
+        return self._typed(key, default, lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                           "a list of strings", list)
 
     def json_object(self, key: str, default: Any = MISSING) -> dict:
         """A JSON text (or an already decoded mapping) holding an object."""
-        value = self._get(key, default)
-        if value is default and key not in self.values:
-            return value
-        if isinstance(value, str):
+        def decoded(value: Any) -> Any:
+            if not isinstance(value, str):
+                return value
             try:
-                value = json.loads(value, parse_constant=_no_constant)
+                return json.loads(value, parse_constant=_no_constant)
             except ValueError:
-                raise self.bad(key, "a JSON object") from None
-        if not isinstance(value, dict):
-            raise self.bad(key, "a JSON object")
-        return value
+                return None
+
+        return self._typed(key, default, lambda v: isinstance(decoded(v), dict), "a JSON object", decoded)
 
     def mapping(self, key: str, default: Any = MISSING) -> dict:
-        value = self._get(key, default)
-        if value is default and key not in self.values:
-            return value
-        if not isinstance(value, dict):
-            raise self.bad(key, "a mapping")
-        return value
+        return self._typed(key, default, lambda v: isinstance(v, dict), "a mapping")
 
     def sequence(self, key: str, default: Any = MISSING) -> list:
-        value = self._get(key, default)
-        if value is default and key not in self.values:
-            return value
-        if not isinstance(value, (list, tuple)):
-            raise self.bad(key, "a list")
-        return list(value)
+        return self._typed(key, default, lambda v: isinstance(v, (list, tuple)), "a list", list)
 
 
 def _no_constant(name: str) -> Any:

@@ -19,6 +19,7 @@ from defendr_cli.core.attacks.eps import EPS_SPACES, EpsValue
 from defendr_cli.core.attacks.registry import ATTACKS, AttackSpec, attack_names, get_attack
 from defendr_cli.core.attacks.set_names import attack_set_label
 from defendr_cli.core.errors import InputError
+from defendr_cli.core.io.adv_schema import AttackRunSettings
 from defendr_cli.core.io.adversarial import STORAGE_DTYPES
 from defendr_cli.core.io.cache import SPLITS
 from defendr_cli.core.workspace import labelled_set_name
@@ -30,12 +31,13 @@ _NEUTRAL = {"random_start": lambda value: not value, "restarts": lambda value: (
 _START_FLAGS = ("random_start", "restarts")
 
 
-@dataclass
-class AttackStageConfig:
+@dataclass(frozen=True, kw_only=True)
+class AttackStageConfig(AttackRunSettings):
     """Everything `defendr attack` needs. eps values and step_size are in `eps_space` units.
 
-    steps, step_size, random_start, restarts: None means the attack's default (and is required
-    for an attack that does not take the option). options: the attack's other keyword options
+    The run's settings are the AttackRunSettings fields; steps, step_size, random_start, restarts:
+    None means the attack's default (and is required for an attack that does not take the
+    option), step_size a single number. options: the attack's other keyword options
     (e.g. {'eot': 4}), values typed or as text ('4'), typed by `validate_config`. spec: the
     resolved attack, set by `validate_config` (the stage reads it instead of looking the name up).
     """
@@ -43,13 +45,6 @@ class AttackStageConfig:
     attack: str
     eps: list[EpsValue]
     eps_space: str = "pixel"
-    steps: int | None = None
-    step_size: float | None = None
-    random_start: bool | None = None
-    restarts: int | None = None
-    label_mode: str = "true"
-    targeted: str = "none"
-    loss: str = "ce"
     model: str = "baseline"
     data: str | None = None
     splits: list[str] = field(default_factory=lambda: ["test"])

@@ -34,18 +34,18 @@ from defendr_cli.core.distributed import SINGLE, DistContext, split_range
 from defendr_cli.core.errors import InputError, MismatchError, MissingArtefactError
 from defendr_cli.core.io.adversarial import AdvSetReader, read_adv_info
 from defendr_cli.core.io.reader import SplitReader
+from defendr_cli.core.rows import RowRecord
 from defendr_cli.core.workspace import Workspace
 
 
 @dataclass
-class TrainBatch:
+class TrainBatch(RowRecord):
+    rows_of = "labels"
+
     images: torch.Tensor
     labels: torch.Tensor
     adv_images: torch.Tensor | None = None
     clean_rows: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
 
 
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:

@@ -31,9 +31,12 @@ SCHEDULES = ("cosine", "step", "none")
 SMALL_IMAGE_PX = 64
 
 
-def option(default: Any = MISSING, *, help: str, flag: str | None = None, default_factory: Any = MISSING) -> Any:
-    """A dataclass field with CLI metadata: `pair_weight: float = option(0.5, help="...")`."""
-    metadata = {"help": help, "flag": flag}
+def option(default: Any = MISSING, *, help: str, flag: str | None = None, default_factory: Any = MISSING,
+           choices: tuple[str, ...] | None = None, minimum: float | None = None) -> Any:
+    """A dataclass field with CLI metadata: `pair_weight: float = option(0.5, minimum=0, help="...")`.
+
+    choices / minimum: the allowed values, checked by `MethodOptions.validate` (`check_declared`)."""
+    metadata = {"help": help, "flag": flag, "choices": choices, "minimum": minimum}
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -59,16 +62,30 @@ def check_at_least(flag: str, value: float | None, low: float) -> None:
         raise InputError(f"{flag} must be at least {low:g}, got {value}")
 
 
+def check_declared(options: Any) -> None:
+    """InputError for the first field of the dataclass `options`, in declaration order, whose value
+    is outside what its `option(choices=..., minimum=...)` declares."""
+    for f in fields(options):
+        value = getattr(options, f.name)
+        if f.metadata.get("choices") is not None:
+            check_choice(flag_of(f), value, f.metadata["choices"])
+        if f.metadata.get("minimum") is not None:
+            check_at_least(flag_of(f), value, f.metadata["minimum"])
+
+
 @dataclass
 class MethodOptions:
     """Base of every recipe's own options (a dataclass of plain values, fields declared with `option`).
 
-    Subclasses override `validate` (calling super().validate()) to raise InputError naming the
-    flag and its allowed range, and `model_inputs` when the method reads other models.
+    Allowed choices and minimums are declared on the fields (`option(choices=..., minimum=...)`)
+    and checked here; subclasses override `validate` (calling super().validate()) for any other
+    check, raising InputError naming the flag and its allowed range, and `model_inputs` when the
+    method reads other models.
     """
 
     def validate(self) -> "MethodOptions":
         """InputError on any out-of-range value; returns self."""
+        check_declared(self)
         return self
 
     def model_inputs(self) -> list[str]:

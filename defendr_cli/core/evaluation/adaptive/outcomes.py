@@ -24,6 +24,7 @@ from defendr_cli.core.errors import InputError
 from defendr_cli.core.evaluation.adaptive.cascade import SuiteResult
 from defendr_cli.core.evaluation.adaptive.ensemble_route import EnsembleSuiteResult, route_from_masks
 from defendr_cli.core.evaluation.adaptive.results import EnsembleRoute
+from defendr_cli.core.rows import RowRecord
 
 MEMBER_ROUTE = "member-loss"
 PGD_ROUTE = "pgd"
@@ -31,7 +32,7 @@ _PER_ATTACK = ("broken", "restart", "iteration", "margin", "linf", "l2", "forwar
 
 
 @dataclass
-class ImageOutcomes:
+class ImageOutcomes(RowRecord):
     """n images, A attacks (the first `cascade` are the suite's, in order; then extra routes), D draws.
 
     positions: int64 (n,) positions in the subset; labels int64 (n,); clean bool (n,), the cascade's
@@ -41,6 +42,8 @@ class ImageOutcomes:
     gradient_free: per cascade attack. draw_correct bool (D, n) and draw_margin float32 (D, n):
     the final images in each draw (randomized models; None otherwise).
     """
+
+    rows_of = "positions"
 
     positions: np.ndarray
     labels: np.ndarray
@@ -58,9 +61,6 @@ class ImageOutcomes:
     backward: np.ndarray
     draw_correct: np.ndarray | None = None
     draw_margin: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return int(self.positions.shape[0])
 
     @property
     def stochastic(self) -> bool:

@@ -21,7 +21,7 @@ import torch
 from defendr_cli.core.attacks import build_attack, eps_in_pixels, parse_eps
 from defendr_cli.core.attacks.registry import attack_parameters
 from defendr_cli.core.io.adv_fingerprint import adv_set_fingerprint
-from defendr_cli.core.training.options import MethodOptions, check_at_least, check_choice, option
+from defendr_cli.core.training.options import MethodOptions, option
 from defendr_cli.core.training.recipes.base import TrainContext
 
 EPS_SPACES = ("pixel", "normalized")
@@ -41,13 +41,11 @@ class AdversarialSourceOptions(MethodOptions):
     online: str | None = option(None, help="Attack each batch with this attack (fgsm, pgd, bim, mifgsm, or "
                                            "fgsm-rs: fast FGSM with random start, Wong et al. 2020).")
     eps: str = option("4/255", help="Online attack eps, e.g. 4/255 (pixel units unless --eps-space normalized).")
-    eps_space: str = option("pixel", help="Online attack eps units: pixel | normalized.")
-    attack_steps: int = option(10, help="Online attack: steps of iterative attacks.")
+    eps_space: str = option("pixel", choices=EPS_SPACES, help="Online attack eps units: pixel | normalized.")
+    attack_steps: int = option(10, minimum=1, help="Online attack: steps of iterative attacks.")
 
     def validate(self) -> "AdversarialSourceOptions":
         super().validate()
-        check_choice("--eps-space", self.eps_space, EPS_SPACES)
-        check_at_least("--attack-steps", self.attack_steps, 1)
         parse_eps(self.eps)  # InputError naming --eps for a negative, NaN or unreadable eps
         return self
 

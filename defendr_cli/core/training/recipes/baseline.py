@@ -9,6 +9,7 @@ checkpoint config and summary. Subclasses override `batch_loss` and, for other d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from defendr_cli.core.models.pretrained import frozen_random_backbone_warning
 from defendr_cli.core.models.registry import DEFAULT_ARCH, TINY_ARCHS, build_classifier
 from defendr_cli.core.training.data import BatchSource, TrainBatch
 from defendr_cli.core.training.history import EpochRecord
-from defendr_cli.core.training.options import SMALL_IMAGE_PX, MethodOptions, TrainOptions, check_choice, option
+from defendr_cli.core.training.options import SMALL_IMAGE_PX, MethodOptions, TrainOptions, option
 from defendr_cli.core.training.recipes.base import Recipe, RecipeSpec, StepResult, TrainContext
 
 
@@ -48,15 +49,10 @@ class ClassifierOptions(MethodOptions):
     pretrained: str | None = option(None, help="torchvision state-dict file, or 'imagenet' (needs the network "
                                                "or the torch hub cache).")
     freeze_backbone: bool = option(False, help="Train only the last stage and the head.")
-    defense: str = option("none", help="none | random-resize-pad: inference-time defense recorded in the "
-                                       "checkpoint.")
+    defense: str = option("none", choices=DEFENSES, help="none | random-resize-pad: inference-time defense "
+                                                         "recorded in the checkpoint.")
     defense_variant: str = option("paper", help="paper | competition (random-resize-pad).")
     passes: int | None = option(None, help="Randomization passes averaged at inference.")
-
-    def validate(self) -> "ClassifierOptions":
-        super().validate()
-        check_choice("--defense", self.defense, DEFENSES)
-        return self
 
     def resolved(self, image_size: int) -> "ClassifierOptions":
         small = image_size <= SMALL_IMAGE_PX and not self.pretrained  # pretrained weights exist for resnets only
@@ -156,6 +152,32 @@ class ClassifierRecipe(Recipe):
     def close(self) -> None:
         self.train_batches.close()
         self.val_source.close()
+
+
+class PenalisedClassifierRecipe(ClassifierRecipe):
+    """A classifier recipe whose loss is cross-entropy plus a λ-weighted penalty on the logits
+    (clp, lsq). A subclass names its loss and the method option holding λ in its class line:
+    `class Recipe(PenalisedClassifierRecipe, loss=fn, weight_option="pair_weight")`, with
+    fn(logits (n, K), labels (n,), λ) -> the scalar loss."""
+
+    penalised_loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+    weight_option: str
+
+    def __init_subclass__(cls, *, loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
+                          weight_option: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.penalised_loss = staticmethod(loss)
+        cls.weight_option = weight_option
+
+    @property
+    def weight(self) -> float:
+        return getattr(self.method_options, self.weight_option)
+
+    def logits_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.penalised_loss(logits, labels, self.weight)
+
+    def describe_method(self) -> str:
+        return f"{self.options.method} (λ={self.weight:g})"
 
 
 SPEC = RecipeSpec("baseline", BaselineOptions, ClassifierRecipe, kind="classifier",

@@ -13,19 +13,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from defendr_cli.core.training.options import check_at_least, option
+from defendr_cli.core.training.options import option
 from defendr_cli.core.training.recipes.base import RecipeSpec
-from defendr_cli.core.training.recipes.baseline import ClassifierOptions, ClassifierRecipe, classification_loss
+from defendr_cli.core.training.recipes.baseline import ClassifierOptions, PenalisedClassifierRecipe, classification_loss
 
 
 @dataclass
 class ClpOptions(ClassifierOptions):
-    pair_weight: float = option(0.5, help="Lambda of the logit-pairing MSE.")
-
-    def validate(self) -> "ClpOptions":
-        super().validate()
-        check_at_least("--pair-weight", self.pair_weight, 0)
-        return self
+    pair_weight: float = option(0.5, minimum=0, help="Lambda of the logit-pairing MSE.")
 
 
 def clean_logit_pairing_loss(logits: torch.Tensor, labels: torch.Tensor, weight: float) -> torch.Tensor:
@@ -38,14 +33,8 @@ def clean_logit_pairing_loss(logits: torch.Tensor, labels: torch.Tensor, weight:
     return loss
 
 
-class CleanLogitPairingRecipe(ClassifierRecipe):
+class CleanLogitPairingRecipe(PenalisedClassifierRecipe, loss=clean_logit_pairing_loss, weight_option="pair_weight"):
     method_options: ClpOptions
-
-    def logits_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return clean_logit_pairing_loss(logits, labels, self.method_options.pair_weight)
-
-    def describe_method(self) -> str:
-        return f"clp (λ={self.method_options.pair_weight:g})"
 
 
 SPEC = RecipeSpec("clp", ClpOptions, CleanLogitPairingRecipe, kind="classifier",

@@ -44,7 +44,7 @@ from defendr_cli.core.models.dunet import DUNet, DUNetConfig
 from defendr_cli.core.models.references import make_reference
 from defendr_cli.core.training.data import BatchSource, TrainBatch, resolve_adv_sets
 from defendr_cli.core.training.history import EpochRecord
-from defendr_cli.core.training.options import TrainOptions, check_choice, option
+from defendr_cli.core.training.options import TrainOptions, option
 from defendr_cli.core.training.recipes.adversarial_source import (
     AdversarialSourceOptions,
     adv_set_parents,
@@ -61,13 +61,12 @@ class DunetOptions(AdversarialSourceOptions):
     """The adversarial pairs (--adv sets, or --online ATTACK; neither: every train-split set made
     from the target), the guide loss, the frozen target and the denoiser's width."""
 
-    guide: str = option("logits", help="Guide loss on the target's logits | features | pixels.")
+    guide: str = option("logits", choices=GUIDES, help="Guide loss on the target's logits | features | pixels.")
     target: str = option("baseline", help="Frozen target classifier.")
     width_mult: float = option(1.0, help="Denoiser width multiplier.")
 
     def validate(self) -> "DunetOptions":
         super().validate()
-        check_choice("--guide", self.guide, GUIDES)
         if not self.width_mult > 0:
             raise InputError(f"--width-mult must be positive, got {self.width_mult}")
         if self.adv and self.online:

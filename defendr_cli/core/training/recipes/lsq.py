@@ -9,19 +9,14 @@ from dataclasses import dataclass
 
 import torch
 
-from defendr_cli.core.training.options import check_at_least, option
+from defendr_cli.core.training.options import option
 from defendr_cli.core.training.recipes.base import RecipeSpec
-from defendr_cli.core.training.recipes.baseline import ClassifierOptions, ClassifierRecipe, classification_loss
+from defendr_cli.core.training.recipes.baseline import ClassifierOptions, PenalisedClassifierRecipe, classification_loss
 
 
 @dataclass
 class LsqOptions(ClassifierOptions):
-    squeeze_weight: float = option(0.05, help="Lambda of the squared logit norm.")
-
-    def validate(self) -> "LsqOptions":
-        super().validate()
-        check_at_least("--squeeze-weight", self.squeeze_weight, 0)
-        return self
+    squeeze_weight: float = option(0.05, minimum=0, help="Lambda of the squared logit norm.")
 
 
 def logit_squeezing_loss(logits: torch.Tensor, labels: torch.Tensor, weight: float) -> torch.Tensor:
@@ -30,14 +25,8 @@ def logit_squeezing_loss(logits: torch.Tensor, labels: torch.Tensor, weight: flo
     return classification_loss(logits, labels) + weight * logits.pow(2).sum(dim=1).mean()
 
 
-class LogitSqueezingRecipe(ClassifierRecipe):
+class LogitSqueezingRecipe(PenalisedClassifierRecipe, loss=logit_squeezing_loss, weight_option="squeeze_weight"):
     method_options: LsqOptions
-
-    def logits_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return logit_squeezing_loss(logits, labels, self.method_options.squeeze_weight)
-
-    def describe_method(self) -> str:
-        return f"lsq (λ={self.method_options.squeeze_weight:g})"
 
 
 SPEC = RecipeSpec("lsq", LsqOptions, LogitSqueezingRecipe, kind="classifier",
