@@ -57,4 +57,7 @@ def test_preflight_warns_about_a_frozen_random_backbone_and_method_epochs():
     assert any(n.startswith("warning: resnet101 has no pretrained weights and its backbone is frozen") for n in notes)
     assert "methods.dunet.epochs=15 overrides train.epochs=1 for dunet (change it with --set " \
            "methods.dunet.epochs=...)" in notes
-    assert not stages.preflight_notes(load_profile("quick"))  # nothing to say about the quick profile
+    # the quick profile's robust control trains 16 epochs (docs/verdict-spread.md), and says so: a user who
+    # shortens the run with --set train.epochs=1 must learn that madry keeps its own budget
+    assert stages.preflight_notes(load_profile("quick")) == [
+        "methods.madry.epochs=16 overrides train.epochs=8 for madry (change it with --set methods.madry.epochs=...)"]
