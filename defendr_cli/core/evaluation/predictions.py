@@ -71,7 +71,6 @@ def seeded_randomness(seed: int, runtime: Runtime):
 
 
 @torch.no_grad()
-@torch.no_grad()
 def is_stochastic(module: torch.nn.Module, images: torch.Tensor) -> bool:
     """True when two forward passes on the same images (N,3,H,W) in [0,1] differ (a randomized defense)."""
     module.eval()
@@ -89,23 +88,50 @@ def predict(
     reporter: Reporter | None = None,
     description: str = "predict",
 ) -> Predictions:
-    """argmax of `model` over every batch (model in eval mode, seeded randomness, no graph kept)."""
+    """argmax of `model` over every batch (model in eval mode, seeded randomness, no graph kept).
+
+    The three int64 columns are written into arrays sized once (`total` rows when given, doubled when
+    a batch would overflow), not kept as one small array per batch: glibc serves small arrays from the
+    heap, whose top only moves down when everything above it is freed, so thousands of per-batch
+    arrays interleaved with the batches' image buffers made resident memory grow with the split."""
     reporter = reporter or NullReporter()
     model.eval()
-    preds, labels, indices = [], [], []
+    columns = _Columns(total or 0)
     with seeded_randomness(seed, runtime), reporter.task(description, total=total) as task:
         for batch in batches:
             with runtime.autocast():
                 logits = model(runtime.to_device(batch.images))
-            preds.append(logits.argmax(dim=1).cpu().numpy())
-            labels.append(np.asarray(batch.labels, dtype=np.int64))
-            indices.append(np.asarray(batch.indices, dtype=np.int64))
+            columns.append(logits.argmax(dim=1).cpu().numpy(), batch.labels, batch.indices)
             task.advance(len(batch.labels))
-    return _sorted_predictions(preds, labels, indices)
+    return _sorted_predictions(*([column] for column in columns.filled()))
+
+
+class _Columns:
+    """Three int64 columns (preds, labels, indices) filled batch by batch into preallocated arrays."""
+
+    def __init__(self, capacity: int) -> None:
+        self.rows = 0
+        self.data = np.zeros((3, max(int(capacity), 0)), dtype=np.int64)
+
+    def append(self, preds: Any, labels: Any, indices: Any) -> None:
+        n = len(preds)
+        if self.rows + n > self.data.shape[1]:
+            grown = np.zeros((3, max(2 * self.data.shape[1], self.rows + n)), dtype=np.int64)
+            grown[:, :self.rows] = self.data[:, :self.rows]
+            self.data = grown
+        end = self.rows + n
+        self.data[0, self.rows:end] = np.asarray(preds, dtype=np.int64)
+        self.data[1, self.rows:end] = np.asarray(labels, dtype=np.int64)
+        self.data[2, self.rows:end] = np.asarray(indices, dtype=np.int64)
+        self.rows = end
+
+    def filled(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(self.data[k, :self.rows].copy() for k in range(3))
 
 
 def _sorted_predictions(preds: list, labels: list, indices: list) -> Predictions:
-    if not preds:
+    """Predictions from per-part int arrays, concatenated and sorted by clean-split row."""
+    if not preds or not sum(len(p) for p in preds):
         empty = np.zeros(0, dtype=np.int64)
         return Predictions(empty, empty, empty)
     p, y, i = (np.concatenate(x).astype(np.int64) for x in (preds, labels, indices))

@@ -77,9 +77,11 @@ def classifier(settings: dict[str, Any]) -> ModelCost:
 
 
 def _memory(settings: dict[str, Any], cost: ModelCost, batch: int, precision: str, *, training: bool,
-            split: str = "train", kept_share: float = 1.0) -> float:
+            split: str = "train", kept_share: float = 1.0, items: int | None = None) -> float:
     """Peak bytes; kept_share: the share of activations autograd keeps (a frozen backbone keeps
-    only its trainable part's)."""
+    only its trainable part's); items: images the stage iterates (a batch never holds more; default
+    the split's count)."""
+    batch = max(1, min(batch, split_counts(settings)[split] if items is None else items))
     act_bytes = 2 if precision in ("bf16", "fp16") else 4
     weights = cost.parameters * 4 * (4 if training else 1)
     activations = batch * cost.activation_numel * act_bytes * kept_share
@@ -108,7 +110,8 @@ def attack_work(settings: dict[str, Any], spec: dict[str, Any], splits: list[str
     dtype = str(spec.get("dtype", "float16"))
     disk = images * (image_bytes(settings) * STORAGE_BYTES.get(dtype, 2) + ROW_COLUMN_BYTES)
     batch = int(settings["evaluate"].get("batch_size", 128))
-    memory = _memory(settings, cost, batch, precision, training=False, split=splits[0])
+    memory = _memory(settings, cost, batch, precision, training=False, split=splits[0],
+                     items=max(counts[s] for s in splits))
     return StageWork("attack", images, passes, images * passes * cost.forward_flops, precision, disk, memory)
 
 
@@ -132,7 +135,7 @@ def train_work(settings: dict[str, Any], name: str, spec: dict[str, Any], precis
         passes = flops / max(items * (denoiser.forward_flops + cost.forward_flops), 1.0)  # denoiser + target passes
         notes.append(f"DUNET (width {spec.get('width_mult', 1.0)}): {denoiser.forward_flops / 1e9:.2f} GFLOP per image "
                      f"before the classifier's {cost.forward_flops / 1e9:.2f}")
-        memory = _memory(settings, denoiser.plus(cost), batch, precision, training=True)
+        memory = _memory(settings, denoiser.plus(cost), batch, precision, training=True, items=items)
         checkpoint = denoiser.parameters * 4
     else:
         if spec.get("online"):
@@ -144,7 +147,8 @@ def train_work(settings: dict[str, Any], name: str, spec: dict[str, Any], precis
             items = counts["train"] * (1 + n_adv)
         passes = epochs * (items * step + counts["val"]) / max(items, 1)
         flops = items * passes * cost.forward_flops
-        memory = _memory(settings, cost, batch * (2 if method == "alp" else 1), precision, training=True,
+        pair = 2 if method == "alp" else 1  # ALP holds the clean and the adversarial half of each pair
+        memory = _memory(settings, cost, pair * min(batch, items), precision, training=True, items=pair * items,
                          kept_share=cost.trainable_share if frozen and not spec.get("online") else 1.0)
         checkpoint = cost.parameters * 4
     if frozen:
@@ -228,4 +232,4 @@ def gradcam_work(settings: dict[str, Any], precision: str) -> StageWork:
     count = int(settings.get("gradcam", {}).get("count", 8))
     cost = _model_forward(settings, str(settings.get("gradcam", {}).get("model", "baseline")))
     return StageWork("gradcam", 2 * count, 3.0, 2 * count * 3 * cost.forward_flops, precision, 2e5 * count,
-                     _memory(settings, cost, 32, precision, training=False, split="test"))
+                     _memory(settings, cost, 32, precision, training=False, split="test", items=count))
