@@ -110,7 +110,7 @@ def test_attack_plan_counts_the_model_and_writes_no_set(tmp_path, monkeypatch):
     out = json.loads(result.output[result.output.index("{"):])
     rows = {s["id"]: s for s in out["stages"]}
     assert set(rows) == {"attack:pgd:train", "attack:pgd:test"}
-    assert rows["attack:pgd:test"]["passes"] == 2 + 3 * 3 and rows["attack:pgd:test"]["flops"] > 0
+    assert rows["attack:pgd:test"]["passes"] == 2 + 2 * 3  # predictions + forward and input-gradient per step and rows["attack:pgd:test"]["flops"] > 0
     assert all(row["images"] > 0 and row["images"] % 2 == 0 for row in rows.values())  # 2 eps x the split
     assert out["disk_bytes"] > 0 and out["seconds_here"] > 0
     assert not ws.adv_dir.exists() or not any(ws.adv_dir.iterdir())
@@ -142,3 +142,21 @@ def test_train_plan_scales_with_epochs_and_writes_no_model(tmp_path, monkeypatch
     assert one["stages"][0]["flops"] > 0 and one["seconds_here"] > 0 and one["disk_bytes"] > 0
     assert abs(three["stages"][0]["flops"] / one["stages"][0]["flops"] - 3) < 1e-6
     assert not ws.dir_for("model").exists() or not any(ws.dir_for("model").iterdir())
+
+
+def test_paper_plan_counts_single_step_controls_checkpoint_reads_and_small_batches(tmp_path):
+    """fgsm-rs (fast adversarial training) is one gradient step, not the 7-step default; an ensemble
+    stage reads its members' checkpoints; no stage holds a batch larger than its images."""
+    shrink = ["data.classes=4", "data.per_class=3", "data.split=1,1,1", "model.pretrained=null", "train.epochs=1"]
+    settings = resolve_settings("paper", shrink, source="/nowhere")
+    plan = plan_reproduce(Workspace(tmp_path / "ws"), settings, Runtime.create("cpu", "fp32", "auto"), CALIBRATION)
+    stages = {s.id: s for s in plan.stages}
+    fast, pgd = stages["train:fastadv"].work, stages["train:advpgd"].work
+    assert fast.passes < 3 + 2 * 2 + 1.5  # step 3 + one forward/input-gradient (2) per adversarial half, val
+    ensemble = next(s for s in plan.stages if s.id.startswith("ensemble:"))
+    assert ensemble.work.read_bytes > 2 * 100e6  # two or more ResNet-101 checkpoints (170 MB each)
+    assert ensemble.seconds_here > plan_module.STAGE_OVERHEAD_S["ensemble"]
+    for stage in plan.stages:  # 4 images per split: no attack or training stage holds a batch of 32 or 128
+        if stage.work.kind in ("attack", "train"):
+            assert stage.work.memory_bytes < 8e9, stage.id
+    assert pgd.flops > 0

@@ -5,7 +5,7 @@ Training uses the same work model as `reproduce --plan` (core/pipeline/work.py) 
 real split counts and the run's resolved options. For an attack, the model is loaded on the CPU and one blank image is pushed through it under FlopCounterMode
 (any model kind: classifier, DUNET + target, randomized, ensemble, imported), so the FLOPs are
 those of what the attack will differentiate. Passes per image: clean and adversarial predictions
-(2) + 3 per gradient step and restart (see core/pipeline/work.py). Times as in core/pipeline/plan.py.
+(2) + 2 per input-gradient step and restart (see core/pipeline/work.py). Times as in core/pipeline/plan.py.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def plan_attack(workspace: Workspace, config: AttackStageConfig, runtime: Runtim
     info = read_cache_info(cache_path)
     cost = loaded_model_cost(load_model(workspace, config.model).module, info.image_size)
     steps = 1 if config.attack == "fgsm" else int(config.steps or 10)
-    passes = 2 + 3 * steps * int(config.restarts or 1)
+    passes = 2 + work.INPUT_GRADIENT_PASSES * steps * int(config.restarts or 1)
     image_bytes = 3 * info.image_size ** 2
     row_bytes = image_bytes * work.STORAGE_BYTES.get(config.dtype, 2) + work.ROW_COLUMN_BYTES
     stages = []

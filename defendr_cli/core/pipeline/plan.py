@@ -5,7 +5,8 @@ uses (a stage reruns when its key changed or an earlier stage it reads from reru
 each stage comes from core/pipeline/work.py; times are estimates:
 
     this machine:  FLOPs / (calibrated conv GFLOP/s at the stage's precision x CPU_UTILISATION)
-                   + a fixed overhead per stage (STAGE_OVERHEAD_S: loading models and files)
+                   + a fixed overhead per stage (STAGE_OVERHEAD_S) + checkpoint bytes read or
+                     written at CHECKPOINT_BYTES_PER_S
     a named GPU:   FLOPs / (published dense bf16 peak x GPU_UTILISATION) + the same overhead
 
 `check_disk` raises WriteError when the stages to run would write more than the workspace's
@@ -32,6 +33,8 @@ from defendr_cli.core.workspace import Workspace
 CPU_UTILISATION = 0.5  # share of the calibrated conv throughput a whole stage reaches on a CPU
 GPU_UTILISATION = 0.4  # share of a GPU's published dense bf16 peak a stage reaches (stated, not measured)
 STAGE_OVERHEAD_S = {"prepare": 0.1, "ensemble": 0.1, "attack": 1.0, "gradcam": 2.0}  # figures: matplotlib
+CHECKPOINT_BYTES_PER_S = 350e6  # read + sha256 or write + fsync of a checkpoint (measured here: an
+                                # ensemble of two ResNet-101 files, 2 x 170 MB, took 1.0 s)
 DEFAULT_OVERHEAD_S = 0.5  # opening the cache, loading the model(s), writing the result
 GPU_BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
@@ -93,6 +96,8 @@ def stage_work(env: st.StageEnv, stage_id: str) -> work.StageWork:
         for spec, splits in st.attack_specs(settings):
             if rest == f"{'+'.join(st.attack_labels(settings, spec, splits))}:{','.join(splits)}":
                 return work.attack_work(settings, spec, splits, precision)
+    if kind == "ensemble":
+        return work.ensemble_work(settings, list(settings.get("ensembles", {}).get(rest, [])))
     if kind == "gradcam":
         return work.gradcam_work(settings, precision)
     if kind == "evaluate":
@@ -117,7 +122,9 @@ def _statuses(env: st.StageEnv) -> list[tuple[str, str]]:
 
 def stage_seconds(item: work.StageWork, gflops: float, *, utilisation: float) -> float:
     """Estimated wall seconds of one stage at `gflops` (GFLOP/s) reached at `utilisation`."""
-    overhead = STAGE_OVERHEAD_S.get(item.kind, DEFAULT_OVERHEAD_S)
+    overhead = STAGE_OVERHEAD_S.get(item.kind, DEFAULT_OVERHEAD_S) + item.read_bytes / CHECKPOINT_BYTES_PER_S
+    if item.kind == "train":  # the checkpoint is written (best and last epoch) and hashed
+        overhead += 2 * item.disk_bytes / CHECKPOINT_BYTES_PER_S
     if item.kind == "prepare":
         return overhead + item.disk_bytes / (work.PREPARE_BYTES_PER_S * max(1, os.cpu_count() or 1))
     return overhead + item.flops / (gflops * 1e9 * utilisation)

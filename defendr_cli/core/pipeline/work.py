@@ -2,7 +2,8 @@
 
 A stage's work is `images` x `passes`: a pass is one forward of one image through the stage's
 model, a backward pass counting as two (so one training step of an image is 3 passes, an attack
-gradient 3, a prediction 1; a training stage's passes count every epoch, DUNET's are passes through
+input gradient of an attack 2 (the
+attacks differentiate the input only, so no weight gradients are computed), a prediction 1; a training stage's passes count every epoch, DUNET's are passes through
 denoiser + target). FLOPs = images x passes x the model's forward FLOPs at the cache's image size
 (core/pipeline/costs.py). Disk is what the stage writes (bytes); memory the stage's
 peak resident bytes: the process base, the weights (plus gradients and Adam's two moments when
@@ -28,6 +29,8 @@ CASCADE_STANDING = 0.5
 PREPARE_BYTES_PER_S = 8e6
 ROW_COLUMN_BYTES = 6 * 8  # per-row int64/bool columns of an adversarial set
 STORAGE_BYTES = {"float16": 2, "uint8": 1}
+INPUT_GRADIENT_PASSES = 2  # forward + backward to the input only (measured: PGD-10 on ResNet-101 at 299)
+SINGLE_STEP_ONLINE = ("fgsm", "fgsm-rs")  # online attacks of one gradient step (fgsm-rs: Wong et al. 2020)
 SUITE_GRADIENTS = {  # per image and eps: (attack label, gradient steps x targets, queries)
     "standard": (("apgd-ce", 100, 0), ("apgd-t", 100 * 9, 0), ("square", 0, 5000)),
     "rand": (("apgd-ce", 100, 0), ("apgd-dlr", 100, 0)),
@@ -47,6 +50,7 @@ class StageWork:
     disk_bytes: float
     memory_bytes: float
     notes: list[str] = field(default_factory=list)
+    read_bytes: float = 0.0  # checkpoint bytes the stage loads (and hashes) before it computes
 
 
 def split_counts(settings: dict[str, Any]) -> dict[str, int]:
@@ -97,10 +101,15 @@ def prepare_work(settings: dict[str, Any]) -> StageWork:
     return StageWork("prepare", images, 0.0, 0.0, "fp32", disk, PROCESS_BASE_BYTES + 64 * image_bytes(settings) * 8)
 
 
+def online_steps(spec: dict[str, Any], default: int) -> int:
+    """Gradient steps of a training method's online attack (one for FGSM and FGSM with random start)."""
+    return 1 if spec["online"] in SINGLE_STEP_ONLINE else int(spec.get("attack_steps", default))
+
+
 def attack_passes(spec: dict[str, Any]) -> float:
-    """Passes per image: clean and adversarial predictions (2) + 3 per gradient step."""
+    """Passes per image: clean and adversarial predictions (2) + 2 per input-gradient step."""
     steps = 1 if spec["attack"] == "fgsm" else int(spec.get("steps") or 10)
-    return 2 + 3 * steps
+    return 2 + INPUT_GRADIENT_PASSES * steps
 
 
 def attack_work(settings: dict[str, Any], spec: dict[str, Any], splits: list[str], precision: str) -> StageWork:
@@ -129,7 +138,7 @@ def train_work(settings: dict[str, Any], name: str, spec: dict[str, Any], precis
         items = counts["train"] * max(n_adv, 1)
         per_item = 3 * denoiser.forward_flops + 2 * cost.forward_flops
         if spec.get("online"):  # each batch attacked through the target first
-            per_item += 3 * (1 if spec["online"] == "fgsm" else int(spec.get("attack_steps", 10))) * cost.forward_flops
+            per_item += INPUT_GRADIENT_PASSES * online_steps(spec, 10) * cost.forward_flops
         val = counts["val"] * (denoiser.forward_flops + 4 * cost.forward_flops)
         flops = epochs * (items * per_item + val)
         passes = flops / max(items * (denoiser.forward_flops + cost.forward_flops), 1.0)  # denoiser + target passes
@@ -139,8 +148,8 @@ def train_work(settings: dict[str, Any], name: str, spec: dict[str, Any], precis
         checkpoint = denoiser.parameters * 4
     else:
         if spec.get("online"):
-            attack_steps = 1 if spec["online"] == "fgsm" else int(spec.get("attack_steps", 7))
-            items, step = counts["train"], step + float(spec.get("adv_ratio", 1.0)) * 3 * attack_steps
+            items = counts["train"]
+            step += float(spec.get("adv_ratio", 1.0)) * INPUT_GRADIENT_PASSES * online_steps(spec, 7)
         elif method == "alp":
             items, step = counts["train"] * n_adv, 2 * step
         else:
@@ -184,9 +193,9 @@ def adaptive_passes(settings: dict[str, Any], name: str) -> float:
         if label == "square" and ev.get("square_queries"):
             queries = int(ev["square_queries"])
         share = 1.0 if k == 0 else CASCADE_STANDING
-        per_eps += share * (3 * grads * eot + queries)
+        per_eps += share * (INPUT_GRADIENT_PASSES * grads * eot + queries)
     if "pgd" in [str(a) for a in ev.get("attacks", [])]:
-        per_eps += sum(3 * s * r * eot for s in ev.get("steps", []) for r in ev.get("restarts", []))
+        per_eps += sum(INPUT_GRADIENT_PASSES * s * r * eot for s in ev.get("steps", []) for r in ev.get("restarts", []))
     per_eps += int(ev.get("draws", 10)) if stochastic else 1
     return per_eps * adaptive_eps_count(settings)
 
@@ -224,8 +233,23 @@ def evaluate_work(settings: dict[str, Any], precision: str) -> StageWork:
     memory = _memory(settings, biggest, int(ev.get("batch_size", 128)), precision, training=False, split="test")
     notes = [f"transfer: {len(rows)} models x {1 + test_sets} test sets of {counts['test']} images; adaptive: "
              f"{len(adaptive_rows)} models x {subset} images"]
+    read = sum(model_bytes(settings, row) for row in ["baseline", *st.method_specs(settings)])
     return StageWork("evaluate", total_images, flops / max(total_images * cost.forward_flops, 1.0), flops,
-                     precision, 1e6 * len(rows), memory, notes)
+                     precision, 1e6 * len(rows), memory, notes, read_bytes=read)
+
+
+def model_bytes(settings: dict[str, Any], name: str) -> float:
+    """Checkpoint bytes (fp32 weights) of one model row: a classifier, DUNET + its target, an ensemble."""
+    members = settings.get("ensembles", {}).get(name.split("+", 1)[0])
+    if members:
+        return sum(model_bytes(settings, member) for member in members)
+    return 4.0 * _model_forward(settings, name).parameters
+
+
+def ensemble_work(settings: dict[str, Any], members: list[str]) -> StageWork:
+    """An ensemble manifest: no compute; its members' checkpoints are read and hashed."""
+    read = sum(model_bytes(settings, member) for member in members)
+    return StageWork("ensemble", 0, 0.0, 0.0, "fp32", 1e4, PROCESS_BASE_BYTES, read_bytes=read)
 
 
 def gradcam_work(settings: dict[str, Any], precision: str) -> StageWork:
