@@ -137,7 +137,7 @@ def section_accuracy(tmp: Path) -> dict:
         started = time.perf_counter()
         result = train(train_options(method, {**QUICK_TRAIN, **extra}), context)
         timings[result.name] = time.perf_counter() - started
-        rows[result.name] = {"best_val_acc": result.best.get("val_acc"), "best_epoch": result.best.get("epoch"),
+        rows[result.name] = {"best_val_acc": result.best.val_acc, "best_epoch": result.best.epoch,
                              "train_seconds": round(timings[result.name], 1)}
 
     run("baseline")
