@@ -13,8 +13,9 @@ Runs to compare:
     --run quick         run `defendr reproduce` (quick profile) in a temporary workspace first
     --run paper-shrunk  run the paper profile on synthetic images at 299 px with ResNet-101 (no
                         weights file), shrunk by PAPER_SHRINK (4 classes x 3 images, one epoch
-                        for every model, two small attacks, transfer evaluation only: the paper
-                        profile has no `evaluate.suite` / `square_queries` key that --set could shrink)
+                        for every model, two small attacks, transfer evaluation only; the
+                        documented CPU-sized run with the adaptive suite is docs/paper-profile.md's,
+                        compare it with --report)
 
 Output: a table per run, the ratios, and benchmarks/results/bench_plan.json (or --out).
 

@@ -61,3 +61,30 @@ def test_preflight_warns_about_a_frozen_random_backbone_and_method_epochs():
     # shortens the run with --set train.epochs=1 must learn that madry keeps its own budget
     assert stages.preflight_notes(load_profile("quick")) == [
         "methods.madry.epochs=16 overrides train.epochs=8 for madry (change it with --set methods.madry.epochs=...)"]
+
+
+def _documented_cpu_run() -> list[str]:
+    """The --set arguments of docs/paper-profile.md's CPU-sized command."""
+    import re
+    import shlex
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "paper-profile.md").read_text()
+    section = doc[doc.index("## A CPU-sized run"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1).replace("\\\n", " ")
+    words = shlex.split(block)
+    return [words[i + 1] for i, word in enumerate(words) if word == "--set"]
+
+
+def test_the_documented_cpu_sized_paper_run_applies_and_attacks_what_the_checks_read():
+    overrides = _documented_cpu_run()
+    settings = apply_overrides(load_profile("paper"), overrides)
+    assert settings["data"]["classes"] == 4 and settings["extra_test_attacks"] == []
+    attacked = set(settings["evaluate"]["adaptive_models"])
+    checks = settings["checks"]
+    # every model a phenomena check reads is attacked adaptively, and the control has defenses to beat
+    assert set(checks["adaptive_below_transfer"]) | {checks["robust_control"]["model"]} <= attacked
+    assert attacked & set(checks["robust_control"]["defenses"])
+    env = _env(None, settings)
+    epochs = {name: stages.train_options(env, name, spec).epochs for name, spec in stages.method_specs(settings).items()}
+    assert set(epochs.values()) == {1}, epochs
+    assert not [n for n in stages.preflight_notes(settings) if n.startswith("warning")]
