@@ -68,6 +68,9 @@ def interrupt_for_test(done: int) -> None:
     """
     wanted = os.environ.get(INTERRUPT_ENV)
     if wanted and wanted.isdigit() and int(wanted) == done:
+        # a process started in the background by a shell inherits SIGINT ignored (the suite run under
+        # `nohup ... &`): install Python's Ctrl-C handler so the signal interrupts as a user's would
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.kill(os.getpid(), signal.SIGINT)
 
 

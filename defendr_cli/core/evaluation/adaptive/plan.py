@@ -227,6 +227,14 @@ def cheap_entry(entry: SuiteEntry) -> SuiteEntry:
     return replace(entry, params={**entry.params, **{k: 2 for k in ("steps", "n_queries") if spec.accepts(k)}})
 
 
+def early_stop_entry(entry: SuiteEntry) -> SuiteEntry:
+    """`entry` stopping each image at its first adversarial iterate, when the attack can (APGD, APGD-T):
+    for a check that only asks whether each image of a deterministic model breaks (the large-eps
+    check), which then costs the steps until the image broke instead of every step."""
+    spec = get_attack(entry.attack)
+    return replace(entry, params={**entry.params, "early_stop": True}) if spec.accepts("early_stop") else entry
+
+
 def column_name(label: str) -> str:
     """A suite column's header from its label: the attack's `AttackSpec.report_label`, with the loss
     when the entry picks one ('apgd-ce' -> 'APGD-CE', 'square' -> 'Square', 'pgd' -> 'PGD'); the

@@ -33,7 +33,8 @@ from defendr_cli.core.evaluation.adaptive.eps import LARGE_EPS, AdaptiveEps
 from defendr_cli.core.evaluation.adaptive.eps_run import EpsJob, EpsRun, SuiteTarget, run_eps
 from defendr_cli.core.evaluation.adaptive.partial import AdaptivePartials, file_signature
 from defendr_cli.core.evaluation.adaptive.pgd_sweep import attack_correct_mask
-from defendr_cli.core.evaluation.adaptive.plan import SuitePlan, cheap_entry, first_entry, resolve_suite
+from defendr_cli.core.evaluation.adaptive.plan import (SuitePlan, cheap_entry, early_stop_entry, first_entry,
+                                                      resolve_suite)
 from defendr_cli.core.evaluation.adaptive.results import (AdaptiveResult, AdaptiveRow, AdaptiveSettings, EpsPoint,
                                                           GridPoint)
 from defendr_cli.core.evaluation.adaptive.seeds import SeedPlan
@@ -233,10 +234,14 @@ def _budget_accuracy(target: SuiteTarget, subset: Subset, eps: float, *, runtime
                      cheap: bool = False) -> float:
     """Accuracy after the suite's first attack alone (APGD-CE when the suite is the PGD sweep alone)
     at `eps`: 0 for the eps=0 check (`cheap`: the fewest steps or queries, nothing can move) or
-    the large-eps check's budget."""
+    the large-eps check's budget. At a budget, a deterministic model's images stop at their first
+    adversarial iterate (early_stop): the check asks only whether each image breaks, and a broken
+    image stays broken; a randomized model runs every step, so that its images hold up to fresh draws."""
     entry = first_entry(target.entries)
     if cheap:
         entry = cheap_entry(entry)
+    elif not target.stochastic:
+        entry = early_stop_entry(entry)
     attack = resolve_suite([entry], eps, runtime=runtime, common=target.common)
     return run_suite(target.module, subset.images, subset.labels, attack, runtime=runtime, seed=seed,
                      batch_size=batch_size).robust_accuracy
